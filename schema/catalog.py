@@ -1,0 +1,110 @@
+"""Catalog queries and mutations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import Info
+
+from schema.context import Context
+from schema.permissions import merchant_mutation, storefront_field
+from schema.types import (
+    DeleteProductsResult,
+    PageInfo,
+    Product,
+    ProductConnection,
+    ProductFilterInput,
+    ProductInput,
+    ProductUpsertResult,
+    UpsertStatus,
+)
+from service import catalog
+from service.auth import Role
+
+BAD_INPUT = "BAD_USER_INPUT"
+
+
+def bad_input(message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": BAD_INPUT})
+
+
+@strawberry.type
+class CatalogQuery:
+    @storefront_field(description="One active product by id (merchant keys also see inactive).")
+    async def product(self, info: Info[Context, Any], id: strawberry.ID) -> Product | None:
+        ctx = info.context
+        found = await catalog.get_product(
+            ctx.runtime.store, str(id), include_inactive=ctx.role is Role.MERCHANT
+        )
+        return Product.of(found) if found else None
+
+    @storefront_field(description="Products in id order, filtered, with cursor pagination.")
+    async def products(
+        self,
+        info: Info[Context, Any],
+        filter: ProductFilterInput | None = None,
+        first: int = 20,
+        after: str | None = None,
+    ) -> ProductConnection:
+        ctx = info.context
+        cap = ctx.runtime.settings.max_page_size
+        if not 1 <= first <= cap:
+            raise bad_input(f"first must be between 1 and {cap}, got {first}")
+        f = filter or ProductFilterInput()
+        if f.include_inactive and ctx.role is not Role.MERCHANT:
+            raise GraphQLError(
+                "filter.includeInactive needs a merchant key", extensions={"code": "FORBIDDEN"}
+            )
+        if (f.min_price is not None or f.max_price is not None) and not f.currency:
+            raise bad_input("filter.currency is required with minPrice or maxPrice")
+        flt = catalog.ProductFilter(
+            ids=tuple(str(i) for i in f.ids) if f.ids is not None else None,
+            category_path=tuple(f.category_path) if f.category_path else None,
+            brands=tuple(f.brands) if f.brands is not None else None,
+            min_price=f.min_price,
+            max_price=f.max_price,
+            currency=f.currency,
+            in_stock=f.in_stock,
+            include_inactive=f.include_inactive,
+        )
+        try:
+            page = await catalog.list_products(ctx.runtime.store, flt, first, after)
+        except catalog.CursorError as exc:
+            raise bad_input(str(exc)) from None
+        return ProductConnection(
+            nodes=[Product.of(p) for p in page.items],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
+
+
+@strawberry.type
+class CatalogMutation:
+    @merchant_mutation(
+        description="Create or replace products (up to the batch limit); a result per item, "
+        "valid items kept when others are rejected."
+    )
+    async def upsert_products(
+        self, info: Info[Context, Any], products: list[ProductInput]
+    ) -> list[ProductUpsertResult]:
+        ctx = info.context
+        limit = ctx.runtime.settings.max_upsert_batch
+        if len(products) > limit:
+            raise bad_input(f"products: {len(products)} items; at most {limit} per call")
+        results = await catalog.upsert_products(ctx.runtime.store, [p.to_raw() for p in products])
+        return [
+            ProductUpsertResult(
+                index=r.index, id=r.id, status=UpsertStatus(r.status.value), reason=r.reason
+            )
+            for r in results
+        ]
+
+    @merchant_mutation(description="Delete products by id; returns how many existed.")
+    async def delete_products(
+        self, info: Info[Context, Any], ids: list[strawberry.ID]
+    ) -> DeleteProductsResult:
+        if len(ids) > info.context.runtime.settings.max_upsert_batch:
+            raise bad_input("ids: too many ids in one call")
+        deleted = await catalog.delete_products(info.context.runtime.store, [str(i) for i in ids])
+        return DeleteProductsResult(deleted=deleted)

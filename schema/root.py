@@ -1,0 +1,17 @@
+"""The root Query and Mutation, merged from one part per domain.
+
+Each domain module (catalog, events, storefront, ...) owns its own `...Query` / `...Mutation`
+class; adding a domain means adding it to the lists below.
+"""
+
+from __future__ import annotations
+
+from strawberry.tools import merge_types
+
+from schema.catalog import CatalogMutation, CatalogQuery
+
+QUERY_PARTS: tuple[type, ...] = (CatalogQuery,)
+MUTATION_PARTS: tuple[type, ...] = (CatalogMutation,)
+
+Query = merge_types("Query", QUERY_PARTS)
+Mutation = merge_types("Mutation", MUTATION_PARTS)
