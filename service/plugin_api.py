@@ -1,0 +1,356 @@
+"""What plugins see and return: the typed values and the strategy protocols.
+
+This is the merchant-facing contract (with `service.hookspecs`). Built-in plugins use nothing
+else. Values are frozen dataclasses so one request's context can be shared by strategies that
+run concurrently; strategies never mutate what they are given.
+
+Since version 0.1.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from service.catalog import Product
+from service.money import Money
+from service.shopper import Profile
+
+if TYPE_CHECKING:
+    from service.config import Settings
+    from service.store import Store
+
+# -- the request ---------------------------------------------------------------------------
+
+
+class PageType(StrEnum):
+    HOME = "HOME"
+    PRODUCT = "PRODUCT"
+    CATEGORY = "CATEGORY"
+    CART = "CART"
+    SEARCH = "SEARCH"
+    CHECKOUT = "CHECKOUT"
+
+
+@dataclass(frozen=True)
+class CartLine:
+    product_id: str
+    quantity: int
+
+
+class CatalogReader(Protocol):
+    """Per-request product lookups, batched and cached (one round trip per batch)."""
+
+    async def get_many(self, ids: Sequence[str]) -> Mapping[str, Product]: ...
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """One storefront request, built once and shared (read-only) by every strategy.
+
+    ``profile`` is None for an anonymous session or an unknown shopper. ``personalized`` is
+    False when the shopper withheld consent (or is in a holdout): only non-personalized
+    strategies may then use shopper data. ``products`` holds the page's and the cart's products.
+    """
+
+    request_id: str
+    now: datetime
+    page: PageType
+    currency: str
+    catalog: CatalogReader
+    user_id: str | None = None
+    session_id: str | None = None
+    product_id: str | None = None
+    category_path: tuple[str, ...] | None = None
+    search_query: str | None = None
+    cart_lines: tuple[CartLine, ...] = ()
+    coupon_codes: tuple[str, ...] = ()
+    profile: Profile | None = None
+    personalized: bool = True
+    # Products this session viewed or carted, newest first (session-based recommendations).
+    session_recent: tuple[str, ...] = ()
+    products: Mapping[str, Product] = field(default_factory=dict)
+    # Experiment variant overrides of strategy parameters, by strategy name.
+    overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def shopper_key(self) -> str | None:
+        return self.user_id or self.session_id
+
+
+# -- recommendations -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why an item or offer is shown: a machine code, text a shopper can read, its source.
+
+    Strategies may leave ``strategy`` empty; the host fills in the strategy's name.
+    """
+
+    code: str
+    text: str
+    strategy: str = ""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A product a recommender proposes, with a strategy-specific score (higher is better)."""
+
+    product_id: str
+    score: float
+    reasons: tuple[Reason, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlotFilter:
+    category_path: tuple[str, ...] | None = None
+    min_price: int | None = None  # minor units, in the request currency
+    max_price: int | None = None
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One recommendation slot of the page: which strategies fill it, with which weights."""
+
+    name: str
+    title: str
+    strategies: tuple[str, ...]
+    limit: int = 10
+    weights: Mapping[str, float] = field(default_factory=dict)
+    filters: SlotFilter = field(default_factory=SlotFilter)
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What `Recommender.fit` learns from: the catalog and the behaviour events of a window.
+
+    ``events`` are stored event documents (see `service.events`), oldest first.
+    """
+
+    products: Sequence[Product]
+    events: Sequence[Mapping[str, Any]]
+    window_start: datetime
+    window_end: datetime
+    progress: Callable[[str, float], None] | None = None  # (stage, fraction done)
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    async def recommend(self, ctx: RequestContext, slot: Slot) -> Sequence[Candidate]:
+        """Candidates for ``slot``, best first. Keep it bounded: no pass over the catalog."""
+        ...
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    async def fit(self, data: TrainingData) -> None:
+        """Learn from ``data``; `shopfront train` calls it. Optional for a recommender."""
+        ...
+
+
+# -- coupons -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CouponOffer:
+    """A coupon offered to this shopper: the code to enter, a title, expiry, and why."""
+
+    code: str
+    title: str
+    reason: Reason
+    expires_at: datetime | None = None
+    campaign_id: str | None = None
+    strategy: str = ""
+
+
+@runtime_checkable
+class CouponStrategy(Protocol):
+    async def offers(self, ctx: RequestContext) -> Sequence[CouponOffer]:
+        """Offers for this shopper now (may mint a unique code through its own store access)."""
+        ...
+
+
+# -- cart pricing --------------------------------------------------------------------------
+
+
+class PromotionClass(StrEnum):
+    ORDER = "order"
+    PRODUCT = "product"
+    SHIPPING = "shipping"
+
+
+class Stacking(StrEnum):
+    EXCLUSIVE = "exclusive"  # never together with another promotion
+    ALL = "all"  # combines with everything that combines
+    CLASSES = "classes"  # combines only with the classes in `combines_with`
+
+
+@dataclass(frozen=True)
+class PromotionTerms:
+    """How a promotion stacks: its class, priority (lower runs first) and stacking rule."""
+
+    name: str
+    title: str
+    klass: PromotionClass
+    priority: int = 100
+    stacking: Stacking = Stacking.ALL
+    combines_with: frozenset[PromotionClass] = frozenset()
+
+
+@dataclass(frozen=True)
+class PricedLine:
+    index: int
+    product_id: str
+    quantity: int
+    unit_price: Money
+    subtotal: Money  # unit_price * quantity
+    discount: Money  # sum of promotion discounts allocated to this line
+
+    @property
+    def total(self) -> Money:
+        return self.subtotal - self.discount
+
+
+@dataclass(frozen=True)
+class AppliedPromotion:
+    name: str
+    title: str
+    amount: Money  # order-level total of this promotion's discount
+    line_amounts: Mapping[int, int] = field(default_factory=dict)  # line index -> minor units
+    shipping_amount: int = 0
+    source: str = "promotion"  # or "coupon:<code>"
+
+
+@dataclass(frozen=True)
+class NotApplied:
+    name: str
+    reason: str
+    code: str = "NOT_APPLICABLE"
+
+
+@dataclass(frozen=True)
+class Nudge:
+    """A promotion the cart almost meets: what is missing and products that would complete it."""
+
+    promotion: str
+    text: str
+    missing: Money | None = None
+    product_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PricedCart:
+    currency: str
+    lines: tuple[PricedLine, ...]
+    shipping: Money
+    applied: tuple[AppliedPromotion, ...] = ()
+    not_applied: tuple[NotApplied, ...] = ()
+    nudges: tuple[Nudge, ...] = ()
+
+    @property
+    def subtotal(self) -> Money:
+        return sum((line.subtotal for line in self.lines), Money.zero(self.currency))
+
+    @property
+    def line_discount_total(self) -> Money:
+        return sum((line.discount for line in self.lines), Money.zero(self.currency))
+
+    @property
+    def shipping_discount(self) -> Money:
+        return Money(sum(a.shipping_amount for a in self.applied), self.currency)
+
+    @property
+    def discount_total(self) -> Money:
+        return self.line_discount_total + self.shipping_discount
+
+    @property
+    def total(self) -> Money:
+        """subtotal - discounts + shipping, never below zero."""
+        net_shipping = (self.shipping - self.shipping_discount).clamp_min_zero()
+        return (self.subtotal - self.line_discount_total).clamp_min_zero() + net_shipping
+
+
+@dataclass(frozen=True)
+class PromotionOutcome:
+    """What one promotion does to the cart priced so far.
+
+    ``line_discounts`` maps line index to minor units off that line (never more than the
+    line's remaining total); ``shipping_discount`` is minor units off shipping. When
+    ``applied`` is False, ``reason`` says why and ``nudge`` may say what would make it apply.
+    """
+
+    applied: bool
+    reason: str = ""
+    line_discounts: Mapping[int, int] = field(default_factory=dict)
+    shipping_discount: int = 0
+    nudge: Nudge | None = None
+
+
+@runtime_checkable
+class Promotion(Protocol):
+    @property
+    def terms(self) -> PromotionTerms: ...
+
+    async def apply(
+        self, ctx: RequestContext, cart: PricedCart, priced_so_far: PricedCart
+    ) -> PromotionOutcome:
+        """The discount this promotion gives on ``priced_so_far`` (``cart`` is the undiscounted
+        cart). Must not raise for a cart it does not apply to: return ``applied=False``."""
+        ...
+
+
+# -- registration --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StrategySetup:
+    """What a factory receives: its validated config, the service settings, and the store."""
+
+    name: str
+    config: Mapping[str, Any]
+    settings: Settings
+    store: Store
+    log: logging.Logger
+
+
+@dataclass(frozen=True)
+class RecommenderSpec:
+    name: str
+    factory: Callable[[StrategySetup], Recommender | Awaitable[Recommender]]
+    description: str
+    default_config: Mapping[str, Any] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()  # config keys hidden in the `plugins` query
+    personalized: bool = True  # False: safe for shoppers without personalization consent
+
+
+@dataclass(frozen=True)
+class CouponStrategySpec:
+    name: str
+    factory: Callable[[StrategySetup], CouponStrategy | Awaitable[CouponStrategy]]
+    description: str
+    default_config: Mapping[str, Any] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+    personalized: bool = True
+
+
+@dataclass(frozen=True)
+class PromotionSpec:
+    name: str
+    factory: Callable[[StrategySetup], Promotion | Awaitable[Promotion]]
+    description: str
+    default_config: Mapping[str, Any] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StackingPlan:
+    """Alternative promotion sequences to price; the engine keeps the best for the shopper
+    (lowest total), ties to the earlier alternative. Each alternative is in chain order."""
+
+    alternatives: tuple[tuple[str, ...], ...]
