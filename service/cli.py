@@ -174,6 +174,86 @@ def keys_revoke(key: str) -> None:
         click.echo(f"revoked {k.id} ({k.name})")
 
 
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default=None,
+    help="File format (default: from the extension, .jsonl/.ndjson or .csv).",
+)
+def import_command(file: Path, fmt: str | None) -> None:
+    """Import products from a JSONL or CSV file (created or updated by id).
+
+    Exits 0 when every row was imported, 1 when any row was rejected (the others are kept)
+    or the file could not be imported at all (then nothing is written).
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from service.importer import ImportFileError, RowSource, import_products
+
+    try:
+        source = RowSource(file, fmt)
+    except ImportFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    progress = Progress(
+        TextColumn("importing {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+    with source, database(load_settings()) as live, progress:
+        task = progress.add_task(file.name, total=source.total_bytes)
+        summary = run_with_store(
+            live,
+            lambda s: import_products(
+                s, source, on_progress=lambda done: progress.update(task, completed=done)
+            ),
+        )
+    click.echo(
+        f"{file.name}: {summary.created} created, {summary.updated} updated, "
+        f"{len(summary.rejected)} rejected"
+    )
+    for row in summary.rejected:
+        click.echo(f"  line {row.line}: {row.reason}")
+    if summary.rejected:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Load the demo data set (the only seed there is).")
+@click.option("--force", is_flag=True, help="Seed even if the catalog already has products.")
+def seed(demo: bool, force: bool) -> None:
+    """Seed the database with the demo catalog (`--demo`)."""
+    from service.demo import DemoError, seed_demo
+
+    if not demo:
+        raise click.UsageError("say what to seed: `shopfront seed --demo` loads the demo data")
+
+    async def work(store: Store) -> str:
+        existing = await store.products.count_documents({})
+        if existing and not force:
+            raise click.ClickException(
+                f"the catalog already has {existing} products; pass --force to add or "
+                "overwrite the demo products anyway"
+            )
+        try:
+            summary = await seed_demo(store, live)
+        except DemoError as exc:
+            raise click.ClickException(str(exc)) from None
+        return (
+            f"demo catalog: {summary.products} products ({summary.products_created} created, "
+            f"{summary.products_updated} updated) in {summary.categories} categories, "
+            f"{summary.brands} brands"
+        )
+
+    with database(load_settings()) as live:
+        click.echo(run_with_store(live, work))
+
+
 @main.command()
 @click.option(
     "--out",
