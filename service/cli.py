@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ import click
 
 from service.config import ConfigError, Settings
 from service.embedded import EmbeddedMongo, EmbeddedUnavailable
-from service.store import DatabaseUnavailable, Store, open_store
+from service.store import DatabaseUnavailable, Store, open_store, wait_until_reachable
 
 T = TypeVar("T")
 log = logging.getLogger("shopfront")
@@ -32,14 +35,47 @@ def load_settings(**overrides: Any) -> Settings:
         raise click.ClickException(f"configuration: {exc}") from None
 
 
+RUNNING_FILE = "db.running"  # {"pid", "uri"} of the embedded server serving the data folder
+
+
+def running_embedded(data: Path) -> str | None:
+    """The URI of the embedded server another Shopfront process runs on ``data``, if any.
+
+    One data folder holds one database, and only one server process can open it, so a command
+    run beside `shopfront serve` (say `shopfront keys create`) talks to the running server.
+    """
+    try:
+        info = json.loads((data / RUNNING_FILE).read_text())
+        pid, uri = int(info["pid"]), str(info["uri"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # left behind by a crash
+    except PermissionError:
+        pass  # alive, owned by another user
+    try:
+        wait_until_reachable(uri, 2.0, lambda: True)
+    except DatabaseUnavailable:
+        return None
+    return uri
+
+
 @contextlib.contextmanager
 def database(settings: Settings) -> Iterator[Settings]:
-    """Settings whose ``mongodb_uri`` answers: the configured server, or the embedded one."""
+    """Settings whose ``mongodb_uri`` answers: the configured server, the embedded server
+    already running on the data folder, or a new embedded server for as long as this lasts."""
     if settings.mongodb_uri:
         yield settings
         return
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
+    shared = running_embedded(data)
+    if shared is not None:
+        click.echo(f"using the embedded MongoDB already running on {data / 'db'}", err=True)
+        yield dataclasses.replace(settings, mongodb_uri=shared)
+        return
     server = EmbeddedMongo(
         data / "db",
         start_timeout_s=settings.embedded_start_timeout_s,
@@ -52,9 +88,14 @@ def database(settings: Settings) -> Iterator[Settings]:
     click.echo(
         f"embedded MongoDB running on {server.host}:{server.port} (data in {data / 'db'})", err=True
     )
+    marker = data / RUNNING_FILE
     try:
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": server.pid, "uri": server.uri}))
+        tmp.replace(marker)
         yield dataclasses.replace(settings, mongodb_uri=server.uri)
     finally:
+        marker.unlink(missing_ok=True)
         server.stop()
 
 
@@ -70,6 +111,30 @@ def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) ->
             await store.close()
 
     return asyncio.run(main())
+
+
+class _Stopped(Exception):
+    """SIGTERM, turned into an exception so that cleanup (`database()`) runs."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def run_until_stopped(server: Any) -> None:
+    """Run a uvicorn server until Ctrl-C or SIGTERM, then return normally.
+
+    uvicorn drains on either signal and then raises the same signal again for the embedding
+    program. Left alone, SIGINT would end as click's "Aborted!" (exit 1) and SIGTERM would kill
+    the process before the embedded database is stopped; both were a clean stop, so exit 0.
+    """
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        server.run()
+    except (KeyboardInterrupt, _Stopped):
+        log.info("shopfront stopped")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.group()
@@ -120,7 +185,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
             log_level="info",
             timeout_graceful_shutdown=10,
         )
-        uvicorn.Server(config).run()
+        run_until_stopped(uvicorn.Server(config))
 
 
 @main.group()
