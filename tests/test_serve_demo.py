@@ -2,8 +2,8 @@
 
 Starts the real command twice on one data folder: the first start seeds the demo catalog and
 writes the demo keys; another command (`keys list`) shares the running embedded database;
-Ctrl-C (SIGINT) stops the service and its database cleanly; the second
-start finds the same data and the same keys.
+Ctrl-C (SIGINT) stops the service and its database cleanly; the second start finds the same
+data and the same keys, and SIGTERM stops it cleanly too.
 """
 
 from __future__ import annotations
@@ -105,8 +105,8 @@ class Service:
         )
         return resp.json()
 
-    def interrupt(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
+    def interrupt(self, sig: signal.Signals = signal.SIGINT) -> int:
+        self.proc.send_signal(sig)
         try:
             return self.proc.wait(30)
         finally:
@@ -178,4 +178,8 @@ def test_serve_demo_end_to_end(tmp_path: Path, services: list[Service]) -> None:
     assert again["data"]["products"]["nodes"] == nodes
     mine = second.graphql('query { product(id: "e2e-1") { title } }', storefront)
     assert mine == {"data": {"product": {"title": "End-to-end mug"}}}
-    assert second.interrupt() == 0, second.output()
+    # `docker stop` and process managers send SIGTERM: also a clean stop.
+    [database] = children(second.proc.pid)
+    assert second.interrupt(signal.SIGTERM) == 0, second.output()
+    assert "embedded MongoDB stopped" in second.output()
+    assert not alive(database)
