@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -19,7 +22,7 @@ import click
 
 from service.config import ConfigError, Settings
 from service.embedded import EmbeddedMongo, EmbeddedUnavailable
-from service.store import DatabaseUnavailable, Store, open_store
+from service.store import DatabaseUnavailable, Store, open_store, wait_until_reachable
 
 T = TypeVar("T")
 log = logging.getLogger("shopfront")
@@ -32,14 +35,47 @@ def load_settings(**overrides: Any) -> Settings:
         raise click.ClickException(f"configuration: {exc}") from None
 
 
+RUNNING_FILE = "db.running"  # {"pid", "uri"} of the embedded server serving the data folder
+
+
+def running_embedded(data: Path) -> str | None:
+    """The URI of the embedded server another Shopfront process runs on ``data``, if any.
+
+    One data folder holds one database, and only one server process can open it, so a command
+    run beside `shopfront serve` (say `shopfront keys create`) talks to the running server.
+    """
+    try:
+        info = json.loads((data / RUNNING_FILE).read_text())
+        pid, uri = int(info["pid"]), str(info["uri"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None  # left behind by a crash
+    except PermissionError:
+        pass  # alive, owned by another user
+    try:
+        wait_until_reachable(uri, 2.0, lambda: True)
+    except DatabaseUnavailable:
+        return None
+    return uri
+
+
 @contextlib.contextmanager
 def database(settings: Settings) -> Iterator[Settings]:
-    """Settings whose ``mongodb_uri`` answers: the configured server, or the embedded one."""
+    """Settings whose ``mongodb_uri`` answers: the configured server, the embedded server
+    already running on the data folder, or a new embedded server for as long as this lasts."""
     if settings.mongodb_uri:
         yield settings
         return
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
+    shared = running_embedded(data)
+    if shared is not None:
+        click.echo(f"using the embedded MongoDB already running on {data / 'db'}", err=True)
+        yield dataclasses.replace(settings, mongodb_uri=shared)
+        return
     server = EmbeddedMongo(
         data / "db",
         start_timeout_s=settings.embedded_start_timeout_s,
@@ -52,9 +88,14 @@ def database(settings: Settings) -> Iterator[Settings]:
     click.echo(
         f"embedded MongoDB running on {server.host}:{server.port} (data in {data / 'db'})", err=True
     )
+    marker = data / RUNNING_FILE
     try:
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": server.pid, "uri": server.uri}))
+        tmp.replace(marker)
         yield dataclasses.replace(settings, mongodb_uri=server.uri)
     finally:
+        marker.unlink(missing_ok=True)
         server.stop()
 
 
@@ -70,6 +111,30 @@ def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) ->
             await store.close()
 
     return asyncio.run(main())
+
+
+class _Stopped(Exception):
+    """SIGTERM, turned into an exception so that cleanup (`database()`) runs."""
+
+
+def _raise_stopped(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+def run_until_stopped(server: Any) -> None:
+    """Run a uvicorn server until Ctrl-C or SIGTERM, then return normally.
+
+    uvicorn drains on either signal and then raises the same signal again for the embedding
+    program. Left alone, SIGINT would end as click's "Aborted!" (exit 1) and SIGTERM would kill
+    the process before the embedded database is stopped; both were a clean stop, so exit 0.
+    """
+    previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    try:
+        server.run()
+    except (KeyboardInterrupt, _Stopped):
+        log.info("shopfront stopped")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @click.group()
@@ -120,7 +185,7 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
             log_level="info",
             timeout_graceful_shutdown=10,
         )
-        uvicorn.Server(config).run()
+        run_until_stopped(uvicorn.Server(config))
 
 
 @main.group()
@@ -172,6 +237,86 @@ def keys_revoke(key: str) -> None:
         raise click.ClickException(f"no key with id or name {key!r}")
     for k in revoked:
         click.echo(f"revoked {k.id} ({k.name})")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default=None,
+    help="File format (default: from the extension, .jsonl/.ndjson or .csv).",
+)
+def import_command(file: Path, fmt: str | None) -> None:
+    """Import products from a JSONL or CSV file (created or updated by id).
+
+    Exits 0 when every row was imported, 1 when any row was rejected (the others are kept)
+    or the file could not be imported at all (then nothing is written).
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from service.importer import ImportFileError, RowSource, import_products
+
+    try:
+        source = RowSource(file, fmt)
+    except ImportFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    progress = Progress(
+        TextColumn("importing {task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+    )
+    with source, database(load_settings()) as live, progress:
+        task = progress.add_task(file.name, total=source.total_bytes)
+        summary = run_with_store(
+            live,
+            lambda s: import_products(
+                s, source, on_progress=lambda done: progress.update(task, completed=done)
+            ),
+        )
+    click.echo(
+        f"{file.name}: {summary.created} created, {summary.updated} updated, "
+        f"{len(summary.rejected)} rejected"
+    )
+    for row in summary.rejected:
+        click.echo(f"  line {row.line}: {row.reason}")
+    if summary.rejected:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Load the demo data set (the only seed there is).")
+@click.option("--force", is_flag=True, help="Seed even if the catalog already has products.")
+def seed(demo: bool, force: bool) -> None:
+    """Seed the database with the demo catalog (`--demo`)."""
+    from service.demo import DemoError, seed_demo
+
+    if not demo:
+        raise click.UsageError("say what to seed: `shopfront seed --demo` loads the demo data")
+
+    async def work(store: Store) -> str:
+        existing = await store.products.count_documents({})
+        if existing and not force:
+            raise click.ClickException(
+                f"the catalog already has {existing} products; pass --force to add or "
+                "overwrite the demo products anyway"
+            )
+        try:
+            summary = await seed_demo(store, live)
+        except DemoError as exc:
+            raise click.ClickException(str(exc)) from None
+        return (
+            f"demo catalog: {summary.products} products ({summary.products_created} created, "
+            f"{summary.products_updated} updated) in {summary.categories} categories, "
+            f"{summary.brands} brands"
+        )
+
+    with database(load_settings()) as live:
+        click.echo(run_with_store(live, work))
 
 
 @main.command()

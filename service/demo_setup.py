@@ -64,5 +64,5 @@ async def prepare_demo(store: Store, settings: Settings) -> DemoKeys:
     from service.demo import seed_demo
 
     if await store.products.estimated_document_count() == 0:
-        await seed_demo(store)
+        await seed_demo(store, settings)
     return await ensure_demo_keys(store, settings.data_dir)
