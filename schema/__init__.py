@@ -6,9 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import strawberry
-from graphql import NoSchemaIntrospectionCustomRule
+from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtension, ValidationCache
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from schema.errors import MaskInternalErrors
 from schema.root import Mutation, Query
@@ -18,9 +19,19 @@ from service.config import Settings
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 
 
+class ShopfrontSchema(strawberry.Schema):
+    """Logs only internal errors (with their traceback, via `MaskInternalErrors`); an error a
+    client caused (bad input, a missing key) is the client's answer, not an incident."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        return None
+
+
 def build_schema(
     settings: Settings | None = None, *, introspection: bool | None = None
-) -> strawberry.Schema:
+) -> ShopfrontSchema:
     settings = settings or Settings()
     allow_introspection = settings.introspection_enabled if introspection is None else introspection
     mask = settings.environment == "production"
@@ -33,7 +44,7 @@ def build_schema(
     ]
     if not allow_introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
-    return strawberry.Schema(
+    return ShopfrontSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
