@@ -50,7 +50,7 @@ from typing import Any
 
 from service.experiments import EXPOSURES
 from service.money import Money
-from service.store import Store, UpdateOne
+from service.store import Store, UpdateOne, aggregate
 
 EVENTS = "events"
 RECOMMENDATIONS = "recommendations"
@@ -381,61 +381,53 @@ async def strategy_performance(
         raise ValueError("the time range is empty: 'from' must be before 'to'")
     Money.zero(currency)  # validates the currency
     window = {"$gte": start, "$lt": end}
-    impressions = await (
-        store.collection(EXPOSURES)
-        .aggregate(
-            [
-                {"$match": {"at": window}},
-                {
-                    "$facet": {
-                        "by_strategy": [
-                            {"$match": {"kind": "slot"}},
-                            {"$unwind": "$items"},
-                            {"$group": {"_id": "$items.strategy", "n": {"$sum": "$weight"}}},
-                        ],
-                        "by_slot": [
-                            {"$match": {"kind": "slot"}},
-                            {
-                                "$group": {
-                                    "_id": "$slot",
-                                    "n": {"$sum": {"$multiply": ["$weight", {"$size": "$items"}]}},
-                                }
-                            },
-                        ],
-                        "offers": [
-                            {"$match": {"kind": "offer"}},
-                            {"$group": {"_id": "$strategy", "n": {"$sum": "$weight"}}},
-                        ],
-                    }
-                },
-            ]
-        )
-        .to_list(None)
+    impressions = await aggregate(
+        store.collection(EXPOSURES),
+        [
+            {"$match": {"at": window}},
+            {
+                "$facet": {
+                    "by_strategy": [
+                        {"$match": {"kind": "slot"}},
+                        {"$unwind": "$items"},
+                        {"$group": {"_id": "$items.strategy", "n": {"$sum": "$weight"}}},
+                    ],
+                    "by_slot": [
+                        {"$match": {"kind": "slot"}},
+                        {
+                            "$group": {
+                                "_id": "$slot",
+                                "n": {"$sum": {"$multiply": ["$weight", {"$size": "$items"}]}},
+                            }
+                        },
+                    ],
+                    "offers": [
+                        {"$match": {"kind": "offer"}},
+                        {"$group": {"_id": "$strategy", "n": {"$sum": "$weight"}}},
+                    ],
+                }
+            },
+        ],
     )
-    funnel = await (
-        store.collection(ATTRIBUTIONS)
-        .aggregate(
-            [
-                {"$match": {"timestamp": window}},
-                {
-                    "$facet": {
-                        "by_strategy": [
-                            {"$match": {"strategy": {"$ne": None}}},
-                            _funnel_group("$strategy", currency),
-                        ],
-                        "by_slot": [
-                            {"$match": {"slot": {"$ne": None}}},
-                            _funnel_group("$slot", currency),
-                        ],
-                    }
-                },
-            ]
-        )
-        .to_list(None)
+    funnel = await aggregate(
+        store.collection(ATTRIBUTIONS),
+        [
+            {"$match": {"timestamp": window}},
+            {
+                "$facet": {
+                    "by_strategy": [
+                        {"$match": {"strategy": {"$ne": None}}},
+                        _funnel_group("$strategy", currency),
+                    ],
+                    "by_slot": [
+                        {"$match": {"slot": {"$ne": None}}},
+                        _funnel_group("$slot", currency),
+                    ],
+                }
+            },
+        ],
     )
-    coupons = await (
-        store.collection(REDEMPTIONS).aggregate(_coupon_pipeline(window, currency)).to_list(None)
-    )
+    coupons = await aggregate(store.collection(REDEMPTIONS), _coupon_pipeline(window, currency))
     shown = impressions[0] if impressions else {}
     counted = funnel[0] if funnel else {}
 

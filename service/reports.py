@@ -43,7 +43,7 @@ from scipy import stats
 from service.attribution import ATTRIBUTIONS, CLICK, EVENTS, PURCHASE
 from service.experiments import ASSIGNMENTS, EXPOSURES, Experiment, require_experiment
 from service.money import Money
-from service.store import Store
+from service.store import Store, aggregate
 
 ALPHA = 0.05
 SRM_ALPHA = 0.001
@@ -261,7 +261,7 @@ class _Outcome:
 async def _count_by_variant(
     store: Store, collection: str, pipeline: list[dict[str, Any]]
 ) -> dict[str, float]:
-    rows = await store.collection(collection).aggregate(pipeline).to_list(None)
+    rows = await aggregate(store.collection(collection), pipeline)
     return {str(r["_id"]): r["n"] for r in rows if r["_id"] is not None}
 
 
@@ -331,7 +331,7 @@ async def _outcomes(
             }
         },
     ]
-    rows = await store.collection(EVENTS).aggregate(pipeline).to_list(None)
+    rows = await aggregate(store.collection(EVENTS), pipeline)
     return {
         str(r["_id"]): _Outcome(
             converters=int(r["converters"]),

@@ -281,3 +281,17 @@ def wait_until_reachable(uri: str, timeout_s: float, alive: Callable[[], bool]) 
             client.close()
         time.sleep(0.1)
     raise DatabaseUnavailable(f"no answer to ping from {uri} after {timeout_s:.0f}s: {last}")
+
+
+async def aggregate(
+    collection: Collection, pipeline: list[dict[str, Any]], **options: Any
+) -> list[dict[str, Any]]:
+    """Run an aggregation pipeline and return its documents, with either driver: PyMongo's
+    async ``aggregate`` is a coroutine that returns a cursor, motor's returns the cursor."""
+    import inspect
+
+    cursor = collection.aggregate(pipeline, **options)
+    if inspect.isawaitable(cursor):
+        cursor = await cursor
+    docs: list[dict[str, Any]] = await cursor.to_list(None)
+    return docs

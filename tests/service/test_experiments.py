@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -115,7 +116,7 @@ def test_allocated_ranges_never_overlap(shares: list[float]) -> None:
         if got is None:
             # Refused only when no free gap is large enough.
             edges = [(0, 0), *sorted(taken), (BUCKETS, BUCKETS)]
-            gaps = [b[0] - a[1] for a, b in zip(edges, edges[1:], strict=False)]
+            gaps = [b[0] - a[1] for a, b in itertools.pairwise(edges)]
             assert max(gaps) < max(1, round(share * BUCKETS))
             continue
         lo, hi = got
