@@ -465,7 +465,7 @@ def _now() -> datetime:
 
 
 async def _refresh_registry(ctx: Context) -> None:
-    registry = ctx.runtime.components.get("experiments")
+    registry = ctx.runtime.components.get(experiments.REGISTRY_COMPONENT)
     if isinstance(registry, experiments.ExperimentRegistry):
         await registry.refresh()
 
@@ -474,10 +474,18 @@ async def _refresh_registry(ctx: Context) -> None:
 class ExperimentsQuery:
     @merchant_field(description="Experiments, newest first, optionally by status.")
     async def experiments(
-        self, info: Info[Context, Any], status: list[ExperimentStatusEnum] | None = None
+        self,
+        info: Info[Context, Any],
+        status: list[ExperimentStatusEnum] | None = None,
+        first: int = 100,
     ) -> list[Experiment]:
+        cap = info.context.runtime.settings.max_page_size
+        if not 1 <= first <= cap:
+            raise user_error(f"first must be between 1 and {cap}, got {first}")
         statuses = [experiments.ExperimentStatus(s.value) for s in status] if status else None
-        found = await experiments.list_experiments(info.context.runtime.store, statuses)
+        found = await experiments.list_experiments(
+            info.context.runtime.store, statuses, limit=first
+        )
         return [Experiment.of(e) for e in found]
 
     @merchant_field(description="One experiment by id.")

@@ -74,7 +74,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.money import is_currency
 from service.plugin_api import Slot
@@ -86,6 +86,9 @@ from service.store import (
     Store,
     UpdateOne,
 )
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -731,13 +734,15 @@ async def require_experiment(store: Store, experiment_id: str) -> Experiment:
 
 
 async def list_experiments(
-    store: Store, statuses: Sequence[ExperimentStatus] | None = None
+    store: Store, statuses: Sequence[ExperimentStatus] | None = None, *, limit: int = 0
 ) -> list[Experiment]:
-    """Experiments, newest first, optionally only those in ``statuses``."""
+    """Experiments, newest first, optionally only those in ``statuses``; at most ``limit``
+    (0: all)."""
     query: dict[str, Any] = {}
     if statuses:
         query["status"] = {"$in": [s.value for s in statuses]}
-    docs = await store.collection(EXPERIMENTS).find(query).sort("created_at", -1).to_list(None)
+    cursor = store.collection(EXPERIMENTS).find(query).sort([("created_at", -1), ("_id", 1)])
+    docs = await cursor.limit(limit).to_list(None)
     return [Experiment.from_doc(d) for d in docs]
 
 
@@ -1205,20 +1210,36 @@ class FirstExposures:
             self._seen.popitem(last=False)
 
 
+def _slot_owners(
+    assignments: Sequence[Assignment],
+    slots: Sequence[ServedSlot],
+    slot_assignments: Mapping[str, Assignment] | None,
+) -> dict[str, Assignment | None]:
+    """Which assignment changed each served slot: as `apply_overrides` decided when given
+    (so exposures agree with the recommendation documents), else from the served items."""
+    if slot_assignments is not None:
+        return {s.slot: slot_assignments.get(s.slot) for s in slots}
+    return {s.slot: assignment_for_slot(assignments, s.slot, s.strategies) for s in slots}
+
+
 def exposed_assignments(
     assignments: Sequence[Assignment],
     slots: Sequence[ServedSlot],
     offers: Sequence[ServedOffer],
     *,
     cart_priced: bool = False,
+    slot_assignments: Mapping[str, Assignment] | None = None,
 ) -> list[Assignment]:
     """The assignments whose experiment changed something this response actually served."""
+    owners = {
+        a.experiment_id for a in _slot_owners(assignments, slots, slot_assignments).values() if a
+    }
     offer_strategies = [o.strategy for o in offers]
     out = []
     for a in assignments:
         if (
-            any(a.changes_slot(s.slot, s.strategies) for s in slots)
-            or (offers and a.changes_offers(offer_strategies))
+            a.experiment_id in owners
+            or (bool(offers) and a.changes_offers(offer_strategies))
             or (cart_priced and a.changes_promotions())
         ):
             out.append(a)
@@ -1336,6 +1357,7 @@ async def record_exposure(
     sample_rate: float = 1.0,
     now: datetime,
     seen: FirstExposures | None = None,
+    slot_assignments: Mapping[str, Assignment] | None = None,
 ) -> ExposureResult:
     """Record what one storefront response served. Call it after the response is built (it
     writes; the storefront should not wait for it).
@@ -1347,6 +1369,9 @@ async def record_exposure(
       ``exposures`` document per slot, keyed by its recommendationId, and one per offer,
       each carrying ``weight = 1 / sample_rate`` and the experiment and variant that changed
       it (if any). Re-recording the same request changes nothing.
+
+    Pass `StorefrontOverrides.slot_assignments` as ``slot_assignments`` so the exposure log
+    names the same experiment per slot as the stored recommendation document.
     """
     if not 0 < sample_rate <= 1:
         raise ValueError(f"sample_rate must be above 0 and at most 1, got {sample_rate!r}")
@@ -1355,7 +1380,10 @@ async def record_exposure(
     if shopper:
         ops = []
         keys = []
-        for a in exposed_assignments(assignments, slots, offers, cart_priced=cart_priced):
+        exposed = exposed_assignments(
+            assignments, slots, offers, cart_priced=cart_priced, slot_assignments=slot_assignments
+        )
+        for a in exposed:
             key = (a.experiment_id, shopper)
             if seen is not None and key in seen:
                 continue
@@ -1380,9 +1408,11 @@ async def record_exposure(
         return ExposureResult(sampled=sampled, exposures_written=0, first_exposures=first)
     weight = 1.0 / sample_rate
     docs: list[UpdateOne] = []
+    owners = _slot_owners(assignments, slots, slot_assignments)
     for s in slots:
-        owner = assignment_for_slot(assignments, s.slot, s.strategies)
-        doc = slot_exposure_document(s, request_id, user_id, session_id, weight, owner, now)
+        doc = slot_exposure_document(
+            s, request_id, user_id, session_id, weight, owners[s.slot], now
+        )
         docs.append(UpdateOne({"_id": doc.pop("_id")}, {"$setOnInsert": doc}, upsert=True))
     for o in offers:
         owner = next((a for a in assignments if a.changes_offers([o.strategy])), None)
@@ -1414,6 +1444,7 @@ class ExposureRecorder:
         offers: Sequence[ServedOffer] = (),
         cart_priced: bool = False,
         now: datetime,
+        slot_assignments: Mapping[str, Assignment] | None = None,
     ) -> ExposureResult:
         return await record_exposure(
             self.store,
@@ -1427,6 +1458,7 @@ class ExposureRecorder:
             sample_rate=self.sample_rate,
             now=now,
             seen=self.seen,
+            slot_assignments=slot_assignments,
         )
 
 
@@ -1557,3 +1589,34 @@ async def erase_user(store: Store, user_id: str) -> dict[str, int]:
         result = await store.collection(name).delete_many({fld: user_id})
         counts[name] = int(result.deleted_count)
     return counts
+
+
+# -- wiring --------------------------------------------------------------------------------
+
+REGISTRY_COMPONENT = "experiments"
+RECORDER_COMPONENT = "exposures"
+
+
+async def start_experiments(runtime: Runtime) -> ExperimentRegistry:
+    """Build this process's `ExperimentRegistry` (loaded, then polling every
+    ``SHOPFRONT_EXPERIMENT_REFRESH_SECONDS``) and `ExposureRecorder` (at
+    ``SHOPFRONT_EXPOSURE_SAMPLE_RATE``) and register them as
+    ``runtime.components["experiments"]`` and ``["exposures"]``. Call it from the app's
+    lifespan after the store opens; `stop_experiments` on shutdown."""
+    settings = runtime.settings
+    registry = ExperimentRegistry(
+        runtime.store, refresh_seconds=settings.experiment_refresh_seconds
+    )
+    await registry.start()
+    runtime.components[REGISTRY_COMPONENT] = registry
+    runtime.components[RECORDER_COMPONENT] = ExposureRecorder(
+        runtime.store, sample_rate=settings.exposure_sample_rate
+    )
+    return registry
+
+
+async def stop_experiments(runtime: Runtime) -> None:
+    registry = runtime.components.pop(REGISTRY_COMPONENT, None)
+    runtime.components.pop(RECORDER_COMPONENT, None)
+    if isinstance(registry, ExperimentRegistry):
+        await registry.close()

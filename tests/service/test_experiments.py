@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from starlette.applications import Starlette
 
 from service import experiments as ex
+from service.config import Settings
 from service.experiments import (
     BUCKETS,
     ErrorCode,
@@ -24,6 +26,7 @@ from service.experiments import (
     Variant,
 )
 from service.plugin_api import Slot
+from service.runtime import Runtime
 from service.store import Store, open_store
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -585,6 +588,28 @@ async def test_login_inherits_the_sessions_variant(store: Store) -> None:
     assert [(r.variant, r.inherited) for r in kept] == [(session_variant, False)]
     assert registry.assign(user, NOW)[0].variant == session_variant
 
+    # A later login elsewhere reaches an instance through its incremental refresh.
+    session3, user3 = next(
+        (f"sess3-{i}", f"user3-{i}")
+        for i in range(1000)
+        if ex.choose_variant(exp.id, f"sess3-{i}", exp.variants)
+        != ex.choose_variant(exp.id, f"user3-{i}", exp.variants)
+    )
+    await ex.record_exposure(
+        store,
+        request_id="r3",
+        user_id=None,
+        session_id=session3,
+        assignments=registry.assign(session3, NOW),
+        slots=[_served("rec-3")],
+        now=NOW,
+    )
+    await ex.inherit_assignments(store, session3, user3, now=NOW + timedelta(minutes=9))
+    assert fresh.assign(user3, NOW)[0].variant != fresh.assign(session3, NOW)[0].variant
+    await fresh.refresh()
+    assert fresh.assign(user3, NOW)[0].variant == fresh.assign(session3, NOW)[0].variant
+    assert fresh.override_count() == 2
+
 
 async def test_erase_and_export_cover_assignments_and_exposures(store: Store) -> None:
     exp = await ex.start_experiment(
@@ -622,7 +647,9 @@ mutation($input: CreateExperimentInput!) {
 """
 
 
-async def test_experiments_through_graphql(graphql: Any, storefront_key: str) -> None:
+async def test_experiments_through_graphql(
+    app: Starlette, graphql: Any, storefront_key: str
+) -> None:
     variables = {
         "input": {
             "name": "home-recs",
@@ -658,7 +685,13 @@ async def test_experiments_through_graphql(graphql: Any, storefront_key: str) ->
     assert "traffic" in res["errors"][0]["message"]
 
     start = "mutation($id: ID!) { startExperiment(id: $id) { status trafficRange { start end } } }"
+    registry = ExperimentRegistry(app.state.runtime.store)
+    app.state.runtime.components[ex.REGISTRY_COMPONENT] = registry
+    inside = next(f"u{i}" for i in range(100) if ex.layer_bucket("default", f"u{i}") < 5000)
+    assert registry.assign(inside, datetime.now(UTC)) == []
     res = await graphql(start, {"id": created["id"]})
+    # The instance that served the mutation assigns at once, without waiting for its poll.
+    assert registry.assign(inside, datetime.now(UTC))
     assert res["data"]["startExperiment"] == {
         "status": "RUNNING",
         "trafficRange": {"start": 0, "end": 5000},
@@ -686,3 +719,16 @@ async def test_experiments_through_graphql(graphql: Any, storefront_key: str) ->
     assert res["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     res = await graphql(CREATE, variables, key=storefront_key)
     assert res["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+async def test_runtime_wiring(store: Store, settings: Settings) -> None:
+    runtime = Runtime(settings=settings, store=store)
+    registry = await ex.start_experiments(runtime)
+    try:
+        assert runtime.components[ex.REGISTRY_COMPONENT] is registry and registry.loaded
+        recorder = runtime.components[ex.RECORDER_COMPONENT]
+        assert isinstance(recorder, ex.ExposureRecorder)
+        assert recorder.sample_rate == settings.exposure_sample_rate
+    finally:
+        await ex.stop_experiments(runtime)
+    assert ex.REGISTRY_COMPONENT not in runtime.components

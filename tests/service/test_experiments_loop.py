@@ -74,6 +74,7 @@ async def test_feedback_loop(mongo_uri: str, driver: str) -> None:
             assignments=assignments,
             slots=[served],
             now=T0,
+            slot_assignments=applied.slot_assignments,
         )
         # The shopper clicks, logs in, and buys the clicked product without the id.
         await ex.inherit_assignments(store, "anon-1", "user-1", now=T0, registry=registry)
