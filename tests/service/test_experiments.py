@@ -232,6 +232,64 @@ def test_invalid_definitions_are_refused_with_the_reason(
         ex.parse_experiment(definition(**change), now=NOW)
 
 
+_names = st.text(alphabet="abcdefghijklmnop", min_size=1, max_size=10)
+_param_values = st.one_of(
+    st.integers(-1000, 1000), st.booleans(), st.text(max_size=8), st.floats(0, 1)
+)
+
+
+@st.composite
+def _definitions(draw: st.DrawFn) -> dict[str, Any]:
+    names = draw(st.lists(_names, min_size=2, max_size=5, unique=True))
+    variants = []
+    for i, name in enumerate(names):
+        slots = [
+            {
+                "slot": slot,
+                "strategies": draw(
+                    st.none() | st.lists(_names, min_size=1, max_size=3, unique=True)
+                ),
+                "params": draw(st.dictionaries(_names, _param_values, max_size=3)),
+                "limit": draw(st.none() | st.integers(1, 50)),
+                "enabled": draw(st.booleans()),
+            }
+            for slot in draw(st.lists(_names, max_size=3, unique=True))
+        ]
+        variants.append(
+            {
+                "name": name,
+                "weight": draw(st.floats(0.01, 100)),
+                "control": i == 0,
+                "personalization": draw(st.booleans()),
+                "slots": slots,
+                "coupon_strategies": draw(st.none() | st.lists(_names, max_size=2, unique=True)),
+                "promotions": draw(st.none() | st.lists(_names, max_size=2, unique=True)),
+                "strategy_params": draw(
+                    st.dictionaries(
+                        _names, st.dictionaries(_names, _param_values, max_size=2), max_size=2
+                    )
+                ),
+            }
+        )
+    return {
+        "name": draw(_names),
+        "traffic": draw(st.floats(0.001, 1.0)),
+        "layer": draw(_names),
+        "variants": variants,
+    }
+
+
+@settings(max_examples=40, deadline=None)
+@given(raw=_definitions())
+def test_valid_definitions_round_trip_through_their_documents(raw: dict[str, Any]) -> None:
+    exp = ex.parse_experiment(raw, now=NOW)
+    assert ex.Experiment.from_doc(exp.to_doc()) == exp
+    assert [v.name for v in exp.variants] == [v["name"] for v in raw["variants"]]
+    # Every area a variant changes is among the experiment's areas.
+    for v in exp.variants:
+        assert v.override.areas() <= exp.areas
+
+
 def test_unknown_strategies_are_refused_when_the_host_lists_them() -> None:
     known = KnownStrategies(
         recommenders=frozenset({"recommended_for_you", "trending"}),
