@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 
 from service import experiments as ex
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.experiments import (
     BUCKETS,
     ErrorCode,
@@ -790,3 +790,19 @@ async def test_runtime_wiring(store: Store, settings: Settings) -> None:
     finally:
         await ex.stop_experiments(runtime)
     assert ex.REGISTRY_COMPONENT not in runtime.components
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SHOPFRONT_EXPOSURE_SAMPLE_RATE": "1.5"}, "SHOPFRONT_EXPOSURE_SAMPLE_RATE"),
+        ({"SHOPFRONT_EXPOSURE_SAMPLE_RATE": "0"}, "SHOPFRONT_EXPOSURE_SAMPLE_RATE"),
+        ({"SHOPFRONT_REPORT_CURRENCY": "EURO"}, "SHOPFRONT_REPORT_CURRENCY"),
+        ({"SHOPFRONT_ATTRIBUTION_WINDOW_HOURS": "0"}, "SHOPFRONT_ATTRIBUTION_WINDOW_HOURS"),
+        ({"SHOPFRONT_EXPERIMENT_REFRESH_SECONDS": "fast"}, "SHOPFRONT_EXPERIMENT_REFRESH_SECONDS"),
+    ],
+)
+def test_experiment_settings_are_validated(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+    assert Settings.from_env({}).attribution_window_hours == 24
