@@ -9,9 +9,12 @@ from __future__ import annotations
 from strawberry.tools import merge_types
 
 from schema.catalog import CatalogMutation, CatalogQuery
+from schema.experiments import ExperimentsMutation, ExperimentsQuery
 
 QUERY_PARTS: tuple[type, ...] = (CatalogQuery,)
 MUTATION_PARTS: tuple[type, ...] = (CatalogMutation,)
+QUERY_PARTS += (ExperimentsQuery,)
+MUTATION_PARTS += (ExperimentsMutation,)
 
 Query = merge_types("Query", QUERY_PARTS)
 Mutation = merge_types("Mutation", MUTATION_PARTS)

@@ -335,5 +335,212 @@ def schema(out: Path | None) -> None:
     click.echo(f"wrote {target}", err=True)
 
 
+# -- reports (service.reports, service.attribution) ----------------------------------------
+
+
+@main.group()
+def report() -> None:
+    """Experiment results and strategy performance, as a table, CSV or JSON."""
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _format_option(f: F) -> F:
+    option = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "csv", "json"]),
+        default="table",
+        show_default=True,
+        help="A table for people, CSV or JSON for tools.",
+    )
+    return option(f)
+
+
+def _pct(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}%}"
+
+
+@report.command("experiment")
+@click.argument("experiment_id")
+@_format_option
+def report_experiment(experiment_id: str, fmt: str) -> None:
+    """Per variant: exposed shoppers, CTR, conversion and revenue with 95% intervals, lift
+    against the control, significance and sample ratio mismatch."""
+    import csv
+    import json
+    from datetime import UTC, datetime
+
+    from service.experiments import ExperimentError
+    from service.reports import COLUMNS, experiment_report, report_rows
+
+    with database(load_settings()) as live:
+        try:
+            result = run_with_store(
+                live,
+                lambda store: experiment_report(
+                    store,
+                    experiment_id,
+                    now=datetime.now(UTC),
+                    min_exposures=live.experiment_min_exposures,
+                ),
+            )
+        except ExperimentError as exc:
+            raise click.ClickException(str(exc)) from None
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    if fmt == "csv":
+        out = sys.stdout
+        writer = csv.DictWriter(out, fieldnames=list(COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(report_rows(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    def money(m: Any) -> str:
+        return "-" if m is None else str(m.format())
+
+    table = Table(
+        title=f"{result.name} ({result.status}, {result.currency}), "
+        f"{result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M}"
+        if result.start
+        else f"{result.name} ({result.status}): not started",
+    )
+    for heading in (
+        "Variant",
+        "Exposed",
+        "Clicks",
+        "CTR",
+        "Conv.",
+        "Conv. rate (95% CI)",
+        "Lift (95% CI)",
+        "p",
+        "Revenue/shopper (95% CI)",
+        "AOV",
+        "Verdict",
+    ):
+        table.add_column(heading, justify="left" if heading in ("Variant", "Verdict") else "right")
+    for v in result.variants:
+        conv_ci = v.conversion_rate_ci
+        lift_ci = v.lift_ci
+        rps_ci = v.revenue_per_shopper_ci
+        table.add_row(
+            v.name + (" (control)" if v.control else ""),
+            str(v.exposures),
+            str(v.clicks),
+            _pct(v.ctr),
+            str(v.conversions),
+            _pct(v.conversion_rate)
+            + (f" [{_pct(conv_ci.low)}, {_pct(conv_ci.high)}]" if conv_ci else ""),
+            _pct(v.lift_vs_control, 1)
+            + (f" [{_pct(lift_ci.low, 1)}, {_pct(lift_ci.high, 1)}]" if lift_ci else ""),
+            "-" if v.conversion_p_value is None else f"{v.conversion_p_value:.3g}",
+            money(v.revenue_per_shopper)
+            + (f" [{money(rps_ci.low)}, {money(rps_ci.high)}]" if rps_ci else ""),
+            money(v.average_order_value),
+            v.verdict + (" *" if v.significant else ""),
+        )
+    console = Console()
+    console.print(table)
+    srm = "yes" if result.sample_ratio_mismatch else "no"
+    p = "" if result.srm_p_value is None else f" (chi-square p = {result.srm_p_value:.3g})"
+    console.print(f"Sample ratio mismatch: {srm}{p}")
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+
+
+@report.command("strategies")
+@click.option(
+    "--from", "start", type=click.DateTime(), required=True, help="Start (UTC), inclusive."
+)
+@click.option("--to", "end", type=click.DateTime(), required=True, help="End (UTC), exclusive.")
+@click.option(
+    "--currency", default=None, help="Revenue currency (default SHOPFRONT_REPORT_CURRENCY)."
+)
+@_format_option
+def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> None:
+    """Impressions, clicks, CTR, add-to-cart and conversion rates, attributed revenue and
+    revenue per thousand impressions, per strategy and per slot."""
+    import csv
+    import json
+    from datetime import UTC
+
+    from service.attribution import strategy_performance
+    from service.money import MoneyError
+
+    settings = load_settings()
+    start, end = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
+    code = currency or settings.report_currency
+    with database(settings) as live:
+        try:
+            perf = run_with_store(
+                live, lambda store: strategy_performance(store, start, end, currency=code)
+            )
+        except (ValueError, MoneyError) as exc:
+            raise click.ClickException(str(exc)) from None
+    rows = [
+        {
+            "kind": kind,
+            "name": r.key,
+            "impressions": r.impressions,
+            "clicks": r.clicks,
+            "ctr": "" if r.ctr is None else f"{r.ctr:.6g}",
+            "add_to_carts": r.add_to_carts,
+            "add_to_cart_rate": "" if r.add_to_cart_rate is None else f"{r.add_to_cart_rate:.6g}",
+            "purchases": r.purchases,
+            "conversion_rate": "" if r.conversion_rate is None else f"{r.conversion_rate:.6g}",
+            "revenue": r.revenue.amount,
+            "rpm": "" if r.revenue_per_mille is None else r.revenue_per_mille.amount,
+            "currency": perf.currency,
+        }
+        for kind, group in (("strategy", perf.by_strategy), ("slot", perf.by_slot))
+        for r in group
+    ]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if fmt == "csv":
+        out = sys.stdout
+        fields = list(rows[0]) if rows else ["kind", "name"]
+        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Strategy performance {start:%Y-%m-%d} to {end:%Y-%m-%d} ({code})")
+    for heading in (
+        "Kind",
+        "Name",
+        "Impr.",
+        "Clicks",
+        "CTR",
+        "ATC rate",
+        "Conv. rate",
+        "Revenue",
+        "RPM",
+    ):
+        table.add_column(heading, justify="left" if heading in ("Kind", "Name") else "right")
+    for kind, group in (("strategy", perf.by_strategy), ("slot", perf.by_slot)):
+        for r in group:
+            rpm = r.revenue_per_mille
+            table.add_row(
+                kind,
+                r.key,
+                str(r.impressions),
+                str(r.clicks),
+                _pct(r.ctr),
+                _pct(r.add_to_cart_rate),
+                _pct(r.conversion_rate),
+                r.revenue.format(),
+                rpm.format() if rpm else "-",
+            )
+    Console().print(table)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

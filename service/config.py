@@ -78,6 +78,40 @@ class Settings:
         default=30.0,
         metadata=_meta("How long to wait for the embedded database to answer ping.", min=1),
     )
+    # -- experiments and attribution (service.experiments, service.attribution) ------------
+    attribution_window_hours: int = field(
+        default=24,
+        metadata=_meta(
+            "A purchase without a recommendationId is credited to the last recommendation the "
+            "same shopper clicked for that product within this many hours.",
+            min=1,
+        ),
+    )
+    exposure_sample_rate: float = field(
+        default=1.0,
+        metadata=_meta(
+            "Share (0 < rate <= 1) of served storefront requests whose slot and offer "
+            "impressions are logged; counts are scaled back up by 1/rate.",
+            min=0.0001,
+        ),
+    )
+    experiment_refresh_seconds: float = field(
+        default=5.0,
+        metadata=_meta(
+            "How often each instance reloads running experiments and inherited assignments.",
+            min=0.1,
+        ),
+    )
+    experiment_min_exposures: int = field(
+        default=200,
+        metadata=_meta(
+            "Experiment reports warn when a variant has fewer exposed shoppers than this.", min=1
+        ),
+    )
+    report_currency: str = field(
+        default="EUR",
+        metadata=_meta("Currency revenue is reported in when a report does not name one."),
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -112,6 +146,17 @@ class Settings:
                 )
         if self.mongodb_uri and not self.mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
             raise ConfigError("SHOPFRONT_MONGODB_URI must start with mongodb:// or mongodb+srv://")
+        if not 0 < self.exposure_sample_rate <= 1:
+            raise ConfigError(
+                "SHOPFRONT_EXPOSURE_SAMPLE_RATE must be above 0 and at most 1, "
+                f"got {self.exposure_sample_rate!r}"
+            )
+        from service.money import is_currency
+
+        if not is_currency(self.report_currency):
+            raise ConfigError(
+                f"SHOPFRONT_REPORT_CURRENCY must be an ISO 4217 code, got {self.report_currency!r}"
+            )
 
     @property
     def introspection_enabled(self) -> bool:

@@ -71,6 +71,63 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+# Experiments, exposures and attribution (service.experiments, service.attribution,
+# service.reports). Reports aggregate on these fields; see those modules for the documents.
+INDEXES.update(
+    {
+        "experiments": [
+            IndexModel([("name", ASCENDING)], name="name_1", unique=True),
+            IndexModel([("status", ASCENDING)], name="status_1"),
+        ],
+        # One document per (experiment, shopper key): the first assignment, kept for good.
+        "assignments": [
+            IndexModel(
+                [("experiment_id", ASCENDING), ("shopper", ASCENDING)],
+                name="experiment_shopper",
+                unique=True,
+            ),
+            IndexModel([("shopper", ASCENDING)], name="shopper_1"),
+            IndexModel([("experiment_id", ASCENDING), ("variant", ASCENDING)], name="exp_variant"),
+            IndexModel([("user_id", ASCENDING)], name="user_id_1"),
+            IndexModel(
+                [("override", ASCENDING), ("recorded_at", ASCENDING)],
+                name="override_recorded",
+                partialFilterExpression={"override": True},
+            ),
+        ],
+        # Sampled impressions of served slots and offers.
+        "exposures": [
+            IndexModel([("at", ASCENDING)], name="at_1"),
+            IndexModel([("experiment_id", ASCENDING), ("variant", ASCENDING)], name="exp_variant"),
+            IndexModel([("user_id", ASCENDING)], name="user_id_1"),
+        ],
+        # Click, add-to-cart and purchase events credited to a slot, strategy and variant.
+        "attributions": [
+            IndexModel([("timestamp", ASCENDING)], name="timestamp_1"),
+            IndexModel([("experiment_id", ASCENDING), ("type", ASCENDING)], name="exp_type"),
+            IndexModel(
+                [("user_id", ASCENDING), ("product_id", ASCENDING), ("timestamp", DESCENDING)],
+                name="user_product_time",
+            ),
+            IndexModel(
+                [("session_id", ASCENDING), ("product_id", ASCENDING), ("timestamp", DESCENDING)],
+                name="session_product_time",
+            ),
+        ],
+    }
+)
+# Indexes the reports need on collections other modules own (appended, never replaced).
+INDEXES.setdefault("events", []).extend(
+    [
+        IndexModel([("type", ASCENDING), ("timestamp", ASCENDING)], name="type_timestamp"),
+        IndexModel([("order_id", ASCENDING)], name="order_id_1"),
+    ]
+)
+INDEXES.setdefault("redemptions", []).append(
+    IndexModel([("redeemed_at", ASCENDING)], name="redeemed_at_1")
+)
+
+
 def _new_client(settings: Settings, uri: str) -> Any:
     options: dict[str, Any] = {
         "serverSelectionTimeoutMS": settings.mongo_server_selection_timeout_ms,
@@ -224,3 +281,17 @@ def wait_until_reachable(uri: str, timeout_s: float, alive: Callable[[], bool]) 
             client.close()
         time.sleep(0.1)
     raise DatabaseUnavailable(f"no answer to ping from {uri} after {timeout_s:.0f}s: {last}")
+
+
+async def aggregate(
+    collection: Collection, pipeline: list[dict[str, Any]], **options: Any
+) -> list[dict[str, Any]]:
+    """Run an aggregation pipeline and return its documents, with either driver: PyMongo's
+    async ``aggregate`` is a coroutine that returns a cursor, motor's returns the cursor."""
+    import inspect
+
+    cursor = collection.aggregate(pipeline, **options)
+    if inspect.isawaitable(cursor):
+        cursor = await cursor
+    docs: list[dict[str, Any]] = await cursor.to_list(None)
+    return docs
