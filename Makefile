@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck schema bench clean
+.PHONY: run test lint typecheck schema readme bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ typecheck: $(VENV)/.installed-test
 
 schema: $(VENV)/.installed-test
 	$(BIN)/shopfront schema
+
+readme: $(VENV)/.installed-test
+	$(BIN)/shopfront settings --update-readme README.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

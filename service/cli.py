@@ -542,5 +542,33 @@ def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> N
     Console().print(table)
 
 
+@main.command()
+@click.option("--update-readme", type=click.Path(path_type=Path), default=None,
+              help="Rewrite the settings table in this README instead of printing it.")
+def settings(update_readme: Path | None) -> None:
+    """Print every setting (variable, default, description) as a Markdown table."""
+    from service.config import describe
+
+    rows = [
+        f"| `{name}` | {f'`{default}`' if default else '—'} | {doc} |"
+        for name, default, doc in describe()
+    ]
+    table = ["| Variable | Default | What it does |", "| --- | --- | --- |", *rows]
+    if update_readme is None:
+        click.echo("\n".join(table))
+        return
+    lines = update_readme.read_text().splitlines()
+    try:
+        start = lines.index(table[0])
+    except ValueError:
+        raise click.ClickException(f"no settings table header in {update_readme}") from None
+    end = start
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    lines[start:end] = table
+    update_readme.write_text("\n".join(lines) + "\n")
+    click.echo(f"updated {len(rows)} settings in {update_readme}", err=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
