@@ -29,6 +29,8 @@ and strips "Did you mean ...?" hints unless suggestions are enabled.
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,6 +54,7 @@ from graphql import (
     VariableNode,
     get_named_type,
     is_leaf_type,
+    parse,
 )
 from graphql.error import GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
@@ -67,6 +70,12 @@ VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_USER_INPUT = "BAD_USER_INPUT"
 
 PAGE_ARGUMENTS = ("first", "last", "limit")
+
+log = logging.getLogger(__name__)
+
+# Parsed documents by (text, parser options), shared by every schema in the process. Bounded,
+# so unique query texts cannot grow memory; failures are not cached (lru_cache never does).
+_parse_cached = functools.lru_cache(maxsize=1024)(parse)
 
 # Base cost of fields that do more than read one object: ("Type", "field") -> cost.
 # Domain modules add their expensive root fields here (e.g. ("Query", "storefront")).
@@ -225,7 +234,19 @@ def limits_rule(limits: Limits) -> type[ASTValidationRule]:
             measurer = DocumentMeasurer(context.schema, fragments, limits)
             for op in document.definitions:
                 if isinstance(op, OperationDefinitionNode):
-                    self._check(context, measurer, op)
+                    try:
+                        self._check(context, measurer, op)
+                    except Exception:
+                        # strawberry shows exceptions from validation to the client unmasked,
+                        # so none may escape; refuse the document instead.
+                        log.exception("measuring an operation failed")
+                        context.report_error(
+                            GraphQLError(
+                                "the operation could not be analysed against the limits",
+                                op,
+                                extensions={"code": VALIDATION_FAILED},
+                            )
+                        )
 
         @staticmethod
         def _check(
@@ -280,9 +301,13 @@ def _set_code(error: GraphQLError, code: str) -> None:
 
 
 class RequestLimits(SchemaExtension):
-    """Sets the parser's token limit and gives pre-execution errors codes (see module doc).
+    """Parses with a cache and the token limit, and gives pre-execution errors codes.
 
-    Register it after `ValidationCache`, so its validation hook sees the validation errors.
+    It replaces strawberry's ``ParserCache``: that one raises parse errors from inside its
+    hook, which strawberry then reports outside the operation's extensions (no code, no
+    masking). Here a document that fails to parse is left to strawberry, which parses it
+    again and reports the error through the normal path. Register it before
+    `ValidationCache`, so its validation hook (leaving after that one) sees the errors.
     """
 
     def __init__(self, limits: Limits) -> None:
@@ -307,6 +332,15 @@ class RequestLimits(SchemaExtension):
                 # Validation errors were coded in on_validate; the rest are variable values
                 # that did not fit their types.
                 self._clean(error, BAD_USER_INPUT)
+
+    def on_parse(self) -> Iterator[None]:
+        ec = self.execution_context
+        if ec.graphql_document is None and ec.query:
+            try:
+                ec.graphql_document = _parse_cached(ec.query, **ec.parse_options)
+            except Exception:
+                pass  # reported by strawberry's own parse, inside the operation
+        yield
 
     def _parse_error(self, error: GraphQLError) -> None:
         message = error.message

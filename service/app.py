@@ -283,7 +283,8 @@ async def _close_components(runtime: Runtime, budget_s: float) -> None:
         try:
             result = close()
             if inspect.isawaitable(result):
-                await asyncio.wait_for(result, timeout=remaining)
+                async with asyncio.timeout(remaining):
+                    await result
         except Exception:
             log.exception("component %s failed to close cleanly", name)
 

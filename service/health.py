@@ -52,6 +52,7 @@ class HealthMonitor:
         self.changed_at = time.monotonic()
         self._checks: dict[str, Check] = {}
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         if metrics is not None:
             metrics.database_up.set(1)
             metrics.ready.set(1)
@@ -81,9 +82,10 @@ class HealthMonitor:
     async def check_once(self) -> bool:
         """Ping once and record the result; returns whether the database answered."""
         try:
-            await asyncio.wait_for(
-                self.store.ping(timeout_s=self.timeout_s), timeout=self.timeout_s + 0.5
-            )
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as the ping completes, and the monitor would never stop.
+            async with asyncio.timeout(self.timeout_s + 0.5):
+                await self.store.ping(timeout_s=self.timeout_s)
         except (TimeoutError, DatabaseUnavailable) as exc:
             self._set(False, str(exc) or "no answer within the deadline")
             return False
@@ -104,21 +106,28 @@ class HealthMonitor:
         self.readiness()  # keeps the shopfront_ready gauge current
 
     async def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             started = time.monotonic()
             await self.check_once()
-            await asyncio.sleep(max(0.0, self.interval_s - (time.monotonic() - started)))
+            pause = max(0.0, self.interval_s - (time.monotonic() - started))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause):
+                    await self._stop.wait()
 
     def start(self) -> None:
         if self._task is None:
+            self._stop.clear()
             self._task = asyncio.create_task(self._run(), name="shopfront-health-monitor")
 
     async def stop(self) -> None:
+        """Stop the monitor; returns within about one ping deadline at worst."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is None:
+            return
+        self._stop.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class _HasComponents(Protocol):
