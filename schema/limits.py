@@ -29,6 +29,7 @@ and strips "Did you mean ...?" hints unless suggestions are enabled.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
@@ -336,10 +337,9 @@ class RequestLimits(SchemaExtension):
     def on_parse(self) -> Iterator[None]:
         ec = self.execution_context
         if ec.graphql_document is None and ec.query:
-            try:
+            # A failure is reported by strawberry's own parse, inside the operation.
+            with contextlib.suppress(Exception):
                 ec.graphql_document = _parse_cached(ec.query, **ec.parse_options)
-            except Exception:
-                pass  # reported by strawberry's own parse, inside the operation
         yield
 
     def _parse_error(self, error: GraphQLError) -> None:
