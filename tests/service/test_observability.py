@@ -76,8 +76,16 @@ async def test_every_app_has_its_own_registry(
     assert other.registry is not app.state.metrics.registry
     assert metrics_of(app.state.runtime) is app.state.metrics
     text = other.exposition()[0].decode()
-    assert value(text, "shopfront_graphql_operations_total", operation="ListProducts",
-                 type="query", outcome="ok") == 0
+    assert (
+        value(
+            text,
+            "shopfront_graphql_operations_total",
+            operation="ListProducts",
+            type="query",
+            outcome="ok",
+        )
+        == 0
+    )
 
 
 def test_strategy_model_and_ingestion_metrics_for_other_modules() -> None:
