@@ -22,8 +22,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 # Attributes of a LogRecord that are not caller-supplied ``extra`` fields.
+# uvicorn's ``color_message`` repeats the message with terminal colours.
 _STANDARD = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "color_message"}
 )
 
 
@@ -139,6 +141,7 @@ def log_request(info: RequestInfo, status: int) -> None:
         info.path,
         status,
         extra={
+            "request_id": info.request_id,
             "status": status,
             "duration_ms": info.elapsed_ms(),
             "operation": ",".join(info.operations) or None,

@@ -133,6 +133,7 @@ async def test_request_log_line_names_the_key_never_the_key_itself(
     assert len(records) == 1
     line = json.loads(JsonFormatter().format(records[0]))
     assert line["status"] == 200
+    assert line["request_id"] == "abc-123"
     assert line["operation"] == "ListProducts"
     assert line["key_name"] == "test-storefront"
     assert line["role"] == "storefront"
