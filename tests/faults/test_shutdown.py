@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +40,40 @@ def db_server() -> Iterator[EmbeddedMongo]:
         server.stop()
 
 
-@pytest.fixture
-async def storefront_key_in(db_server: EmbeddedMongo) -> AsyncIterator[str]:
-    settings = test_settings(db_server.uri, mongodb_database=DATABASE)
+async def _with_store(uri: str, work: Any) -> Any:
+    settings = test_settings(uri, mongodb_database=DATABASE)
     store = await open_store(settings, settings.mongodb_uri)
     try:
-        _, key = await create_key(store, Role.STOREFRONT, "shutdown-storefront")
-        yield key
+        return await work(store)
     finally:
-        await store.drop_database()
         await store.close()
+
+
+@pytest.fixture
+def storefront_key_in(db_server: EmbeddedMongo) -> Iterator[str]:
+    async def make(store: Any) -> str:
+        _, key = await create_key(store, Role.STOREFRONT, "shutdown-storefront")
+        return key
+
+    async def drop(store: Any) -> None:
+        await store.drop_database()
+
+    yield asyncio.run(_with_store(db_server.uri, make))
+    asyncio.run(_with_store(db_server.uri, drop))
+
+
+def _hold_next_find(uri: str, ms: int) -> None:
+    """The next `find` on the server (the slow request's key lookup) is held for ``ms``."""
+
+    async def configure(store: Any) -> None:
+        await store.client.admin.command(
+            "configureFailPoint",
+            "failCommand",
+            mode={"times": 1},
+            data={"failCommands": ["find"], "blockConnection": True, "blockTimeMS": ms},
+        )
+
+    asyncio.run(_with_store(uri, configure))
 
 
 def in_flight(base: str) -> float:
@@ -60,7 +84,7 @@ def in_flight(base: str) -> float:
     return 0.0
 
 
-async def test_sigterm_drains_in_flight_requests_then_closes_the_store(
+def test_sigterm_drains_in_flight_requests_then_closes_the_store(
     db_server: EmbeddedMongo, storefront_key_in: str, tmp_path: Path
 ) -> None:
     port = free_port()
@@ -92,20 +116,9 @@ async def test_sigterm_drains_in_flight_requests_then_closes_the_store(
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, "serve did not become ready"
-            await asyncio.sleep(0.1)
+            time.sleep(0.1)
 
-        # The next `find` (the slow request's key lookup) is held for 2 s by the server.
-        settings = test_settings(db_server.uri, mongodb_database=DATABASE)
-        store = await open_store(settings, settings.mongodb_uri)
-        try:
-            await store.client.admin.command(
-                "configureFailPoint",
-                "failCommand",
-                mode={"times": 1},
-                data={"failCommands": ["find"], "blockConnection": True, "blockTimeMS": 2000},
-            )
-        finally:
-            await store.close()
+        _hold_next_find(db_server.uri, 2000)
         outcome: dict[str, Any] = {}
 
         def slow_request() -> None:
@@ -124,7 +137,7 @@ async def test_sigterm_drains_in_flight_requests_then_closes_the_store(
         deadline = time.monotonic() + 10
         while in_flight(base) < 1:
             assert time.monotonic() < deadline, "the slow request never started"
-            await asyncio.sleep(0.05)
+            time.sleep(0.05)
 
         proc.send_signal(signal.SIGTERM)
         # New connections are refused while the in-flight request is still being served.
@@ -135,17 +148,17 @@ async def test_sigterm_drains_in_flight_requests_then_closes_the_store(
             except httpx.ConnectError:
                 break
             assert time.monotonic() < deadline, "still accepting connections after SIGTERM"
-            await asyncio.sleep(0.05)
+            time.sleep(0.05)
         assert worker.is_alive(), "the slow request finished before the test could check"
 
-        await asyncio.to_thread(worker.join, 30)
+        worker.join(30)
         assert "error" not in outcome, outcome
         response = outcome["response"]
         assert response.status_code == 200
         assert response.json() == {"data": {"products": {"nodes": []}}}
         # uvicorn re-raises the signal once it has shut down cleanly, so the parent sees the
         # process end by SIGTERM; the log below shows the shutdown ran to completion.
-        assert await asyncio.to_thread(proc.wait, 30) in (0, -signal.SIGTERM)
+        assert proc.wait(30) in (0, -signal.SIGTERM)
     finally:
         if proc.poll() is None:
             proc.kill()
