@@ -56,13 +56,27 @@ class DatabaseUnavailable(RuntimeError):
     """The database could not be reached or did not answer within its deadline."""
 
 
+# Server error codes that mean "not now" rather than "never": the node is unreachable, shutting
+# down, stepping down or interrupted (the codes MongoDB's drivers retry on).
+TRANSIENT_ERROR_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` means the database is unreachable, slow or restarting (retry later),
     as opposed to a bad query or a bug: connection failures, server-selection and network
-    timeouts, operations past their deadline, a primary stepping down."""
+    timeouts, operations past their deadline, a primary stepping down, transient server
+    errors (``TRANSIENT_ERROR_CODES`` or a retryable/transient error label)."""
     if isinstance(exc, DatabaseUnavailable | ConnectionFailure | ExecutionTimeout):
         return True
-    return isinstance(exc, PyMongoError) and exc.timeout
+    if not isinstance(exc, PyMongoError):
+        return False
+    if exc.timeout:
+        return True
+    if isinstance(exc, OperationFailure) and exc.code in TRANSIENT_ERROR_CODES:
+        return True
+    return exc.has_error_label("RetryableWriteError") or exc.has_error_label(
+        "TransientTransactionError"
+    )
 
 
 # One place declares every collection's indexes; `Store.ensure_indexes` applies them at start-up.

@@ -104,8 +104,8 @@ class Faulty:
 
 
 @asynccontextmanager
-async def faulty_service(server: EmbeddedMongo) -> AsyncIterator[Faulty]:
-    settings = test_settings(server.uri, **FAULT_SETTINGS)
+async def faulty_service(server: EmbeddedMongo, driver: str = "motor") -> AsyncIterator[Faulty]:
+    settings = test_settings(server.uri, mongo_driver=driver, **FAULT_SETTINGS)
     store = await open_store(settings, settings.mongodb_uri)
     try:
         _, storefront = await create_key(store, Role.STOREFRONT, "faults-storefront")
@@ -141,9 +141,13 @@ async def faulty_service(server: EmbeddedMongo) -> AsyncIterator[Faulty]:
 
 
 @pytest.fixture
-async def faulty(db_server: EmbeddedMongo) -> AsyncIterator[Faulty]:
-    async with faulty_service(db_server) as svc:
+async def faulty(db_server: EmbeddedMongo, request: pytest.FixtureRequest) -> AsyncIterator[Faulty]:
+    """The app on this module's server; the driver is motor unless parametrized."""
+    async with faulty_service(db_server, getattr(request, "param", "motor")) as svc:
         yield svc
+
+
+BOTH_DRIVERS = pytest.mark.parametrize("faulty", ["motor", "pymongo"], indirect=True)
 
 
 @dataclass
@@ -279,6 +283,7 @@ async def test_killed_and_restarted_database_recovers(faulty: Faulty) -> None:
     assert set(traffic.codes_between(killed_at, back_at)) <= {"SERVICE_UNAVAILABLE"}
 
 
+@BOTH_DRIVERS
 async def test_injected_connection_errors_and_slow_reads_are_unavailable(faulty: Faulty) -> None:
     await faulty.fail_point("alwaysOn", failCommands=["find"], closeConnection=True)
     status, body = await faulty.query()
@@ -297,15 +302,21 @@ async def test_injected_connection_errors_and_slow_reads_are_unavailable(faulty:
     assert body == {"data": {"products": {"nodes": [{"id": "p1"}]}}}
 
 
+@BOTH_DRIVERS
 async def test_injected_write_failures_fail_the_write_clearly(faulty: Faulty) -> None:
     product = {"id": "p9", "title": "Nine", "price": {"amount": 9, "currency": "EUR"}}
-    await faulty.fail_point("alwaysOn", failCommands=["update"], closeConnection=True)
+    # A transient server error (HostUnreachable), still there after the driver's retry.
+    await faulty.fail_point("alwaysOn", failCommands=["update"], errorCode=6)
     status, body = await faulty.query(UPSERT, {"p": [product]}, key=faulty.merchant)
     assert status == 200
     assert [e["extensions"]["code"] for e in body["errors"]] == ["SERVICE_UNAVAILABLE"]
     assert "try again" in body["errors"][0]["message"]
-    # The stuck write may have made readiness pings miss their deadline too (and writes then
-    # fail fast); wait until the service is ready again.
+    # A write the server holds past the deadline.
+    await faulty.fail_point(
+        "alwaysOn", failCommands=["update"], blockConnection=True, blockTimeMS=1500
+    )
+    status, body = await faulty.query(UPSERT, {"p": [product]}, key=faulty.merchant)
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["SERVICE_UNAVAILABLE"]
     await faulty.fail_point("off")
     await faulty.wait_ready()
     # A command error that is not about availability is a masked internal error.
