@@ -47,7 +47,13 @@ from service.metrics import Metrics
 from service.runtime import Runtime
 from service.store import CommandTimer, DatabaseUnavailable, open_store
 
-__all__ = ["ShopfrontGraphQL", "bearer_token", "create_app", "request_id_for"]
+__all__ = [
+    "ShopfrontGraphQL",
+    "bearer_token",
+    "close_components",
+    "create_app",
+    "request_id_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +85,20 @@ class _BodyTooLarge(Exception):
 class ShopfrontGraphQL(GraphQL[Context, None]):
     """strawberry's ASGI view with Shopfront's HTTP-level limits and per-request context."""
 
-    def __init__(self, runtime_ref: dict[str, Runtime], settings: Settings, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        runtime_ref: dict[str, Runtime],
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        limiter: ratelimit.RateLimiter | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._runtime_ref = runtime_ref
         self.settings = settings
-        self.metrics: Metrics | None = None
-        self.limiter: ratelimit.RateLimiter | None = None
+        self.metrics = metrics
+        self.limiter = limiter
 
     # -- HTTP layer ------------------------------------------------------------------------
 
@@ -271,7 +285,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
         return ctx
 
 
-async def _close_components(runtime: Runtime, budget_s: float) -> None:
+async def close_components(runtime: Runtime, budget_s: float) -> None:
     """Give components with an ``aclose()`` (pending-write buffers, ...) a chance to flush,
     newest first, within the shutdown drain budget."""
     deadline = time.monotonic() + budget_s
@@ -329,18 +343,18 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         finally:
             runtime.draining = True
             await monitor.stop()
-            await _close_components(runtime, settings.shutdown_drain_s)
+            await close_components(runtime, settings.shutdown_drain_s)
             await store.close()
             log.info("shopfront stopped: database client closed")
 
     graphql = ShopfrontGraphQL(
         ref,
         settings,
+        metrics=metrics,
+        limiter=limiter,
         schema=build_schema(settings),
         graphql_ide="graphiql" if settings.introspection_enabled else None,
     )
-    graphql.metrics = metrics
-    graphql.limiter = limiter
 
     async def livez(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.app import _close_components
+from service.app import close_components
 from service.auth import Role, create_key
 from service.embedded import EmbeddedMongo, free_port
 from service.runtime import Runtime
@@ -200,6 +200,6 @@ async def test_component_close_is_bounded_by_the_drain_budget(settings: Any, sto
     runtime.components["buffer"] = flushes
     runtime.components["stuck"] = _Hangs()  # closed first (newest first), and cut off
     started = time.monotonic()
-    await _close_components(runtime, 0.3)
+    await close_components(runtime, 0.3)
     assert time.monotonic() - started < 5  # bounded; without the budget it would hang
     assert flushes.closed
