@@ -8,7 +8,7 @@ from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, SchemaExtension, ValidationCache
+from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
@@ -38,9 +38,8 @@ def build_schema(
     settings: Settings | None = None, *, introspection: bool | None = None
 ) -> strawberry.Schema:
     """The schema with Shopfront's request pipeline. Extension order matters: the observer
-    first (it leaves last, seeing final errors), `RequestLimits` before the validation cache
-    (its validation hook leaves after the validation ran), the gate last (it runs just before
-    the resolvers)."""
+    first (it leaves last, seeing final errors), the gate last (it runs just before the
+    resolvers)."""
     settings = settings or Settings()
     allow_introspection = settings.introspection_enabled if introspection is None else introspection
     mask = settings.environment == "production"
@@ -49,12 +48,11 @@ def build_schema(
     rules: list[type[ASTValidationRule]] = [limits_rule(limits)]
     if not allow_introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
-    # Factories, so each request gets fresh extension instances; the caches live in
-    # module-level LRU functions inside strawberry, so they are shared across requests.
+    # Factories, so each request gets fresh extension instances; the parse and validation
+    # caches are module-level (schema/limits.py), shared across requests.
     extensions: list[Callable[[], SchemaExtension]] = [
         OperationObserver,
-        lambda: RequestLimits(limits),  # also the parser cache
-        lambda: ValidationCache(maxsize=1024),
+        lambda: RequestLimits(limits),  # also the parse and validation caches
         lambda: AddValidationRules(rules),
         lambda: MaskInternalErrors(mask=mask),
         RequestGate,

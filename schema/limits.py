@@ -33,12 +33,15 @@ import contextlib
 import functools
 import logging
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
     ASTValidationRule,
+    DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
@@ -59,6 +62,7 @@ from graphql import (
 )
 from graphql.error import GraphQLSyntaxError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 
 from service.config import Settings
 
@@ -74,9 +78,56 @@ PAGE_ARGUMENTS = ("first", "last", "limit")
 
 log = logging.getLogger(__name__)
 
-# Parsed documents by (text, parser options), shared by every schema in the process. Bounded,
-# so unique query texts cannot grow memory; failures are not cached (lru_cache never does).
-_parse_cached = functools.lru_cache(maxsize=1024)(parse)
+# Parsed and validated documents are cached, but only small ones: a 2,000-token document
+# holds about 0.7 MB of AST and tokens, so caching any document would let a client fill
+# memory with unique large queries. Real operations are far below CACHE_MAX_TOKENS.
+CACHE_SIZE = 256
+CACHE_MAX_TOKENS = 500
+
+
+class DocumentCache:
+    """Parsed documents by (text, parser options): an LRU of documents with few tokens."""
+
+    def __init__(self, size: int = CACHE_SIZE, max_tokens: int = CACHE_MAX_TOKENS) -> None:
+        self.size = size
+        self.max_tokens = max_tokens
+        self._docs: OrderedDict[tuple[str, tuple[tuple[str, Any], ...]], DocumentNode] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def parse(self, query: str, options: dict[str, Any]) -> tuple[DocumentNode, bool]:
+        """The parsed document and whether it is cached (raises on a syntax error)."""
+        key = (query, tuple(sorted(options.items())))
+        with self._lock:
+            doc = self._docs.get(key)
+            if doc is not None:
+                self._docs.move_to_end(key)
+                return doc, True
+        doc = parse(query, **options)
+        if _token_count(doc, self.max_tokens + 1) > self.max_tokens:
+            return doc, False
+        with self._lock:
+            self._docs[key] = doc
+            while len(self._docs) > self.size:
+                self._docs.popitem(last=False)
+        return doc, True
+
+
+def _token_count(doc: DocumentNode, stop_at: int) -> int:
+    token = doc.loc.start_token if doc.loc else None
+    count = 0
+    while token is not None and count < stop_at:
+        count += 1
+        token = token.next
+    return count
+
+
+DOCUMENTS = DocumentCache()
+
+# Validation results of cached documents (keyed by identity: only cached documents come here,
+# so the documents this holds on to are the small ones).
+_validate_cached = functools.lru_cache(maxsize=CACHE_SIZE)(validate_document)
 
 # Base cost of fields that do more than read one object: ("Type", "field") -> cost.
 # Domain modules add their expensive root fields here (e.g. ("Query", "storefront")).
@@ -304,16 +355,18 @@ def _set_code(error: GraphQLError, code: str) -> None:
 class RequestLimits(SchemaExtension):
     """Parses with a cache and the token limit, and gives pre-execution errors codes.
 
-    It replaces strawberry's ``ParserCache``: that one raises parse errors from inside its
-    hook, which strawberry then reports outside the operation's extensions (no code, no
-    masking). Here a document that fails to parse is left to strawberry, which parses it
-    again and reports the error through the normal path. Register it before
-    `ValidationCache`, so its validation hook (leaving after that one) sees the errors.
+    It replaces strawberry's ``ParserCache`` and ``ValidationCache``. Those cache any
+    document (see `CACHE_MAX_TOKENS` for why that is a memory risk), and ``ParserCache``
+    raises parse errors from inside its hook, which strawberry then reports outside the
+    operation's extensions (no code, no masking). Here a document that fails to parse is left
+    to strawberry, which parses it again and reports the error through the normal path; a
+    document too large to cache is parsed and validated each time.
     """
 
     def __init__(self, limits: Limits) -> None:
         super().__init__()
         self.limits = limits
+        self._cached = False
 
     def _clean(self, error: GraphQLError, code: str) -> None:
         _set_code(error, code)
@@ -339,7 +392,8 @@ class RequestLimits(SchemaExtension):
         if ec.graphql_document is None and ec.query:
             # A failure is reported by strawberry's own parse, inside the operation.
             with contextlib.suppress(Exception):
-                ec.graphql_document = _parse_cached(ec.query, **ec.parse_options)
+                options = dict(ec.parse_options)
+                ec.graphql_document, self._cached = DOCUMENTS.parse(ec.query, options)
         yield
 
     def _parse_error(self, error: GraphQLError) -> None:
@@ -356,6 +410,11 @@ class RequestLimits(SchemaExtension):
             self._clean(error, PARSE_FAILED)
 
     def on_validate(self) -> Iterator[None]:
+        ec = self.execution_context
+        if self._cached and ec.graphql_document is not None and ec.pre_execution_errors is None:
+            ec.pre_execution_errors = _validate_cached(
+                ec.schema._schema, ec.graphql_document, tuple(ec.validation_rules)
+            )
         yield
         for error in self.execution_context.pre_execution_errors or ():
             self._clean(error, VALIDATION_FAILED)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from schema.limits import strip_suggestions
+from schema.limits import DocumentCache, strip_suggestions
 from service import catalog
 from service.admission import Overloaded
 from tests.security.conftest import Service, ServiceFactory
@@ -294,3 +294,19 @@ async def test_overloaded_maps_to_503_with_retry_after(
     assert resp.headers["retry-after"] == "3"
     ext = resp.json()["errors"][0]["extensions"]
     assert ext["code"] == "OVERLOADED" and ext["retryAfter"] == 3
+
+
+def test_only_small_documents_are_cached() -> None:
+    cache = DocumentCache(size=2, max_tokens=20)
+    small = "{ products { nodes { id } } }"
+    first, cached = cache.parse(small, {})
+    again, cached_again = cache.parse(small, {})
+    assert cached and cached_again and first is again
+    big = "{ " + " ".join(f"a{i}: products {{ nodes {{ id }} }}" for i in range(10)) + " }"
+    one, big_cached = cache.parse(big, {})
+    two, _ = cache.parse(big, {})
+    assert not big_cached and one is not two  # parsed every time, never held
+    for text in ("{ a }", "{ b }", "{ c }"):
+        cache.parse(text, {})
+    assert cache.parse(small, {})[0] is not first  # evicted: the cache keeps its size
+    assert cache.parse(small, {"max_tokens": 50})[0] is not cache.parse(small, {})[0]
