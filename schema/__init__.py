@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import strawberry
-from graphql import GraphQLError, NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, ParserCache, SchemaExtension, ValidationCache
+from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
+from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from schema.errors import MaskInternalErrors
+from schema.gate import RequestGate
+from schema.limits import Limits, RequestLimits, limits_rule
+from schema.observe import OperationObserver
 from schema.root import Mutation, Query
 from schema.scalars import SCALARS
 from service.config import Settings
@@ -20,8 +24,9 @@ SDL_PATH = Path(__file__).with_name("schema.graphql")
 
 
 class ShopfrontSchema(strawberry.Schema):
-    """Logs only internal errors (with their traceback, via `MaskInternalErrors`); an error a
-    client caused (bad input, a missing key) is the client's answer, not an incident."""
+    """strawberry's schema without its default error logging: strawberry logs every error
+    with a traceback, client mistakes included; `MaskInternalErrors` logs the internal ones
+    (with the request id) and clients' own errors are not the operator's problem."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -31,24 +36,35 @@ class ShopfrontSchema(strawberry.Schema):
 
 def build_schema(
     settings: Settings | None = None, *, introspection: bool | None = None
-) -> ShopfrontSchema:
+) -> strawberry.Schema:
+    """The schema with Shopfront's request pipeline. Extension order matters: the observer
+    first (it leaves last, seeing final errors), the gate last (it runs just before the
+    resolvers)."""
     settings = settings or Settings()
     allow_introspection = settings.introspection_enabled if introspection is None else introspection
     mask = settings.environment == "production"
-    # Factories, so each request gets fresh extension instances; the caches live in
-    # module-level LRU functions inside strawberry, so they are shared across requests.
-    extensions: list[Callable[[], SchemaExtension]] = [
-        lambda: ParserCache(maxsize=1024),
-        lambda: ValidationCache(maxsize=1024),
-        lambda: MaskInternalErrors(mask=mask),
-    ]
+    limits = Limits.from_settings(settings)
+    # Rule classes are made once per schema: the validation cache keys on them.
+    rules: list[type[ASTValidationRule]] = [limits_rule(limits)]
     if not allow_introspection:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        rules.append(NoSchemaIntrospectionCustomRule)
+    # Factories, so each request gets fresh extension instances; the parse and validation
+    # caches are module-level (schema/limits.py), shared across requests.
+    extensions: list[Callable[[], SchemaExtension]] = [
+        OperationObserver,
+        lambda: RequestLimits(limits),  # also the parse and validation caches
+        lambda: AddValidationRules(rules),
+        lambda: MaskInternalErrors(mask=mask),
+        RequestGate,
+    ]
+    batching: Any = None
+    if settings.max_operations_per_batch > 1:
+        batching = {"max_operations": settings.max_operations_per_batch}
     return ShopfrontSchema(
         query=Query,
         mutation=Mutation,
         extensions=extensions,
-        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS, batching_config=batching),
     )
 
 

@@ -146,6 +146,21 @@ def main() -> None:
     )
 
 
+def draining_server(config: Any, app: Any) -> Any:
+    """A uvicorn server that marks the app as draining the moment a shutdown signal arrives,
+    so /readyz turns unready while in-flight requests finish."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            runtime = getattr(app.state, "runtime", None)
+            if runtime is not None:
+                runtime.draining = True
+            super().handle_exit(sig, frame)
+
+    return Server(config)
+
+
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default SHOPFRONT_HOST).")
 @click.option("--port", type=int, default=None, help="Port to bind (default SHOPFRONT_PORT).")
@@ -154,18 +169,33 @@ def main() -> None:
     is_flag=True,
     help="Load the demo data set when the database is empty and print demo API keys.",
 )
-def serve(host: str | None, port: int | None, demo: bool) -> None:
-    """Serve GraphQL at /graphql (starting the embedded database if no URI is set)."""
+@click.option(
+    "--drain",
+    type=float,
+    default=None,
+    help="Seconds in-flight requests get to finish on SIGTERM "
+    "(default SHOPFRONT_SHUTDOWN_DRAIN_S).",
+)
+def serve(host: str | None, port: int | None, demo: bool, drain: float | None) -> None:
+    """Serve GraphQL at /graphql (starting the embedded database if no URI is set).
+
+    On SIGTERM (or Ctrl-C) it stops accepting connections, lets in-flight requests finish
+    within the drain time, then closes the database client.
+    """
     import os
 
     import uvicorn
 
     from service.app import create_app
+    from service.logs import configure_logging
 
     introspection = None
     if demo and "SHOPFRONT_INTROSPECTION" not in os.environ:
         introspection = True  # the demo is for exploring; production keeps it off
-    settings = load_settings(host=host, port=port, introspection=introspection)
+    settings = load_settings(
+        host=host, port=port, introspection=introspection, shutdown_drain_s=drain
+    )
+    configure_logging(settings.log_level, settings.log_format)
     with database(settings) as live:
         if demo:
             from service.demo_setup import prepare_demo
@@ -178,14 +208,17 @@ def serve(host: str | None, port: int | None, demo: bool) -> None:
             click.echo(f"  SHOPFRONT_MERCHANT_KEY={keys.merchant}")
             click.echo(f"  (also in {keys.path})")
             click.echo("")
+        app = create_app(live)
         config = uvicorn.Config(
-            create_app(live),
+            app,
             host=live.host,
             port=live.port,
-            log_level="info",
-            timeout_graceful_shutdown=10,
+            log_config=None,  # keep the JSON/text logging configured above
+            access_log=False,  # the app logs one structured line per GraphQL request
+            # uvicorn types this as int but only hands it to asyncio.wait_for (seconds).
+            timeout_graceful_shutdown=live.shutdown_drain_s,  # type: ignore[arg-type]
         )
-        run_until_stopped(uvicorn.Server(config))
+        run_until_stopped(draining_server(config, app))
 
 
 @main.group()

@@ -112,6 +112,112 @@ class Settings:
         default="EUR",
         metadata=_meta("Currency revenue is reported in when a report does not name one."),
     )
+    # -- GraphQL abuse limits (schema/limits.py, service/app.py) ------------------------------
+    max_query_depth: int = field(
+        default=10,
+        metadata=_meta("Deepest field nesting an operation may have (`{ a { b } }` is 2).", min=1),
+    )
+    max_query_tokens: int = field(
+        default=2000, metadata=_meta("Most lexical tokens a GraphQL document may have.", min=1)
+    )
+    max_aliases: int = field(
+        default=15,
+        metadata=_meta("Most aliased fields per operation, fragments expanded.", min=0),
+    )
+    max_query_cost: int = field(
+        default=1000,
+        metadata=_meta(
+            "Highest estimated cost per operation: each object field costs 1, a field with a "
+            "`first`/`limit` argument multiplies its selection by it.",
+            min=1,
+        ),
+    )
+    max_body_bytes: int = field(
+        default=256 * 1024,
+        metadata=_meta(
+            "Largest GraphQL request body accepted (bytes); larger is HTTP 413.", min=1024
+        ),
+    )
+    max_operations_per_batch: int = field(
+        default=10,
+        metadata=_meta(
+            "Most operations in one batched request (a JSON array); 1 turns batching off.", min=1
+        ),
+    )
+    field_suggestions: bool | None = field(
+        default=None,
+        metadata=_meta(
+            "Keep 'Did you mean ...' hints in GraphQL errors (default: only when introspection "
+            "is on, since they reveal the schema)."
+        ),
+    )
+    # -- rate limits (service/ratelimit.py); a rate of 0 switches that bucket off ------------
+    rate_limit_enabled: bool = field(
+        default=True, metadata=_meta("Apply the per-key and per-address token buckets.")
+    )
+    rate_limit_storefront_per_s: float = field(
+        default=500.0,
+        metadata=_meta("Requests per second one storefront key may make (all shoppers).", min=0),
+    )
+    rate_limit_storefront_burst: int = field(
+        default=1000, metadata=_meta("Burst size of a storefront key's bucket.", min=1)
+    )
+    rate_limit_merchant_per_s: float = field(
+        default=100.0, metadata=_meta("Requests per second one merchant key may make.", min=0)
+    )
+    rate_limit_merchant_burst: int = field(
+        default=200, metadata=_meta("Burst size of a merchant key's bucket.", min=1)
+    )
+    rate_limit_address_per_s: float = field(
+        default=100.0,
+        metadata=_meta("Requests per second one client address may make, any key.", min=0),
+    )
+    rate_limit_address_burst: int = field(
+        default=200, metadata=_meta("Burst size of a client address's bucket.", min=1)
+    )
+    # -- health, shutdown, overload, logs (service/health.py, service/admission.py) ----------
+    health_check_interval_s: float = field(
+        default=0.5,
+        metadata=_meta("How often the readiness monitor pings the database.", min=0.05),
+    )
+    health_check_timeout_s: float = field(
+        default=1.0,
+        metadata=_meta(
+            "How long a readiness ping may take before the database counts as down.", min=0.05
+        ),
+    )
+    key_cache_max_age_s: float = field(
+        default=300.0,
+        metadata=_meta(
+            "While the database is unreachable, API keys verified this recently still "
+            "authenticate (0: never).",
+            min=0,
+        ),
+    )
+    shutdown_drain_s: float = field(
+        default=10.0,
+        metadata=_meta(
+            "On SIGTERM, how long in-flight requests may take to finish before they are cut.",
+            min=0,
+        ),
+    )
+    ingest_max_in_flight: int = field(
+        default=10_000,
+        metadata=_meta(
+            "Most events being ingested at once; beyond it ingestion answers HTTP 503 "
+            "OVERLOADED with Retry-After.",
+            min=1,
+        ),
+    )
+    overload_retry_after_s: int = field(
+        default=1, metadata=_meta("Retry-After (seconds) sent with an OVERLOADED answer.", min=1)
+    )
+    log_format: Literal["json", "text"] = field(
+        default="json", metadata=_meta("`shopfront serve` log lines: `json` or `text`.")
+    )
+    metrics_enabled: bool = field(
+        default=True, metadata=_meta("Serve Prometheus metrics at /metrics.")
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -161,6 +267,13 @@ class Settings:
     @property
     def introspection_enabled(self) -> bool:
         return bool(self.introspection)
+
+    @property
+    def suggestions_enabled(self) -> bool:
+        """Whether GraphQL errors may carry "Did you mean ..." hints."""
+        if self.field_suggestions is None:
+            return self.introspection_enabled
+        return self.field_suggestions
 
     @property
     def embedded(self) -> bool:

@@ -10,12 +10,12 @@ so a dead database gives a clear error in seconds instead of a 30-second hang.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 
 import pymongo
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne, monitoring
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
@@ -31,6 +31,7 @@ __all__ = [
     "ASCENDING",
     "DESCENDING",
     "BulkWriteError",
+    "CommandTimer",
     "ConnectionFailure",
     "DatabaseUnavailable",
     "DuplicateKeyError",
@@ -41,6 +42,7 @@ __all__ = [
     "ReturnDocument",
     "Store",
     "UpdateOne",
+    "is_unavailable",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,29 @@ Driver = Literal["motor", "pymongo"]
 
 class DatabaseUnavailable(RuntimeError):
     """The database could not be reached or did not answer within its deadline."""
+
+
+# Server error codes that mean "not now" rather than "never": the node is unreachable, shutting
+# down, stepping down or interrupted (the codes MongoDB's drivers retry on).
+TRANSIENT_ERROR_CODES = frozenset({6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database is unreachable, slow or restarting (retry later),
+    as opposed to a bad query or a bug: connection failures, server-selection and network
+    timeouts, operations past their deadline, a primary stepping down, transient server
+    errors (``TRANSIENT_ERROR_CODES`` or a retryable/transient error label)."""
+    if isinstance(exc, DatabaseUnavailable | ConnectionFailure | ExecutionTimeout):
+        return True
+    if not isinstance(exc, PyMongoError):
+        return False
+    if exc.timeout:
+        return True
+    if isinstance(exc, OperationFailure) and exc.code in TRANSIENT_ERROR_CODES:
+        return True
+    return exc.has_error_label("RetryableWriteError") or exc.has_error_label(
+        "TransientTransactionError"
+    )
 
 
 # One place declares every collection's indexes; `Store.ensure_indexes` applies them at start-up.
@@ -128,7 +153,28 @@ INDEXES.setdefault("redemptions", []).append(
 )
 
 
-def _new_client(settings: Settings, uri: str) -> Any:
+class CommandTimer(monitoring.CommandListener):
+    """Reports every command's name, round-trip time and success to ``observe``.
+
+    Registered per client (``Store(..., listeners=[...])``), so each app measures only its own
+    database calls. Called by the driver on whatever thread ran the command; ``observe`` must
+    be thread-safe and quick (a Prometheus histogram is both).
+    """
+
+    def __init__(self, observe: Callable[[str, float, bool], None]) -> None:
+        self._observe = observe
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self._observe(event.command_name, event.duration_micros / 1e6, True)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self._observe(event.command_name, event.duration_micros / 1e6, False)
+
+
+def _new_client(settings: Settings, uri: str, listeners: Sequence[Any] = ()) -> Any:
     options: dict[str, Any] = {
         "serverSelectionTimeoutMS": settings.mongo_server_selection_timeout_ms,
         "timeoutMS": settings.mongo_operation_timeout_ms,
@@ -136,6 +182,8 @@ def _new_client(settings: Settings, uri: str) -> Any:
         "tz_aware": True,
         "appname": "shopfront",
     }
+    if listeners:
+        options["event_listeners"] = list(listeners)
     if settings.mongo_driver == "pymongo":
         from pymongo import AsyncMongoClient
 
@@ -148,11 +196,18 @@ def _new_client(settings: Settings, uri: str) -> Any:
 class Store:
     """Owns the client and the database handle; hands out collections by name."""
 
-    def __init__(self, settings: Settings, uri: str, database: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        uri: str,
+        database: str | None = None,
+        *,
+        listeners: Sequence[Any] = (),
+    ) -> None:
         self.settings = settings
         self.uri = uri
         self.driver: Driver = settings.mongo_driver
-        self.client = _new_client(settings, uri)
+        self.client = _new_client(settings, uri, listeners)
         self.db = self.client[database or settings.mongodb_database]
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -245,8 +300,15 @@ def redact(uri: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-async def open_store(settings: Settings, uri: str, database: str | None = None) -> Store:
-    store = Store(settings, uri, database)
+async def open_store(
+    settings: Settings,
+    uri: str,
+    database: str | None = None,
+    *,
+    listeners: Sequence[Any] = (),
+) -> Store:
+    """An opened `Store`; ``listeners`` are driver event listeners (e.g. `CommandTimer`)."""
+    store = Store(settings, uri, database, listeners=listeners)
     try:
         await store.open()
     except BaseException:

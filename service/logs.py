@@ -1,0 +1,154 @@
+"""Structured logs: one JSON object per line, tagged with the request being served.
+
+The HTTP layer binds a `RequestInfo` for each request (a context variable, so it follows the
+request into every task it starts). Any log record emitted while it is bound carries the
+request id; the request's own summary line adds the operation, the API key's *name* (never the
+key), the duration and the parts of the answer that were degraded. Code anywhere in a request
+calls `mark_degraded("recommender:trending")` to have that part named in the summary and in
+the ``shopfront_degraded_parts`` metric.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+# Attributes of a LogRecord that are not caller-supplied ``extra`` fields.
+# uvicorn's ``color_message`` repeats the message with terminal colours.
+_STANDARD = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
+    | {"message", "asctime", "color_message"}
+)
+
+
+@dataclass
+class RequestInfo:
+    """What the summary line of one request reports; filled in as the request proceeds."""
+
+    request_id: str
+    method: str = ""
+    path: str = ""
+    client: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+    operations: list[str] = field(default_factory=list)
+    key_name: str | None = None
+    role: str | None = None
+    degraded: list[str] = field(default_factory=list)
+    error_codes: list[str] = field(default_factory=list)
+
+    def elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000, 2)
+
+
+_current: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(
+    "shopfront_request", default=None
+)
+
+
+def current_request() -> RequestInfo | None:
+    """The request being served in this task, if any."""
+    return _current.get()
+
+
+@contextmanager
+def bind_request(info: RequestInfo) -> Iterator[RequestInfo]:
+    token = _current.set(info)
+    try:
+        yield info
+    finally:
+        _current.reset(token)
+
+
+def mark_degraded(part: str) -> None:
+    """Record that ``part`` of the current answer was left out or served from a fallback."""
+    info = _current.get()
+    if info is not None and part not in info.degraded:
+        info.degraded.append(part)
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object: time, level, logger, message, the current request
+    id, any ``extra`` fields, and the traceback (as text) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        info = _current.get()
+        if info is not None:
+            out["request_id"] = info.request_id
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    """Human-readable lines with the request id, for `SHOPFRONT_LOG_FORMAT=text`."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        info = _current.get()
+        return f"{line} [request {info.request_id}]" if info is not None else line
+
+
+def configure_logging(
+    level: str = "INFO", fmt: Literal["json", "text"] = "json", stream: Any = None
+) -> logging.Handler:
+    """Send every logger (uvicorn's included) through one handler on stderr in ``fmt``."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lg = logging.getLogger(name)
+        lg.handlers.clear()
+        lg.propagate = True
+    return handler
+
+
+request_log = logging.getLogger("shopfront.request")
+
+
+def log_request(info: RequestInfo, status: int) -> None:
+    """The one summary line per HTTP request."""
+    level = logging.ERROR if status >= 500 else logging.INFO
+    request_log.log(
+        level,
+        "%s %s %s",
+        info.method,
+        info.path,
+        status,
+        extra={
+            "request_id": info.request_id,
+            "status": status,
+            "duration_ms": info.elapsed_ms(),
+            "operation": ",".join(info.operations) or None,
+            "key_name": info.key_name,
+            "role": info.role,
+            "client": info.client,
+            "degraded": list(info.degraded),
+            "error_codes": sorted(set(info.error_codes)),
+        },
+    )
