@@ -42,6 +42,7 @@ from schema.gate import bearer_token, rate_limited_error
 from service import admission, health, keycache, ratelimit
 from service import metrics as metrics_module
 from service.config import Settings
+from service.experiments import start_experiments, stop_experiments
 from service.logs import RequestInfo, bind_request, current_request, log_request
 from service.metrics import Metrics
 from service.runtime import Runtime
@@ -337,11 +338,13 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         ref["runtime"] = runtime
         app.state.runtime = runtime
         monitor.start()
+        await start_experiments(runtime)
         log.info("shopfront ready (database %s, driver %s)", store.db.name, store.driver)
         try:
             yield
         finally:
             runtime.draining = True
+            await stop_experiments(runtime)
             await monitor.stop()
             await close_components(runtime, settings.shutdown_drain_s)
             await store.close()
