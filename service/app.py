@@ -10,7 +10,7 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,8 +23,9 @@ from strawberry.asgi import GraphQL
 
 from schema import build_schema
 from schema.context import Context
-from service import auth
+from service import auth, storefront
 from service.config import Settings
+from service.plugin_config import ConfigFile
 from service.runtime import Runtime
 from service.store import DatabaseUnavailable, PyMongoError, open_store
 
@@ -80,9 +81,20 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
         return ctx
 
 
-def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    *,
+    database: str | None = None,
+    plugins: Sequence[tuple[str, object]] = (),
+    plugin_config: ConfigFile | None = None,
+    profiles: storefront.ProfileSource | None = None,
+) -> Starlette:
     """The Shopfront ASGI app. ``settings.mongodb_uri`` must name a reachable server
-    (`shopfront serve` starts the embedded one first when none is configured)."""
+    (`shopfront serve` starts the embedded one first when none is configured).
+
+    ``plugins`` are (name, plugin object) pairs registered after the built-ins;
+    ``plugin_config`` replaces the ``SHOPFRONT_CONFIG`` file; ``profiles`` is the shopper
+    profile source (default: every shopper served without a profile)."""
     if not settings.mongodb_uri:
         raise DatabaseUnavailable("create_app needs settings.mongodb_uri")
     ref: dict[str, Runtime] = {}
@@ -91,6 +103,13 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = await open_store(settings, settings.mongodb_uri, database)
         runtime = Runtime(settings=settings, store=store)
+        try:
+            await storefront.start_components(
+                runtime, plugins=plugins, plugin_config=plugin_config, profiles=profiles
+            )
+        except BaseException:
+            await store.close()
+            raise
         ref["runtime"] = runtime
         app.state.runtime = runtime
         log.info("shopfront ready (database %s, driver %s)", store.db.name, store.driver)
@@ -98,6 +117,7 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
             yield
         finally:
             runtime.draining = True
+            await storefront.stop_components(runtime)
             await store.close()
 
     graphql = ShopfrontGraphQL(

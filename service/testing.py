@@ -64,6 +64,8 @@ def test_settings(mongo_uri: str, **overrides: Any) -> Settings:
         "environment": "development",
         "mongo_server_selection_timeout_ms": 2000,
         "introspection": True,
+        # Hermetic: merchant plugins installed in the environment load only when a test asks.
+        "plugins_entry_points": False,
     }
     values.update(overrides)
     return Settings.from_env({}, **values)
