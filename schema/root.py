@@ -9,8 +9,10 @@ from __future__ import annotations
 from strawberry.tools import merge_types
 
 from schema.catalog import CatalogMutation, CatalogQuery
+from schema.plugins import PluginsQuery
+from schema.storefront import StorefrontQuery
 
-QUERY_PARTS: tuple[type, ...] = (CatalogQuery,)
+QUERY_PARTS: tuple[type, ...] = (CatalogQuery, StorefrontQuery, PluginsQuery)
 MUTATION_PARTS: tuple[type, ...] = (CatalogMutation,)
 
 Query = merge_types("Query", QUERY_PARTS)
