@@ -723,6 +723,7 @@ class PluginHost:
         except TimeoutError:
             health.timeouts += 1
             outcome, reason = "timeout", f"timeout after {strategy.config.timeout_ms} ms"
+            plugin.loop.watch()
             log.warning("strategy %r of plugin %r: %s", name, plugin.name, reason)
         except OutputError as exc:
             health.failures += 1
@@ -925,11 +926,12 @@ class PluginHost:
             if isinstance(result, asyncio.CancelledError):
                 raise result
             if isinstance(result, BaseException):
-                why = (
-                    f"timeout after {self.settings.plugin_hook_timeout_ms} ms"
-                    if isinstance(result, TimeoutError)
-                    else _describe(result)
-                )
+                if isinstance(result, TimeoutError):
+                    why = f"timeout after {self.settings.plugin_hook_timeout_ms} ms"
+                    if record.loop is not None:
+                        record.loop.watch()
+                else:
+                    why = _describe(result)
                 record.policy_failures[hook_name] = record.policy_failures.get(hook_name, 0) + 1
                 log.warning(
                     "%s hook of plugin %r failed: %s", hook_name, record.name, why, exc_info=result

@@ -14,6 +14,14 @@ Three pieces, used only by `service.plugin_host`:
   rule: all of a plugin's code — factories, strategies, event hooks — runs on one thread, so
   it needs no locks of its own. The price: a plugin whose strategy spins also stalls its other
   strategies until the spin ends; their deadlines and breakers contain that.
+  A spin is also bounded, because a spinning thread still takes its share of the interpreter
+  lock and slows every other thread: when a call overruns its deadline and the plugin's loop
+  then fails to answer a ping within a short grace period, the loop is stuck inside a step, and
+  the host raises `StrategyInterrupted` in the plugin's thread (CPython's
+  ``PyThreadState_SetAsyncExc``). That ends a pure-Python loop at its next bytecode; code
+  blocked inside a C call is interrupted when the call returns. It is a `BaseException`, so a
+  plugin's ``except Exception`` does not swallow it. Long jobs the host starts without a
+  deadline (training) are never interrupted.
   A consequence plugin authors must know: async database clients are bound to the loop that
   created them, so the `Store` a plugin receives in `StrategySetup` is opened on its plugin
   loop, and a plugin must not use the service's own store.
@@ -28,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import ctypes
 import inspect
 import logging
 import math
@@ -55,6 +64,14 @@ class OutputError(ValueError):
     """A strategy returned something that is not the shape its protocol promises."""
 
 
+class StrategyInterrupted(BaseException):
+    """Raised inside plugin code that held its plugin's loop past a deadline without yielding."""
+
+
+STUCK_GRACE_S = 0.05  # how long a loop may ignore a ping after a deadline before it is stuck
+MAX_INTERRUPTS = 3
+
+
 class PluginLoop:
     """An event loop running in a daemon thread, owned by one plugin."""
 
@@ -62,6 +79,9 @@ class PluginLoop:
         self.plugin = plugin
         self.loop = asyncio.new_event_loop()
         self.loop.set_exception_handler(self._on_loop_error)
+        self.interruptions = 0
+        self._jobs = 0  # calls without a deadline in flight (training): never interrupted
+        self._watchdog: asyncio.Task[None] | None = None
         self._thread = threading.Thread(
             target=self._run, name=f"shopfront-plugin:{plugin}", daemon=True
         )
@@ -70,7 +90,13 @@ class PluginLoop:
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self.loop.run_forever()
+            while True:
+                try:
+                    self.loop.run_forever()
+                    break
+                except StrategyInterrupted:
+                    # The step ended just before the interruption landed: keep serving.
+                    log.warning("plugin %r: interrupted between steps; loop restarted", self.plugin)
         finally:
             try:
                 self.loop.run_until_complete(self.loop.shutdown_asyncgens())
@@ -108,9 +134,58 @@ class PluginLoop:
         a call that never yields keeps running until it does, and its result is dropped.
         """
         future = asyncio.wrap_future(self.submit(fn))
-        if timeout_s is None:
+        if timeout_s is not None:
+            return await asyncio.wait_for(future, timeout_s)
+        self._jobs += 1
+        try:
             return await future
-        return await asyncio.wait_for(future, timeout_s)
+        finally:
+            self._jobs -= 1
+
+    def watch(self) -> None:
+        """A call here overran its deadline: check, in the background, that the loop still
+        answers, and interrupt the code holding it if it does not (see the module doc)."""
+        if self._watchdog is not None or self._jobs or not self.alive:
+            return
+        self._watchdog = asyncio.get_running_loop().create_task(self._unstick())
+
+    async def _responsive(self, timeout_s: float) -> bool:
+        try:
+            await self.run(lambda: None, timeout_s)
+        except TimeoutError:
+            return False
+        except RuntimeError:  # closed meanwhile
+            return True
+        return True
+
+    async def _unstick(self) -> None:
+        try:
+            for _ in range(MAX_INTERRUPTS):
+                if await self._responsive(STUCK_GRACE_S) or self._jobs:
+                    return
+                self.interrupt()
+            if not await self._responsive(STUCK_GRACE_S):
+                log.error(
+                    "plugin %r: its thread is still stuck after %d interruptions",
+                    self.plugin,
+                    MAX_INTERRUPTS,
+                )
+        finally:
+            self._watchdog = None
+
+    def interrupt(self) -> None:
+        """Raise `StrategyInterrupted` in the plugin's thread at its next bytecode."""
+        ident = self._thread.ident
+        if ident is None or not self.alive:
+            return
+        self.interruptions += 1
+        log.warning(
+            "plugin %r: its thread held its loop past a deadline without yielding; interrupting",
+            self.plugin,
+        )
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(ident), ctypes.py_object(StrategyInterrupted)
+        )
 
     async def close(self, timeout_s: float) -> bool:
         """Cancel what still runs, stop the loop and join the thread; False if it would not
@@ -125,8 +200,16 @@ class PluginLoop:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
-        with contextlib.suppress(TimeoutError, RuntimeError):
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+        try:
             await self.run(cancel_all, timeout_s)
+        except TimeoutError:
+            self.interrupt()  # stuck: free the thread so the loop can stop
+        except RuntimeError:
+            pass
         try:
             self.loop.call_soon_threadsafe(self.loop.stop)
         except RuntimeError:  # the loop has already closed

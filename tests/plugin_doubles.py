@@ -29,6 +29,7 @@ from service.plugin_api import (
     Slot,
     StrategySetup,
 )
+from service.plugin_isolation import StrategyInterrupted
 
 
 @dataclass
@@ -120,6 +121,7 @@ class SpinControl:
     started: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
+    interrupted: threading.Event = field(default_factory=threading.Event)
     max_s: float = 20.0
 
 
@@ -133,8 +135,12 @@ class Spinning:
         control = self.control
         control.started.set()
         give_up = time.monotonic() + control.max_s
-        while not control.release.is_set() and time.monotonic() < give_up:
-            pass
+        try:
+            while not control.release.is_set() and time.monotonic() < give_up:
+                pass
+        except StrategyInterrupted:
+            control.interrupted.set()
+            raise
         control.finished.set()
         return []
 

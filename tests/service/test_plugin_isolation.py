@@ -140,7 +140,9 @@ async def test_each_kind_of_misbehaviour_is_contained_and_named(
         ("good", SpecPlugin([list_recommender("fine", ["p1", "p2"])])),
     ]
     seen: list[CallObservation] = []
-    host = await start_host(settings, store, plugins)
+    # building 10,000 candidates takes time on a busy machine; its output is the point here
+    config = {"strategies": {"flooder": {"timeout_ms": 5000}}}
+    host = await start_host(settings, store, plugins, config=config)
     host.add_observer(seen.append)
     try:
         names = ["raiser", "sleeper", "wrong_type", "flooder", "fine"]
@@ -174,19 +176,50 @@ async def test_a_spinning_strategy_does_not_stall_the_event_loop(
 ) -> None:
     control = SpinControl()
     spec = RecommenderSpec("spinner", lambda s: Spinning(s, control), "spins")
-    host = await start_host(settings, store, [("spins", SpecPlugin([spec]))])
+    host = await start_host(
+        settings, store, [("spins", SpecPlugin([spec, list_recommender("fine", ["p1"])]))]
+    )
     try:
         call = asyncio.create_task(host.recommend("spinner", CTX, SLOT))
         assert await asyncio.to_thread(control.started.wait, 10)
         # While the strategy spins on its plugin thread, this loop still does real work ...
         await store.products.insert_one({"id": "during-spin"})
         assert await store.products.count_documents({}) == 1
-        # ... and the call comes back as a timeout, before the spin is over.
+        # ... and the call comes back as a timeout, long before the spin would end.
         result = await call
         assert result.problem is not None and result.problem.reason == "timeout after 100 ms"
+        # The watchdog then finds the plugin's loop stuck and interrupts the spin, so the
+        # plugin's other strategies work again.
+        assert await asyncio.to_thread(control.interrupted.wait, 10)
         assert not control.finished.is_set()
+        fine = await host.recommend("fine", CTX, SLOT)
+        assert fine.problem is None and fine.value is not None
+        strategy = host.strategy("spinner")
+        assert strategy is not None and strategy.plugin.loop is not None
+        assert strategy.plugin.loop.interruptions >= 1
     finally:
         control.release.set()
+        await host.close()
+
+
+async def test_jobs_without_a_deadline_are_never_interrupted(
+    settings: Settings, store: Store
+) -> None:
+    control = SpinControl(max_s=0.5)
+    spec = RecommenderSpec("spinner", lambda s: Spinning(s, control), "spins")
+    plugin = SpecPlugin(
+        [spec, RecommenderSpec("late", lambda s: Sleeping(s, SleepProbe()), "", {"sleep_s": 1.0})]
+    )
+    host = await start_host(settings, store, [("spins", plugin)])
+    try:
+        # a long job (as training is) holds the loop; a request meanwhile times out
+        job = asyncio.create_task(host.run_on_strategy("spinner", lambda r: r.recommend(CTX, SLOT)))
+        assert await asyncio.to_thread(control.started.wait, 10)
+        late = await host.recommend("late", CTX, SLOT)
+        assert late.problem is not None and late.problem.reason.startswith("timeout")
+        assert await job == []
+        assert control.finished.is_set() and not control.interrupted.is_set()
+    finally:
         await host.close()
 
 
