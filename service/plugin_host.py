@@ -586,8 +586,11 @@ class PluginHost:
             raise PluginError(
                 f"strategy {strategy.name!r}: factory took longer than {startup_s:g}s"
             ) from None
-        except ConfigError:
-            raise
+        except ConfigError as exc:  # the factory refused a config value: always fatal
+            raise ConfigError(
+                f"plugin {record.name!r}, strategy {strategy.name!r}: [strategies."
+                f"{strategy.name}] {exc}"
+            ) from exc
         except Exception as exc:
             raise PluginError(
                 f"strategy {strategy.name!r}: factory raised {_describe(exc)}"
