@@ -249,6 +249,12 @@ async def test_register_hooks_build_every_kind_with_its_config(
         assert host.coupon_strategies()[0].obj.code == "HI20"
         # chain order follows terms.priority, which config changed for five_off
         assert [p.terms.name for p in host.promotions()] == ["five_off", "ten_off"]
+        [report] = host.report()
+        assert report.hooks == (
+            "register_coupon_strategies",
+            "register_promotions",
+            "register_recommenders",
+        )
     finally:
         await host.close()
 
