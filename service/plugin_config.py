@@ -9,7 +9,8 @@ Layout::
     code = "WELCOME10"
     token = "env:WELCOME_TOKEN"    # a secret, read from the environment, hidden in `plugins`
     timeout_ms = 200               # host keys: enabled, timeout_ms, breaker_failures,
-                                   #            breaker_cooldown_ms
+                                   #            breaker_cooldown_ms (a spec may default
+                                   #            `enabled`; the others are the host's)
 
     [[slots.HOME]]                 # storefront slots per page type (see service.storefront)
     name = "trending"
@@ -236,8 +237,18 @@ def resolve_strategy_config(
     settings: Settings,
     environ: Mapping[str, str] | None = None,
 ) -> StrategyConfig:
-    """Validate one ``[strategies.<name>]`` section against its spec's defaults."""
+    """Validate one ``[strategies.<name>]`` section against its spec's defaults.
+
+    A spec may default ``enabled`` (a boolean) — ``False`` ships the strategy switched off
+    until the merchant configures and enables it; the other host keys are the host's.
+    """
     env = os.environ if environ is None else environ
+    enabled_default = defaults.get("enabled", True)
+    if not isinstance(enabled_default, bool):
+        raise ConfigError(
+            f"plugin {plugin!r}, strategy {strategy!r}: default_config 'enabled' must be a boolean"
+        )
+    defaults = {k: v for k, v in defaults.items() if k != "enabled"}
     clash = sorted(set(defaults) & set(HOST_KEYS))
     if clash:
         raise ConfigError(
@@ -252,7 +263,7 @@ def resolve_strategy_config(
         )
     given = dict(section or {})
     host_defaults: dict[str, Any] = {
-        "enabled": True,
+        "enabled": enabled_default,
         "timeout_ms": settings.strategy_timeout_ms,
         "breaker_failures": settings.breaker_failures,
         "breaker_cooldown_ms": settings.breaker_cooldown_ms,

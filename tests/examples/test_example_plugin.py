@@ -16,9 +16,13 @@ from tests.plugin_doubles import product_doc
 
 CONFIG: dict[str, Any] = {
     "strategies": {
-        "example_staff_picks": {"product_ids": ["p2", "p3"], "reason": "Our favourite"},
-        "example_brand_percent": {"brand": "Stride", "percent": 20},
-        "example_welcome": {"code": "env:EXAMPLE_WELCOME_CODE"},
+        "example_staff_picks": {
+            "enabled": True,
+            "product_ids": ["p2", "p3"],
+            "reason": "Our favourite",
+        },
+        "example_brand_percent": {"enabled": True, "brand": "Stride", "percent": 20},
+        "example_welcome": {"enabled": True, "code": "env:EXAMPLE_WELCOME_CODE"},
     }
 }
 INPUT = {

@@ -56,6 +56,14 @@ def test_a_spec_may_not_shadow_host_keys() -> None:
         resolve({"timeout_ms": 5}, None)
 
 
+def test_a_spec_may_ship_a_strategy_switched_off() -> None:
+    off = resolve({"enabled": False, "brand": ""}, None)
+    assert off.enabled is False and off.values == {"brand": ""}
+    assert resolve({"enabled": False, "brand": ""}, {"enabled": True}).enabled is True
+    with pytest.raises(ConfigError, match="'enabled' must be a boolean"):
+        resolve({"enabled": "no"}, None)
+
+
 @pytest.mark.parametrize(
     ("default", "value", "expected"),
     [

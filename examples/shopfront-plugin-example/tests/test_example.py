@@ -25,8 +25,9 @@ from service.testing import (
 
 CONFIG: dict[str, Any] = {
     "strategies": {
-        "example_staff_picks": {"product_ids": ["p1", "p2", "p3", "p4"]},
-        "example_brand_percent": {"brand": "Stride", "percent": 15},
+        "example_staff_picks": {"enabled": True, "product_ids": ["p1", "p2", "p3", "p4"]},
+        "example_welcome": {"enabled": True},
+        "example_brand_percent": {"enabled": True, "brand": "Stride", "percent": 15},
     }
 }
 
@@ -103,8 +104,20 @@ async def test_bad_config_stops_start_up_naming_the_key(
         await plugin_host_with(
             shopfront_plugin_example,
             name="example",
-            config={"strategies": {"example_brand_percent": {"brand": "X", "percent": 150}}},
+            config={
+                "strategies": {
+                    "example_brand_percent": {"enabled": True, "brand": "X", "percent": 150}
+                }
+            },
         )
+
+
+async def test_installing_it_changes_nothing_until_configured(
+    plugin_host_with: PluginHostFactory,
+) -> None:
+    host = await plugin_host_with(shopfront_plugin_example, name="example")
+    assert [s.enabled for s in host.report()[0].strategies] == [False, False, False]
+    assert host.coupon_strategies() == [] and host.promotions() == []
 
 
 async def test_the_plugin_in_a_storefront(

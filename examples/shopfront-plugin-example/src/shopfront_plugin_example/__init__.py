@@ -3,6 +3,10 @@
 The package itself is the plugin object: Shopfront loads it through the ``shopfront``
 entry point and registers the hook implementations below. The hooks only *register*; the
 work happens in the strategy objects the factories build (see the modules next to this one).
+
+Every strategy here needs the merchant's own data (product ids, a coupon code, a brand), so
+each ships switched off (``"enabled": False``): installing the package changes nothing until
+``[strategies.<name>]`` in the config file sets its keys and ``enabled = true``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,12 @@ def register_recommenders() -> Sequence[RecommenderSpec]:
             name="example_staff_picks",
             factory=StaffPicks,
             description="Products the shop's staff picked, in their order",
-            default_config={"product_ids": [], "reason": "Picked by our staff", "fail": False},
+            default_config={
+                "enabled": False,
+                "product_ids": [],
+                "reason": "Picked by our staff",
+                "fail": False,
+            },
             personalized=False,  # the same for everyone: fine without consent
         )
     ]
@@ -39,6 +48,7 @@ def register_coupon_strategies() -> Sequence[CouponStrategySpec]:
             factory=WelcomeCoupon,
             description="A welcome code for shoppers who have not ordered yet",
             default_config={
+                "enabled": False,
                 "code": "WELCOME10",
                 "title": "10% off your first order",
                 "valid_days": 7,
@@ -58,6 +68,12 @@ def register_promotions() -> Sequence[PromotionSpec]:
             name="example_brand_percent",
             factory=BrandPercentOff,
             description="A percentage off every product of one brand",
-            default_config={"brand": "", "percent": 10, "priority": 100, "fail": False},
+            default_config={
+                "enabled": False,
+                "brand": "",
+                "percent": 10,
+                "priority": 100,
+                "fail": False,
+            },
         )
     ]
