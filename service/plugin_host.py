@@ -266,6 +266,12 @@ _PROTOCOLS: dict[StrategyKind, type] = {
 _LOOP_HOOKS = ("startup", "on_event", "on_user_erased")
 
 
+def builtin_name(module_name: str) -> str:
+    """The plugin name of built-in module ``module_name`` (imports it)."""
+    module = importlib.import_module(module_name)
+    return str(getattr(module, "PLUGIN_NAME", module_name.rsplit(".", 1)[-1]))
+
+
 def _shopfront_version() -> str | None:
     try:
         return importlib.metadata.version("shopfront")
@@ -343,13 +349,23 @@ class PluginHost:
             return False
         return True
 
-    def _broken(self, record_or_name: PluginRecord | str, source: PluginSource, why: str) -> None:
-        """A plugin failed to load: stop start-up, or (an entry point, not strict) skip it."""
+    def _broken(
+        self,
+        record_or_name: PluginRecord | str,
+        source: PluginSource,
+        why: str,
+        *,
+        registered: bool = True,
+    ) -> None:
+        """A plugin failed to load: stop start-up, or (an entry point, not strict) skip it.
+        ``registered`` False: it never got registered (its name may belong to another)."""
         name = record_or_name if isinstance(record_or_name, str) else record_or_name.name
         message = f"plugin {name!r} ({source}): {why}"
         if source != "entry point" or self.settings.plugins_strict:
             raise PluginError(message)
         log.warning("%s; skipped (set SHOPFRONT_PLUGINS_STRICT=1 to stop start-up)", message)
+        if not registered:
+            return
         self._skipped[name] = why
         if self._pm.has_plugin(name):
             self._pm.unregister(name=name)
@@ -368,13 +384,16 @@ class PluginHost:
         if name in self._plugins:
             other = self._plugins[name]
             self._broken(
-                name, source, f"the name is already taken by a {other.source} plugin; rename it"
+                name,
+                source,
+                f"the name is already taken by a {other.source} plugin; rename it",
+                registered=False,
             )
             return
         try:
             self._pm.register(obj, name=name)
         except (pluggy.PluginValidationError, ValueError) as exc:
-            self._broken(name, source, f"cannot be registered: {exc}")
+            self._broken(name, source, f"cannot be registered: {exc}", registered=False)
             return
         unknown = sorted(
             caller.name
@@ -400,12 +419,12 @@ class PluginHost:
     ) -> None:
         for module_name in builtins:
             try:
-                module = importlib.import_module(module_name)
+                name = builtin_name(module_name)
             except Exception as exc:
                 raise PluginError(
                     f"built-in plugin module {module_name!r} cannot be imported: {_describe(exc)}"
                 ) from exc
-            name = str(getattr(module, "PLUGIN_NAME", module_name.rsplit(".", 1)[-1]))
+            module = importlib.import_module(module_name)
             if self._wanted(name):
                 self._register(name, module, "builtin", "shopfront", _shopfront_version())
         for name, obj in plugins:

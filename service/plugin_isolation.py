@@ -160,11 +160,15 @@ class PluginLoop:
 
     async def _unstick(self) -> None:
         try:
+            # The first check is quick; after an interruption the thread gets longer to unwind
+            # (on a busy machine it may wait for the interpreter lock) before another one.
+            wait = STUCK_GRACE_S
             for _ in range(MAX_INTERRUPTS):
-                if await self._responsive(STUCK_GRACE_S) or self._jobs:
+                if await self._responsive(wait) or self._jobs:
                     return
                 self.interrupt()
-            if not await self._responsive(STUCK_GRACE_S):
+                wait = max(wait * 10, 0.5)
+            if not await self._responsive(wait):
                 log.error(
                     "plugin %r: its thread is still stuck after %d interruptions",
                     self.plugin,

@@ -67,7 +67,7 @@ from service.plugin_api import (
     Slot,
 )
 from service.plugin_config import config_from_mapping
-from service.plugin_host import PluginHost
+from service.plugin_host import BUILTIN_PLUGINS, PluginHost, builtin_name
 from service.plugin_isolation import (
     OutputError,
     validate_candidates,
@@ -379,8 +379,12 @@ async def storefront_client(
             **settings_overrides: Any,
         ) -> StorefrontClient:
             overrides = dict(settings_overrides)
-            if not builtins:
-                overrides.setdefault("plugins_allow", tuple(name for name, _ in plugins) or ("-",))
+            if not builtins and plugins:
+                overrides.setdefault("plugins_allow", tuple(name for name, _ in plugins))
+            elif not builtins:
+                overrides.setdefault(
+                    "plugins_deny", tuple(builtin_name(m) for m in BUILTIN_PLUGINS)
+                )
             app_settings = dataclasses.replace(settings, **overrides)
             application = create_app(
                 app_settings,
@@ -504,8 +508,17 @@ async def check_promotion(
     priced = cart if cart is not None else make_cart(ctx)
     before, cart_before = _frozen_view(ctx), copy.deepcopy(priced)
     outcomes = []
-    for target in (priced, base_cart((), {}, ctx.currency)):
-        outcome = await _timed(promotion.apply(ctx, target, target), deadline_ms, "apply")
+    empty = base_cart((), {}, ctx.currency)
+    for target in (priced, empty):
+        try:
+            outcome = await _timed(promotion.apply(ctx, target, target), deadline_ms, "apply")
+        except Exception as exc:
+            if target is not empty:
+                raise
+            raise ContractError(
+                f"apply raised {type(exc).__name__} for an empty cart; return "
+                "PromotionOutcome(applied=False, ...) for a cart it does not apply to"
+            ) from exc
         try:
             validate_outcome(outcome)
         except OutputError as exc:

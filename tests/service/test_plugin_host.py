@@ -142,6 +142,23 @@ async def test_deny_list_keeps_a_plugin_from_even_importing(
         await host.close()
 
 
+async def test_an_entry_point_cannot_take_a_loaded_plugins_name(
+    settings: Settings, store: Store, plugin_dir: Path
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    (plugin_dir / f"sf_same_{tag}.py").write_text(GOOD_MODULE.format(strategy=f"other_{tag}"))
+    write_distribution(plugin_dir, f"clash_{tag}", {"shop": f"sf_same_{tag}"})
+    mine = SpecPlugin(recommenders=[list_recommender("mine", ["p1"])])
+    host = await start(settings, store, [("shop", mine)], discover=True, plugins_allow=("shop",))
+    try:
+        assert host.plugin_names == ("shop",)
+        strategy = host.strategy("mine")  # the registered plugin kept its name and strategies
+        assert strategy is not None and strategy.obj is not None
+        assert host.strategy(f"other_{tag}") is None
+    finally:
+        await host.close()
+
+
 async def test_allow_and_deny_apply_to_registered_plugins(settings: Settings, store: Store) -> None:
     a = SpecPlugin(recommenders=[list_recommender("a_list", ["p1"])])
     b = SpecPlugin(recommenders=[list_recommender("b_list", ["p2"])])
