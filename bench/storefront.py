@@ -251,9 +251,10 @@ async def run(args: argparse.Namespace, uri: str) -> None:
             def storefront(i: int) -> dict[str, Any]:
                 return {"query": STOREFRONT, "variables": {"input": inputs[i % len(inputs)]}}
 
-            # the same products by id: one indexed read of the same size through the same stack
-            ids = sorted(set(shown))
-            n = len(ids)
+            # The same products by id (padded with others to as many products as the storefront
+            # shows items): one indexed read of the same size through the same stack.
+            ids = list(dict.fromkeys(shown))
+            ids += [p["id"] for p in products if p["id"] not in set(ids)][: n - len(ids)]
 
             def bare(i: int) -> dict[str, Any]:
                 return {"query": BARE, "variables": {"ids": ids, "n": n}}
@@ -273,8 +274,8 @@ async def run(args: argparse.Namespace, uri: str) -> None:
             f"{args.concurrency} connections, {args.seconds:g}s per query kind"
         )
         print(
-            f"storefront answer: {len(answer['slots'])} slots, {len(shown)} items "
-            f"({n} distinct products), coupons, cart priced"
+            f"storefront answer: {len(answer['slots'])} slots, {n} items "
+            f"({len(set(shown))} distinct products), coupons, cart priced"
         )
         for phase, label in ((sf_total, "storefront"), (bare_total, f"products(ids, first: {n})")):
             print(

@@ -9,8 +9,8 @@ candidates' products are read in one more batch (the request's DataLoader caches
 already asked for), each slot is blended by the ``blend_candidates`` policy, and the hard rules
 that are safety rather than policy are enforced here: only known, active products; at most
 ``slot.limit`` items; positions 1..n. Each slot gets a ``recommendationId``; the served slots are
-stored in the ``recommendations`` collection (one ``insert_many``, written in the background) so
-later events can be attributed.
+stored in the ``recommendations`` collection (batched across requests by `RecommendationLog`,
+off the request path) so later events can be attributed.
 
 A strategy that fails, is late, is missing or is switched off is left out and named in
 ``degraded``; the rest of the answer still arrives. Money fails closed: a promotion that fails
@@ -20,6 +20,7 @@ gives no discount.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import uuid
@@ -68,7 +69,9 @@ MAX_ID_LEN = 200
 MAX_QUERY_LEN = 500
 MAX_CATEGORY_DEPTH = 10
 MAX_LOOKUP = 2000  # products one catalog lookup may ask for
-MAX_PENDING_WRITES = 256  # background recommendation writes before a request waits for one
+RECORD_INTERVAL_S = 0.1  # served slots are written at most this long after they are served
+RECORD_BATCH = 1000  # ... or as soon as this many are waiting
+RECORD_BACKLOG = 20_000  # beyond this (the database is down) the oldest are dropped
 
 
 class StorefrontInputError(ValueError):
@@ -137,10 +140,16 @@ class RequestCatalog:
         return list(await self._loader.load_many(ids))
 
     async def get_many(self, ids: Sequence[str]) -> Mapping[str, Product]:
-        """Products by id (inactive ones included; unknown ids left out)."""
+        """Products by id (inactive ones included; unknown ids left out). A strategy may ask
+        for at most `MAX_LOOKUP` at a time: more means a pass over the catalog."""
         unique = list(dict.fromkeys(str(i) for i in ids))
         if len(unique) > MAX_LOOKUP:
             raise ValueError(f"at most {MAX_LOOKUP} products per lookup, got {len(unique)}")
+        return await self.load_all(unique)
+
+    async def load_all(self, ids: Sequence[str]) -> Mapping[str, Product]:
+        """`get_many` without the bound (the host's own lookups; batched by the loader)."""
+        unique = list(dict.fromkeys(str(i) for i in ids))
         if not unique:
             return {}
         if asyncio.get_running_loop() is self._loop:
@@ -469,6 +478,55 @@ def enforce_rules(
     return tuple(items)
 
 
+# -- recording what was served -------------------------------------------------------------
+
+
+class RecommendationLog:
+    """Writes served slots to ``recommendations`` in batches: one ``insert_many`` per
+    `RECORD_INTERVAL_S` (or per `RECORD_BATCH` slots) across all requests, off the request
+    path. Attribution reads these later, so a delay of a fraction of a second costs nothing,
+    while one write per request would double the storefront's database load."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._buffer: list[dict[str, Any]] = []
+        self._timer: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.dropped = 0
+
+    def add(self, docs: list[dict[str, Any]]) -> None:
+        self._buffer.extend(docs)
+        overflow = len(self._buffer) - RECORD_BACKLOG
+        if overflow > 0:
+            del self._buffer[:overflow]
+            self.dropped += overflow
+            log.warning("recommendation log backlog full: dropped %d served slots", overflow)
+        if self._timer is None or self._timer.done():
+            delay = 0.0 if len(self._buffer) >= RECORD_BATCH else RECORD_INTERVAL_S
+            self._timer = asyncio.get_running_loop().create_task(self._flush_after(delay))
+
+    async def _flush_after(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write everything waiting now (one batch at a time)."""
+        async with self._lock:
+            while self._buffer:
+                batch, self._buffer = self._buffer[:RECORD_BATCH], self._buffer[RECORD_BATCH:]
+                try:
+                    await self._store.collection(RECOMMENDATIONS).insert_many(batch, ordered=False)
+                except PyMongoError as exc:
+                    log.warning("could not record %d served slots: %s", len(batch), exc)
+
+    async def close(self) -> None:
+        if self._timer is not None and not self._timer.done():
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+        await self.flush()
+
+
 # -- composition ---------------------------------------------------------------------------
 
 
@@ -491,7 +549,7 @@ class Storefront:
         cfg = config if config is not None else host.config
         self.slots = slots_from_config(cfg.slots, cfg.source)
         self.shipping = shipping_from_config(cfg.shipping, cfg.source)
-        self._pending: set[asyncio.Task[None]] = set()
+        self.served = RecommendationLog(store)
 
     def resolve_slots(self, req: StorefrontRequest) -> list[Slot]:
         page_slots = self.slots[req.page]
@@ -558,7 +616,7 @@ class Storefront:
         page_ids = [req.product_id] if req.product_id else []
         page_ids += [line.product_id for line in req.cart_lines]
         products, profile = await asyncio.gather(
-            catalog.get_many(page_ids), self._profile(req.user_id, now, degraded)
+            catalog.load_all(page_ids), self._profile(req.user_id, now, degraded)
         )
         recent = [req.product_id] if req.product_id else []
         recent += [line.product_id for line in reversed(req.cart_lines)]
@@ -607,7 +665,7 @@ class Storefront:
         wanted = {c.product_id for found in by_slot for cands in found.values() for c in cands}
         if cart is not None:
             wanted.update(pid for nudge in cart.nudges for pid in nudge.product_ids)
-        more = await catalog.get_many(sorted(wanted - set(products))) if wanted else {}
+        more = await catalog.load_all(sorted(wanted - set(products))) if wanted else {}
         known = {**products, **more}
 
         slot_results: list[SlotResult] = []
@@ -625,7 +683,7 @@ class Storefront:
                 ranked = blended if blended is not None else merge_by_score(slot, candidates)
                 items = enforce_rules(ranked, slot_products, slot.limit)
             slot_results.append(SlotResult(slot.name, slot.title, uuid.uuid4().hex, items))
-        await self._record(req, request_id, now, slots, slot_results)
+        self._record(req, request_id, now, slots, slot_results)
         return StorefrontResult(
             request_id=request_id,
             currency=currency,
@@ -687,7 +745,7 @@ class Storefront:
 
     # -- recording what was served ---------------------------------------------------------
 
-    async def _record(
+    def _record(
         self,
         req: StorefrontRequest,
         request_id: str,
@@ -721,28 +779,15 @@ class Storefront:
             for slot, r in zip(slots, results, strict=True)
             if r.items
         ]
-        if not docs:
-            return
-        if len(self._pending) >= MAX_PENDING_WRITES:
-            await self._insert(docs)  # the database is behind: wait rather than pile up
-            return
-        task = asyncio.create_task(self._insert(docs))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _insert(self, docs: list[dict[str, Any]]) -> None:
-        try:
-            await self.store.collection(RECOMMENDATIONS).insert_many(docs, ordered=False)
-        except PyMongoError as exc:
-            log.warning("could not record %d served slots: %s", len(docs), exc)
+        if docs:
+            self.served.add(docs)
 
     async def flush(self) -> None:
-        """Wait for the background recommendation writes."""
-        while self._pending:
-            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        """Write the served slots still waiting (tests and shutdown)."""
+        await self.served.flush()
 
     async def close(self) -> None:
-        await self.flush()
+        await self.served.close()
 
 
 # -- lifecycle -----------------------------------------------------------------------------

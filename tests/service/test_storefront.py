@@ -31,6 +31,7 @@ from service.shopper import Profile
 from service.store import Store
 from service.storefront import (
     DEFAULT_SLOTS,
+    MAX_LOOKUP,
     RECOMMENDATIONS,
     SlotOverride,
     Storefront,
@@ -79,7 +80,9 @@ class CountingLoader:
             found = await get_products(store, ids)
             return [found.get(i) for i in ids]
 
-        self.loader: DataLoader[str, Product | None] = DataLoader(load_fn=batch)
+        self.loader: DataLoader[str, Product | None] = DataLoader(
+            load_fn=batch, max_batch_size=MAX_LOOKUP
+        )
 
 
 PLUGIN = SpecPlugin(
@@ -340,3 +343,34 @@ def test_merge_and_rules_keep_only_known_active_products_up_to_the_limit(
     assert len(ids) == len(set(ids)) <= limit
     assert all(i in products and products[i].active for i in ids)
     assert [i.position for i in items] == list(range(1, len(items) + 1))
+
+
+async def test_thousands_of_candidates_across_slots_are_read_in_bounded_batches(
+    settings: Settings, store: Store
+) -> None:
+    await upsert_products(store, [product_doc("w0000"), product_doc("w2999")])
+    specs = [
+        list_recommender(f"wide{k}", [f"w{k * 1000 + i:04d}" for i in range(1000)])
+        for k in range(3)
+    ]
+    host = await PluginHost.start(
+        dataclasses.replace(settings, strategy_timeout_ms=5000),
+        store,
+        builtins=(),
+        plugins=[("wide", SpecPlugin(recommenders=specs))],
+        discover=False,
+        config=config_from_mapping({}),
+    )
+    try:
+        sf = composer(host, store, settings, CountingProfiles())
+        loader = CountingLoader(store)
+        slots = tuple(SlotOverride(f"s{k}", f"wide{k}") for k in range(3))
+        result = await sf.compose(
+            StorefrontRequest(PageType.HOME, session_id="s", slots=slots),
+            request_id="r",
+            loader=loader.loader,
+        )
+        assert [[i.product.id for i in s.items] for s in result.slots] == [["w0000"], [], ["w2999"]]
+        assert max(len(b) for b in loader.batches) <= MAX_LOOKUP
+    finally:
+        await host.close()
