@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck schema readme bench clean
+.PHONY: run test lint typecheck schema readme bench bench-storefront clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,8 +13,10 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[embedded]"
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml examples/shopfront-plugin-example/pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[test,embedded]"
+	# the example merchant plugin: the suite checks it is discovered through its entry point
+	$(BIN)/pip install --quiet -e examples/shopfront-plugin-example
 	touch $@
 
 run: $(VENV)/.installed-run
@@ -22,6 +24,7 @@ run: $(VENV)/.installed-run
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest
+	cd examples/shopfront-plugin-example && $(abspath $(BIN))/python -m pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -35,6 +38,9 @@ schema: $(VENV)/.installed-test
 
 readme: $(VENV)/.installed-test
 	$(BIN)/shopfront settings --update-readme README.md
+
+bench-storefront: $(VENV)/.installed-test
+	$(BIN)/python -m bench.storefront
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

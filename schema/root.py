@@ -10,11 +10,11 @@ from strawberry.tools import merge_types
 
 from schema.catalog import CatalogMutation, CatalogQuery
 from schema.experiments import ExperimentsMutation, ExperimentsQuery
+from schema.plugins import PluginsQuery
+from schema.storefront import StorefrontQuery
 
-QUERY_PARTS: tuple[type, ...] = (CatalogQuery,)
-MUTATION_PARTS: tuple[type, ...] = (CatalogMutation,)
-QUERY_PARTS += (ExperimentsQuery,)
-MUTATION_PARTS += (ExperimentsMutation,)
+QUERY_PARTS: tuple[type, ...] = (CatalogQuery, StorefrontQuery, PluginsQuery, ExperimentsQuery)
+MUTATION_PARTS: tuple[type, ...] = (CatalogMutation, ExperimentsMutation)
 
 Query = merge_types("Query", QUERY_PARTS)
 Mutation = merge_types("Mutation", MUTATION_PARTS)

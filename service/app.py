@@ -22,7 +22,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -39,12 +39,13 @@ from schema import build_schema
 from schema.context import Context
 from schema.errors import HTTP_STATUS_FOR_CODE, RATE_LIMITED
 from schema.gate import bearer_token, rate_limited_error
-from service import admission, health, keycache, ratelimit
+from service import admission, health, keycache, ratelimit, storefront
 from service import metrics as metrics_module
 from service.config import Settings
 from service.experiments import start_experiments, stop_experiments
 from service.logs import RequestInfo, bind_request, current_request, log_request
 from service.metrics import Metrics
+from service.plugin_config import ConfigFile
 from service.runtime import Runtime
 from service.store import CommandTimer, DatabaseUnavailable, open_store
 
@@ -304,9 +305,20 @@ async def close_components(runtime: Runtime, budget_s: float) -> None:
             log.exception("component %s failed to close cleanly", name)
 
 
-def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    *,
+    database: str | None = None,
+    plugins: Sequence[tuple[str, object]] = (),
+    plugin_config: ConfigFile | None = None,
+    profiles: storefront.ProfileSource | None = None,
+) -> Starlette:
     """The Shopfront ASGI app. ``settings.mongodb_uri`` must name a reachable server
-    (`shopfront serve` starts the embedded one first when none is configured)."""
+    (`shopfront serve` starts the embedded one first when none is configured).
+
+    ``plugins`` are (name, plugin object) pairs registered after the built-ins;
+    ``plugin_config`` replaces the ``SHOPFRONT_CONFIG`` file; ``profiles`` is the shopper
+    profile source (default: every shopper served without a profile)."""
     if not settings.mongodb_uri:
         raise DatabaseUnavailable("create_app needs settings.mongodb_uri")
     ref: dict[str, Runtime] = {}
@@ -335,6 +347,13 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         runtime.components[admission.INGESTION_COMPONENT] = admission.ingestion_gate_for(
             settings, metrics
         )
+        try:
+            await storefront.start_components(
+                runtime, plugins=plugins, plugin_config=plugin_config, profiles=profiles
+            )
+        except BaseException:
+            await store.close()
+            raise
         ref["runtime"] = runtime
         app.state.runtime = runtime
         monitor.start()
@@ -345,6 +364,7 @@ def create_app(settings: Settings, *, database: str | None = None) -> Starlette:
         finally:
             runtime.draining = True
             await stop_experiments(runtime)
+            await storefront.stop_components(runtime)
             await monitor.stop()
             await close_components(runtime, settings.shutdown_drain_s)
             await store.close()

@@ -576,8 +576,12 @@ def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> N
 
 
 @main.command()
-@click.option("--update-readme", type=click.Path(path_type=Path), default=None,
-              help="Rewrite the settings table in this README instead of printing it.")
+@click.option(
+    "--update-readme",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Rewrite the settings table in this README instead of printing it.",
+)
 def settings(update_readme: Path | None) -> None:
     """Print every setting (variable, default, description) as a Markdown table."""
     from service.config import describe

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from service.money import is_currency
+
 PREFIX = "SHOPFRONT_"
 
 
@@ -218,6 +220,49 @@ class Settings:
     metrics_enabled: bool = field(
         default=True, metadata=_meta("Serve Prometheus metrics at /metrics.")
     )
+    # -- plugins and the storefront ------------------------------------------------------
+    plugins_strict: bool = field(
+        default=False,
+        metadata=_meta("Stop start-up when a merchant plugin fails to load (default: skip it)."),
+    )
+    plugins_allow: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta("Comma list of plugin names; when set, only these plugins load."),
+    )
+    plugins_deny: tuple[str, ...] = field(
+        default=(), metadata=_meta("Comma list of plugin names that never load.")
+    )
+    plugins_entry_points: bool = field(
+        default=True,
+        metadata=_meta("Discover merchant plugins through the `shopfront` entry-point group."),
+    )
+    strategy_timeout_ms: int = field(
+        default=150,
+        metadata=_meta("Deadline of one strategy call (per strategy: `timeout_ms`).", min=1),
+    )
+    breaker_failures: int = field(
+        default=5,
+        metadata=_meta("Consecutive failures that open a strategy's circuit breaker.", min=1),
+    )
+    breaker_cooldown_ms: int = field(
+        default=30_000,
+        metadata=_meta("How long an open breaker waits before one probe call.", min=0),
+    )
+    plugin_hook_timeout_ms: int = field(
+        default=1000,
+        metadata=_meta("Deadline of one `on_event` / `on_user_erased` plugin call.", min=1),
+    )
+    plugin_startup_timeout_ms: int = field(
+        default=30_000,
+        metadata=_meta("Deadline of a strategy factory or a plugin's `startup` hook.", min=1),
+    )
+    default_currency: str = field(
+        default="EUR", metadata=_meta("Currency of a storefront request that names none.")
+    )
+    recommendation_ttl_days: int = field(
+        default=30,
+        metadata=_meta("How long served recommendations are kept for attribution.", min=1),
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -257,11 +302,15 @@ class Settings:
                 "SHOPFRONT_EXPOSURE_SAMPLE_RATE must be above 0 and at most 1, "
                 f"got {self.exposure_sample_rate!r}"
             )
-        from service.money import is_currency
 
         if not is_currency(self.report_currency):
             raise ConfigError(
                 f"SHOPFRONT_REPORT_CURRENCY must be an ISO 4217 code, got {self.report_currency!r}"
+            )
+        if not is_currency(self.default_currency):
+            raise ConfigError(
+                "SHOPFRONT_DEFAULT_CURRENCY must be an ISO 4217 code, "
+                f"got {self.default_currency!r}"
             )
 
     @property

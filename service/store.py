@@ -93,6 +93,13 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("key_hash", ASCENDING)], name="key_hash_1", unique=True),
         IndexModel([("name", ASCENDING)], name="name_1"),
     ],
+    # Served recommendation slots (service.storefront), kept for attribution until expire_at.
+    "recommendations": [
+        IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_created"),
+        IndexModel([("session_id", ASCENDING), ("created_at", DESCENDING)], name="session_created"),
+        IndexModel([("request_id", ASCENDING)], name="request_id_1"),
+        IndexModel([("expire_at", ASCENDING)], name="expire_at_ttl", expireAfterSeconds=0),
+    ],
 }
 
 

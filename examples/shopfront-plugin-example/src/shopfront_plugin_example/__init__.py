@@ -1,0 +1,79 @@
+"""An example Shopfront plugin: one recommender, one coupon strategy, one promotion.
+
+The package itself is the plugin object: Shopfront loads it through the ``shopfront``
+entry point and registers the hook implementations below. The hooks only *register*; the
+work happens in the strategy objects the factories build (see the modules next to this one).
+
+Every strategy here needs the merchant's own data (product ids, a coupon code, a brand), so
+each ships switched off (``"enabled": False``): installing the package changes nothing until
+``[strategies.<name>]`` in the config file sets its keys and ``enabled = true``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from service.hookspecs import hookimpl
+from service.plugin_api import CouponStrategySpec, PromotionSpec, RecommenderSpec
+from shopfront_plugin_example.coupon import WelcomeCoupon
+from shopfront_plugin_example.promotion import BrandPercentOff
+from shopfront_plugin_example.recommender import StaffPicks
+
+__all__ = ["BrandPercentOff", "StaffPicks", "WelcomeCoupon"]
+
+
+@hookimpl
+def register_recommenders() -> Sequence[RecommenderSpec]:
+    return [
+        RecommenderSpec(
+            name="example_staff_picks",
+            factory=StaffPicks,
+            description="Products the shop's staff picked, in their order",
+            default_config={
+                "enabled": False,
+                "product_ids": [],
+                "reason": "Picked by our staff",
+                "fail": False,
+            },
+            personalized=False,  # the same for everyone: fine without consent
+        )
+    ]
+
+
+@hookimpl
+def register_coupon_strategies() -> Sequence[CouponStrategySpec]:
+    return [
+        CouponStrategySpec(
+            name="example_welcome",
+            factory=WelcomeCoupon,
+            description="A welcome code for shoppers who have not ordered yet",
+            default_config={
+                "enabled": False,
+                "code": "WELCOME10",
+                "title": "10% off your first order",
+                "valid_days": 7,
+                "new_shoppers_only": True,
+                "fail": False,
+            },
+            secrets=("code",),  # shown as *** in the merchant's `plugins` query
+            personalized=True,  # reads the shopper's order count
+        )
+    ]
+
+
+@hookimpl
+def register_promotions() -> Sequence[PromotionSpec]:
+    return [
+        PromotionSpec(
+            name="example_brand_percent",
+            factory=BrandPercentOff,
+            description="A percentage off every product of one brand",
+            default_config={
+                "enabled": False,
+                "brand": "",
+                "percent": 10,
+                "priority": 100,
+                "fail": False,
+            },
+        )
+    ]

@@ -1,0 +1,38 @@
+"""The storefront query: one composed answer per page view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from schema.context import Context
+from schema.errors import UNAVAILABLE, user_error
+from schema.permissions import storefront_field
+from schema.storefront_types import Storefront, StorefrontInput
+from service import storefront as sf
+
+
+@strawberry.type
+class StorefrontQuery:
+    @storefront_field(
+        description="Recommendation slots with reasons, coupon offers and the priced cart for "
+        "one shopper on one page. Strategies that fail or are late are left out and named in "
+        "`degraded`."
+    )
+    async def storefront(self, info: Info[Context, Any], input: StorefrontInput) -> Storefront:
+        ctx = info.context
+        composer = ctx.runtime.components.get("storefront")
+        if not isinstance(composer, sf.Storefront):
+            raise user_error("the storefront is not running", code=UNAVAILABLE)
+        loader = ctx.loaders.get("products")
+        if loader is None:
+            loader = ctx.loaders["products"] = sf.product_loader(ctx.runtime.store)
+        try:
+            result = await composer.compose(
+                input.to_request(), request_id=ctx.request_id, loader=loader
+            )
+        except sf.StorefrontInputError as exc:
+            raise user_error(str(exc)) from None
+        return Storefront.of(result)
