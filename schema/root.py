@@ -9,9 +9,17 @@ from __future__ import annotations
 from strawberry.tools import merge_types
 
 from schema.catalog import CatalogMutation, CatalogQuery
+from schema.events import EventsMutation
+from schema.privacy import PrivacyMutation, PrivacyQuery
+from schema.profiles import ProfilesMutation, ProfilesQuery
 
-QUERY_PARTS: tuple[type, ...] = (CatalogQuery,)
-MUTATION_PARTS: tuple[type, ...] = (CatalogMutation,)
+QUERY_PARTS: tuple[type, ...] = (CatalogQuery, ProfilesQuery, PrivacyQuery)
+MUTATION_PARTS: tuple[type, ...] = (
+    CatalogMutation,
+    EventsMutation,
+    ProfilesMutation,
+    PrivacyMutation,
+)
 
 Query = merge_types("Query", QUERY_PARTS)
 Mutation = merge_types("Mutation", MUTATION_PARTS)

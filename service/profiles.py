@@ -1,0 +1,685 @@
+"""Shopper profiles: one document per shopper in ``profiles``, updated by every accepted event
+with atomic update operators, and read as the frozen `service.shopper.Profile`.
+
+Stored document (field names are short because every storefront request reads one)::
+
+    user_id                      the merchant's opaque shopper id (unique)
+    consent                      {personalization: bool, updated_at}; absent = the default
+    preferences                  what the shopper stated (see `validate_preferences`)
+    first_seen, last_seen        earliest / latest event time ($min / $max)
+    counts.<type>                events per type ($inc)
+    aff.<scale key>              decayed affinity sums of one era (see `service.decay`):
+        s, h                     the era's start (Unix seconds) and half-life (seconds)
+        c.<key>, b.<key>, t.<key>  category-path prefixes, brands, tags ($inc)
+    recent                       [{p, t}] recently viewed, newest first, distinct, bounded
+    purchases.<pid>              {n: times bought, last: last purchase time}
+    not_interested               [pid] ($addToSet)
+    cart.<pid>, cart_updated_at  {q: quantity, t: last change} as last seen from cart events
+    ratings.<pid>                {r: 1..5, t: when}; the latest rating wins
+    price.<currency>             {n, sum, min, max} of unit prices paid (the price band)
+    spent.<currency>             total paid (unit price x quantity)
+    orders, order_ids            distinct orders (ids bounded, for the "first time" check)
+    sessions, session_ids        distinct sessions (likewise)
+    last_purchase_at
+    applied                      recent ingestion-batch tokens (makes a re-applied batch a no-op)
+
+Keys that come from data (product ids, category names, brands, tags) are escaped with
+`encode_key` so they can never be an operator or a path.
+
+Every update is computed in Python from the batch's events alone and sent as update operators
+(`$inc`, `$min`, `$max`, `$addToSet`, `$push` with `$slice`) or, where the new value depends on
+the stored one (recently viewed: merge, order, deduplicate, bound; the cart: clamp at zero;
+ratings: keep the latest), as a single-document pipeline update — atomic on the server, so
+concurrent batches for one shopper never lose each other's changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, NamedTuple
+
+from service import decay
+from service.config import Settings
+from service.money import Money, MoneyError, check_currency
+from service.shopper import Profile, Purchase, StatedPreferences
+from service.store import BulkWriteError, DuplicateKeyError, Store, UpdateOne
+
+CATEGORY_SEPARATOR = " > "
+APPLIED_KEEP = 256  # batch tokens kept per profile (see `service.events`: recovery)
+SESSION_IDS_KEEP = 500
+ORDER_IDS_KEEP = 1000
+RANKED_LIMIT = 100  # affinities returned per kind, strongest first
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DUPLICATE_KEY = 11000
+
+# Preference limits.
+MAX_PREF_ITEMS = 50
+MAX_PREF_TEXT = 200
+MAX_ANSWERS = 50
+
+
+class ProfileError(ValueError):
+    """Invalid profile input (stated preferences); the message names the field."""
+
+
+class ConsentWithheld(PermissionError):
+    """The shopper has not consented to personalization, so personal data is not stored."""
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+_ESCAPES = {"%": "%25", ".": "%2E", "$": "%24", "\x00": "%00"}
+_UNESCAPES = {v: k for k, v in _ESCAPES.items()}
+
+
+def encode_key(text: str) -> str:
+    """``text`` as a field name: no '.', '$' or NUL (escaped like URLs, reversibly)."""
+    return "".join(_ESCAPES.get(ch, ch) for ch in text)
+
+
+def decode_key(key: str) -> str:
+    """The inverse of `encode_key`."""
+    out: list[str] = []
+    i = 0
+    while i < len(key):
+        escape = key[i : i + 3]
+        if escape in _UNESCAPES:
+            out.append(_UNESCAPES[escape])
+            i += 3
+        else:
+            out.append(key[i])
+            i += 1
+    return "".join(out)
+
+
+def category_keys(path: Sequence[str]) -> list[str]:
+    """Every prefix of a category path, joined with " > ": a view of a running shoe counts
+    for "Shoes" and for "Shoes > Running"."""
+    return [CATEGORY_SEPARATOR.join(path[: i + 1]) for i in range(len(path))]
+
+
+# -- product facts -----------------------------------------------------------------------------
+
+
+class ProductFacts(NamedTuple):
+    """The product fields affinities are built from."""
+
+    category_path: tuple[str, ...]
+    brand: str
+    tags: tuple[str, ...]
+
+
+async def product_facts(store: Store, ids: Iterable[str]) -> dict[str, ProductFacts]:
+    """Facts of the products that exist (active or not), in one round trip."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    cursor = store.products.find(
+        {"id": {"$in": wanted}}, {"_id": 0, "id": 1, "category_path": 1, "brand": 1, "tags": 1}
+    )
+    return {
+        d["id"]: ProductFacts(
+            tuple(d.get("category_path") or ()), d.get("brand") or "", tuple(d.get("tags") or ())
+        )
+        for d in await cursor.to_list(None)
+    }
+
+
+# -- building updates --------------------------------------------------------------------------
+
+
+def event_weight(event: Mapping[str, Any], weights: Mapping[str, float]) -> float:
+    """The affinity weight of one event: the type's weight; for ratings (and reviews with a
+    rating) scaled by the stars, so 5 stars count +1x, 3 stars 0 and 1 star -1x."""
+    weight = weights.get(event["type"], 0.0)
+    rating = event.get("rating")
+    if event["type"] in ("rating", "review") and isinstance(rating, int):
+        weight *= (rating - 3) / 2
+    return weight
+
+
+@dataclass(frozen=True)
+class ProfileUpdates:
+    """The writes for one batch: ``first`` (one upsert per shopper, operators only) must
+    complete before ``second`` (pipeline updates and first-time checks on existing profiles)."""
+
+    first: list[UpdateOne]
+    second: list[UpdateOne]
+
+
+def build_updates(
+    events: Sequence[Mapping[str, Any]],
+    products: Mapping[str, ProductFacts],
+    settings: Settings,
+    token: str,
+    now: datetime,
+) -> ProfileUpdates:
+    """Profile writes for stored, personal events (each with a ``user_id``), applied at most
+    once per shopper for ``token`` (the batch's id)."""
+    by_user: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for event in events:
+        by_user[event["user_id"]].append(event)
+    first: list[UpdateOne] = []
+    second: list[UpdateOne] = []
+    half_life = decay.half_life_seconds(settings.affinity_half_life_days)
+    weights = settings.event_weight_map
+    for user_id, user_events in by_user.items():
+        user_events.sort(key=lambda e: e["timestamp"])
+        first.append(
+            _operator_update(user_id, user_events, products, weights, half_life, token, now)
+        )
+        pipeline = _pipeline_update(user_events, settings.recently_viewed_max, token)
+        if pipeline:
+            second.append(
+                UpdateOne({"user_id": user_id, "applied": {"$ne": token + "/2"}}, pipeline)
+            )
+        second.extend(_first_time_updates(user_id, user_events))
+    return ProfileUpdates(first, second)
+
+
+def _operator_update(
+    user_id: str,
+    events: Sequence[Mapping[str, Any]],
+    products: Mapping[str, ProductFacts],
+    weights: Mapping[str, float],
+    half_life: int,
+    token: str,
+    now: datetime,
+) -> UpdateOne:
+    inc: dict[str, float] = defaultdict(float)
+    set_: dict[str, Any] = {"updated_at": now}
+    min_: dict[str, Any] = {"first_seen": events[0]["timestamp"]}
+    max_: dict[str, Any] = {"last_seen": events[-1]["timestamp"]}
+    not_interested: list[str] = []
+    for event in events:
+        kind = event["type"]
+        t: datetime = event["timestamp"]
+        inc[f"counts.{kind}"] += 1
+        pid = event.get("product_id")
+        facts = products.get(pid) if pid else None
+        weight = event_weight(event, weights)
+        if facts is not None and weight != 0.0:
+            scale = decay.scale_for(t, half_life)
+            base = f"aff.{scale.key}"
+            set_[f"{base}.s"] = scale.start
+            set_[f"{base}.h"] = scale.half_life_s
+            amount = weight * scale.factor
+            for key in category_keys(facts.category_path):
+                inc[f"{base}.c.{encode_key(key)}"] += amount
+            if facts.brand:
+                inc[f"{base}.b.{encode_key(facts.brand)}"] += amount
+            for tag in set(facts.tags):
+                inc[f"{base}.t.{encode_key(tag)}"] += amount
+        if kind == "not_interested" and pid:
+            not_interested.append(pid)
+        if kind == "purchase" and pid:
+            key = encode_key(pid)
+            inc[f"purchases.{key}.n"] += 1
+            _merge_max(max_, f"purchases.{key}.last", t)
+            _merge_max(max_, "last_purchase_at", t)
+            price = event.get("price")
+            if price:
+                cur, amount_paid = price["currency"], int(price["amount"])
+                inc[f"price.{cur}.n"] += 1
+                inc[f"price.{cur}.sum"] += amount_paid
+                inc[f"spent.{cur}"] += amount_paid * int(event.get("quantity") or 1)
+                _merge_min(min_, f"price.{cur}.min", amount_paid)
+                _merge_max(max_, f"price.{cur}.max", amount_paid)
+    update: dict[str, Any] = {
+        "$inc": {k: _int_if_whole(k, v) for k, v in inc.items()},
+        "$set": set_,
+        "$min": min_,
+        "$max": max_,
+        "$setOnInsert": {"created_at": now},
+        "$push": {"applied": {"$each": [token], "$slice": -APPLIED_KEEP}},
+    }
+    if not_interested:
+        update["$addToSet"] = {"not_interested": {"$each": sorted(set(not_interested))}}
+    return UpdateOne({"user_id": user_id, "applied": {"$ne": token}}, update, upsert=True)
+
+
+def _int_if_whole(path: str, value: float) -> float | int:
+    # Counters and money stay integers in the database; only affinity sums are floats.
+    return value if path.startswith("aff.") else int(value)
+
+
+def _merge_max(target: dict[str, Any], key: str, value: Any) -> None:
+    if key not in target or value > target[key]:
+        target[key] = value
+
+
+def _merge_min(target: dict[str, Any], key: str, value: Any) -> None:
+    if key not in target or value < target[key]:
+        target[key] = value
+
+
+class _Clamp(NamedTuple):
+    """The cart quantity map ``q -> max(floor, q + delta)``; ``delta = -inf`` means ``floor``."""
+
+    floor: float
+    delta: float
+
+    def then(self, after: _Clamp) -> _Clamp:
+        # after(self(q)) = max(a.floor, max(s.floor, q + s.delta) + a.delta)
+        return _Clamp(max(after.floor, self.floor + after.delta), self.delta + after.delta)
+
+
+_IDENTITY = _Clamp(-math.inf, 0.0)
+
+
+def _cart_change(event: Mapping[str, Any]) -> _Clamp | None:
+    quantity = int(event.get("quantity") or 1)
+    kind = event["type"]
+    if kind == "add_to_cart":
+        return _Clamp(quantity, quantity)  # max(q, 0) + n
+    if kind == "remove_from_cart":
+        return _Clamp(0, -quantity)  # max(q - n, 0)
+    if kind == "purchase":
+        return _Clamp(0, -math.inf)  # bought: no longer in the cart
+    return None
+
+
+def _pipeline_update(
+    events: Sequence[Mapping[str, Any]], recent_max: int, token: str
+) -> list[dict[str, Any]]:
+    """A one-stage pipeline for the fields whose new value depends on the stored one."""
+    fields: dict[str, Any] = {}
+    views: dict[str, datetime] = {}
+    carts: dict[str, _Clamp] = {}
+    cart_times: dict[str, datetime] = {}
+    ratings: dict[str, tuple[int, datetime]] = {}
+    for event in events:  # in time order
+        pid = event.get("product_id")
+        if not pid:
+            continue
+        t = event["timestamp"]
+        if event["type"] == "view":
+            views[pid] = max(t, views.get(pid, t))
+        change = _cart_change(event)
+        if change is not None:
+            carts[pid] = carts.get(pid, _IDENTITY).then(change)
+            cart_times[pid] = t
+        rating = event.get("rating")
+        if isinstance(rating, int) and event["type"] in ("rating", "review"):
+            ratings[pid] = (rating, t)
+    if views:
+        newest = sorted(views.items(), key=lambda pt: pt[1], reverse=True)[:recent_max]
+        fresh = [{"p": p, "t": t} for p, t in newest]
+        fields["recent"] = _recent_expression(fresh, recent_max)
+    for pid, clamp in carts.items():
+        key = encode_key(pid)
+        old = {"$ifNull": [f"$cart.{key}.q", 0]}
+        if clamp.delta == -math.inf:
+            quantity: Any = int(clamp.floor)
+        else:
+            quantity = {"$max": [int(clamp.floor), {"$add": [old, int(clamp.delta)]}]}
+        fields[f"cart.{key}"] = {
+            "$let": {
+                "vars": {"q": quantity},
+                "in": {
+                    "$cond": [
+                        {"$gt": ["$$q", 0]},
+                        {"q": "$$q", "t": {"$literal": cart_times[pid]}},
+                        "$$REMOVE",
+                    ]
+                },
+            }
+        }
+    if carts:
+        latest = max(cart_times.values())
+        fields["cart_updated_at"] = {
+            "$max": [{"$ifNull": ["$cart_updated_at", _EPOCH]}, {"$literal": latest}]
+        }
+    for pid, (stars, t) in ratings.items():
+        key = encode_key(pid)
+        fields[f"ratings.{key}"] = {
+            "$cond": [
+                {"$gte": [{"$literal": t}, {"$ifNull": [f"$ratings.{key}.t", _EPOCH]}]},
+                {"$literal": {"r": stars, "t": t}},
+                f"$ratings.{key}",
+            ]
+        }
+    if not fields:
+        return []
+    fields["applied"] = {
+        "$slice": [
+            {"$concatArrays": [{"$ifNull": ["$applied", []]}, {"$literal": [token + "/2"]}]},
+            -APPLIED_KEEP,
+        ]
+    }
+    return [{"$set": fields}]
+
+
+def _recent_expression(fresh: list[dict[str, Any]], limit: int) -> dict[str, Any]:
+    """Merge views into ``recent``: newest first by view time, one entry per product, at most
+    ``limit`` entries. (``$map`` over the accumulator rather than ``"$$value.p"``: on an empty
+    array the embedded server yields null where MongoDB yields [].)"""
+    merged = {
+        "$sortArray": {
+            "input": {"$concatArrays": [{"$literal": fresh}, {"$ifNull": ["$recent", []]}]},
+            "sortBy": {"t": -1},
+        }
+    }
+    distinct = {
+        "$reduce": {
+            "input": merged,
+            "initialValue": [],
+            "in": {
+                "$cond": [
+                    {"$in": ["$$this.p", {"$map": {"input": "$$value", "as": "v", "in": "$$v.p"}}]},
+                    "$$value",
+                    {"$concatArrays": ["$$value", ["$$this"]]},
+                ]
+            },
+        }
+    }
+    return {"$slice": [distinct, limit]}
+
+
+def _first_time_updates(user_id: str, events: Sequence[Mapping[str, Any]]) -> list[UpdateOne]:
+    """Count a session or an order the first time it is seen: the filter only matches while
+    the id is not yet recorded, so concurrent batches count it once."""
+    ops: list[UpdateOne] = []
+    sessions = sorted({e["session_id"] for e in events if e.get("session_id")})
+    orders = sorted(
+        {e["order_id"] for e in events if e["type"] == "purchase" and e.get("order_id")}
+    )
+    for field, counter, ids, keep in (
+        ("session_ids", "sessions", sessions, SESSION_IDS_KEEP),
+        ("order_ids", "orders", orders, ORDER_IDS_KEEP),
+    ):
+        for value in ids:
+            ops.append(
+                UpdateOne(
+                    {"user_id": user_id, field: {"$ne": value}},
+                    {"$inc": {counter: 1}, "$push": {field: {"$each": [value], "$slice": -keep}}},
+                )
+            )
+    return ops
+
+
+async def apply_updates(store: Store, updates: ProfileUpdates) -> None:
+    """Run the batch's profile writes (both phases). Raises on a database failure; the batch
+    can then be applied again (see `service.events`): every write is guarded so that a second
+    application changes nothing that the first one completed."""
+    await _bulk_upserts(store, updates.first)
+    if updates.second:
+        await store.collection("profiles").bulk_write(updates.second, ordered=False)
+
+
+async def _bulk_upserts(store: Store, ops: list[UpdateOne]) -> None:
+    """Upserts guarded by ``applied: {$ne: token}``. A duplicate-key error means either that two
+    batches created the same new profile at once (retrying matches the winner's document) or
+    that this batch was already applied (retrying fails the same way: done)."""
+    coll = store.collection("profiles")
+    pending = ops
+    for attempt in range(2):
+        if not pending:
+            return
+        try:
+            await coll.bulk_write(pending, ordered=False)
+            return
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            others = [e for e in errors if e.get("code") != _DUPLICATE_KEY]
+            if others:
+                raise
+            if attempt == 0:
+                pending = [pending[e["index"]] for e in errors]
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+_READ_PROJECTION = {"_id": 0, "applied": 0, "session_ids": 0, "order_ids": 0}
+
+
+def consents(doc: Mapping[str, Any] | None, settings: Settings) -> bool:
+    """Whether a stored profile (or none) allows personalization under ``settings``."""
+    consent = (doc or {}).get("consent") or {}
+    value = consent.get("personalization")
+    if isinstance(value, bool):
+        return value
+    return not settings.personalization_requires_consent
+
+
+async def load_profile(
+    store: Store, user_id: str, now: datetime | None = None, *, limit: int = RANKED_LIMIT
+) -> Profile | None:
+    """The shopper's profile evaluated at ``now`` (affinities decayed and ranked, at most
+    ``limit`` per kind), or None when Shopfront holds nothing about ``user_id``.
+
+    A shopper without personalization consent gets a profile that carries only that flag.
+    """
+    doc = await store.collection("profiles").find_one({"user_id": user_id}, _READ_PROJECTION)
+    if doc is None:
+        return None
+    return profile_from_doc(doc, store.settings, now or datetime.now(UTC), limit=limit)
+
+
+def profile_from_doc(
+    doc: Mapping[str, Any], settings: Settings, now: datetime, *, limit: int = RANKED_LIMIT
+) -> Profile:
+    user_id = str(doc["user_id"])
+    if not consents(doc, settings):
+        return Profile(user_id=user_id, as_of=now, consent_personalization=False)
+    preferences = preferences_from_doc(doc.get("preferences"))
+    sums: dict[str, defaultdict[str, float]] = {kind: defaultdict(float) for kind in "cbt"}
+    for era in (doc.get("aff") or {}).values():
+        factor = decay.decayed(1.0, float(era.get("s", 0.0)), float(era.get("h", 1)), now)
+        if factor == 0.0:
+            continue
+        for kind, target in sums.items():
+            for key, stored in (era.get(kind) or {}).items():
+                target[decode_key(key)] += float(stored) * factor
+    boost = settings.preference_weight
+    if boost:
+        stated_categories = {
+            key
+            for path in preferences.categories
+            for key in category_keys(path.split(CATEGORY_SEPARATOR))
+        }
+        for key in stated_categories:
+            sums["c"][key] += boost
+        for brand in set(preferences.brands):
+            sums["b"][brand] += boost
+    purchases = {
+        decode_key(k): Purchase(count=int(v.get("n", 0)), last_at=v["last"])
+        for k, v in (doc.get("purchases") or {}).items()
+        if v.get("last") is not None
+    }
+    cart_items = [
+        (decode_key(k), int(v.get("q", 0)), v.get("t") or _EPOCH)
+        for k, v in (doc.get("cart") or {}).items()
+        if int(v.get("q", 0)) > 0
+    ]
+    cart_items.sort(key=lambda item: item[2], reverse=True)
+    typical, spent = _price_band(doc.get("price") or {}, doc.get("spent") or {})
+    return Profile(
+        user_id=user_id,
+        as_of=now,
+        consent_personalization=True,
+        category_affinities=_ranked(sums["c"], limit),
+        brand_affinities=_ranked(sums["b"], limit),
+        tag_affinities=_ranked(sums["t"], limit),
+        recently_viewed=tuple(str(r["p"]) for r in doc.get("recent") or ()),
+        purchases=purchases,
+        not_interested=frozenset(doc.get("not_interested") or ()),
+        cart=tuple((pid, quantity) for pid, quantity, _ in cart_items),
+        cart_updated_at=doc.get("cart_updated_at") if cart_items else None,
+        ratings={decode_key(k): int(v["r"]) for k, v in (doc.get("ratings") or {}).items()},
+        typical_price=typical,
+        first_seen=doc.get("first_seen"),
+        last_seen=doc.get("last_seen"),
+        sessions=int(doc.get("sessions", 0)),
+        orders=int(doc.get("orders", 0)),
+        total_spent=spent,
+        last_purchase_at=doc.get("last_purchase_at"),
+        preferences=preferences,
+    )
+
+
+def _ranked(scores: Mapping[str, float], limit: int) -> tuple[tuple[str, float], ...]:
+    items = [(k, v) for k, v in scores.items() if v != 0.0 and math.isfinite(v)]
+    items.sort(key=lambda kv: (-kv[1], kv[0]))
+    return tuple(items[:limit])
+
+
+def _price_band(
+    prices: Mapping[str, Mapping[str, Any]], spent: Mapping[str, Any]
+) -> tuple[Money | None, Money | None]:
+    """The typical unit price paid (mean, rounded half-even) and the total spent, in the
+    currency the shopper bought in most often."""
+    counted = [(int(v.get("n", 0)), cur) for cur, v in prices.items() if int(v.get("n", 0)) > 0]
+    if not counted:
+        return None, None
+    _, currency = max(counted, key=lambda nc: (nc[0], nc[1]))
+    band = prices[currency]
+    mean = (Decimal(int(band["sum"])) / Decimal(int(band["n"]))).quantize(
+        Decimal(1), rounding=ROUND_HALF_EVEN
+    )
+    try:
+        return Money(int(mean), currency), Money(int(spent.get(currency, 0)), currency)
+    except MoneyError:
+        return None, None
+
+
+# -- stated preferences ------------------------------------------------------------------------
+
+
+def _strings(raw: Any, name: str) -> list[str]:
+    if raw is None:
+        return []
+    if isinstance(raw, str) or not isinstance(raw, Sequence):
+        raise ProfileError(f"{name}: must be a list of strings")
+    if len(raw) > MAX_PREF_ITEMS:
+        raise ProfileError(f"{name}: {len(raw)} entries; at most {MAX_PREF_ITEMS}")
+    items: list[str] = []
+    for item in raw:
+        if not isinstance(item, str) or not item.strip():
+            raise ProfileError(f"{name}: entries must be non-empty strings, got {item!r}")
+        if len(item) > MAX_PREF_TEXT:
+            raise ProfileError(f"{name}: entries must be at most {MAX_PREF_TEXT} characters")
+        if item.strip() not in items:
+            items.append(item.strip())
+    return items
+
+
+def _money(raw: Any, name: str) -> Money | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ProfileError(f"{name}: must be an amount in minor units and a currency")
+    amount = raw.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+        raise ProfileError(f"{name}.amount: must be whole minor units, not negative")
+    try:
+        return Money(amount, check_currency(str(raw.get("currency", "")).strip().upper()))
+    except MoneyError as exc:
+        raise ProfileError(f"{name}.currency: {exc}") from None
+
+
+def validate_preferences(raw: Mapping[str, Any]) -> StatedPreferences:
+    """Stated preferences from client input: ``categories`` (paths like "Shoes > Running"),
+    ``brands``, ``sizes``, ``price_min`` / ``price_max`` (money, one currency, min <= max) and
+    ``answers`` (survey key -> answer, strings)."""
+    categories = []
+    for path in _strings(raw.get("categories"), "categories"):
+        parts = [p.strip() for p in path.split(">")]
+        if not all(parts):
+            raise ProfileError(f"categories: {path!r} has an empty level")
+        categories.append(CATEGORY_SEPARATOR.join(parts))
+    price_min = _money(raw.get("price_min"), "price_min")
+    price_max = _money(raw.get("price_max"), "price_max")
+    if price_min and price_max:
+        if price_min.currency != price_max.currency:
+            raise ProfileError("price_max: must be in the same currency as price_min")
+        if price_max.amount < price_min.amount:
+            raise ProfileError("price_max: must not be below price_min")
+    answers_raw = raw.get("answers") or {}
+    if not isinstance(answers_raw, Mapping):
+        raise ProfileError("answers: must map survey keys to answers")
+    if len(answers_raw) > MAX_ANSWERS:
+        raise ProfileError(f"answers: {len(answers_raw)} entries; at most {MAX_ANSWERS}")
+    answers: dict[str, str] = {}
+    for key, value in answers_raw.items():
+        if not isinstance(key, str) or not key.strip() or not isinstance(value, str):
+            raise ProfileError(f"answers: {key!r}: keys must be non-empty strings, values strings")
+        if len(key) > MAX_PREF_TEXT or len(value) > 2000:
+            raise ProfileError(f"answers: {key[:40]!r}: key or answer too long")
+        answers[key.strip()] = value.strip()
+    return StatedPreferences(
+        categories=tuple(dict.fromkeys(categories)),
+        brands=tuple(_strings(raw.get("brands"), "brands")),
+        sizes=tuple(_strings(raw.get("sizes"), "sizes")),
+        price_min=price_min,
+        price_max=price_max,
+        answers=answers,
+    )
+
+
+def preferences_to_doc(prefs: StatedPreferences, now: datetime) -> dict[str, Any]:
+    return {
+        "categories": list(prefs.categories),
+        "brands": list(prefs.brands),
+        "sizes": list(prefs.sizes),
+        "price_min": prefs.price_min.to_doc() if prefs.price_min else None,
+        "price_max": prefs.price_max.to_doc() if prefs.price_max else None,
+        # A list of pairs: survey keys are free text, so they are not used as field names.
+        "answers": [{"key": k, "value": v} for k, v in prefs.answers.items()],
+        "updated_at": now,
+    }
+
+
+def preferences_from_doc(doc: Mapping[str, Any] | None) -> StatedPreferences:
+    if not doc:
+        return StatedPreferences()
+    return StatedPreferences(
+        categories=tuple(doc.get("categories") or ()),
+        brands=tuple(doc.get("brands") or ()),
+        sizes=tuple(doc.get("sizes") or ()),
+        price_min=Money.from_doc(doc["price_min"]) if doc.get("price_min") else None,
+        price_max=Money.from_doc(doc["price_max"]) if doc.get("price_max") else None,
+        answers={a["key"]: a["value"] for a in doc.get("answers") or ()},
+    )
+
+
+async def set_preferences(
+    store: Store, user_id: str, raw: Mapping[str, Any], now: datetime | None = None
+) -> StatedPreferences:
+    """Replace the shopper's stated preferences. Raises `ProfileError` for bad input and
+    `ConsentWithheld` when the shopper has not consented to personalization (checked in the
+    same atomic write, so a concurrent withdrawal cannot be overtaken)."""
+    prefs = validate_preferences(raw)
+    now = now or datetime.now(UTC)
+    update = {
+        "$set": {"preferences": preferences_to_doc(prefs, now), "updated_at": now},
+        "$setOnInsert": {"created_at": now},
+    }
+    coll = store.collection("profiles")
+    if store.settings.personalization_requires_consent:
+        result = await coll.update_one(
+            {"user_id": user_id, "consent.personalization": True}, update
+        )
+        if result.matched_count == 0:
+            raise ConsentWithheld(
+                "the shopper has not consented to personalization; preferences are not stored"
+            )
+        return prefs
+    # Opt-out mode: match unless consent was withdrawn. With a withdrawn consent the upsert
+    # collides with the existing profile (unique user_id) instead of matching it.
+    for _ in range(2):
+        try:
+            await coll.update_one(
+                {"user_id": user_id, "consent.personalization": {"$ne": False}}, update, upsert=True
+            )
+            return prefs
+        except DuplicateKeyError:
+            continue  # a concurrent first write created the profile, or consent is withdrawn
+    raise ConsentWithheld(
+        "the shopper withdrew personalization consent; preferences are not stored"
+    )
