@@ -24,9 +24,8 @@ with). A sum from an era that ended ``ERA_HALF_LIVES`` half-lives ago is worth l
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 # The first era starts here; events before it simply fall in negative eras.
 ORIGIN = datetime(2025, 1, 1, tzinfo=UTC)
@@ -40,9 +39,18 @@ class Scale:
     """Where and how much to `$inc` for one event: era key and start, and the factor."""
 
     key: str  # "h<half-life seconds>e<era>", a field name (no '.' or '$')
-    start: float  # the era's start, seconds since the Unix epoch
+    start: int  # the era's start, whole seconds since the Unix epoch
     half_life_s: int
     factor: float  # 2 ** ((t - start) / half_life), in [1, 2**ERA_HALF_LIVES)
+
+
+_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def _unix_us(t: datetime) -> int:
+    # Whole microseconds, so differences of instants are exact before the one division.
+    return (t - _UNIX) // _US
 
 
 def half_life_seconds(days: float) -> int:
@@ -53,22 +61,21 @@ def scale_for(t: datetime, half_life_s: int) -> Scale:
     """The era of event time ``t`` and the factor its weight is multiplied by."""
     if half_life_s < 1:
         raise ValueError("half_life_s must be at least 1 second")
-    era_len = ERA_HALF_LIVES * half_life_s
-    since_origin = (t - ORIGIN).total_seconds()
-    era = math.floor(since_origin / era_len)
-    start_offset = era * era_len
-    exponent = (since_origin - start_offset) / half_life_s
+    era_len_s = ERA_HALF_LIVES * half_life_s
+    since_origin_us = _unix_us(t) - _unix_us(ORIGIN)
+    era = since_origin_us // (era_len_s * 1_000_000)
+    start = _unix_us(ORIGIN) // 1_000_000 + era * era_len_s
     return Scale(
         key=f"h{half_life_s}e{era}",
-        start=ORIGIN.timestamp() + start_offset,
+        start=start,
         half_life_s=half_life_s,
-        factor=2.0**exponent,
+        factor=2.0 ** ((_unix_us(t) - start * 1_000_000) / (half_life_s * 1_000_000)),
     )
 
 
 def decayed(stored: float, start: float, half_life_s: float, now: datetime) -> float:
     """The value at ``now`` of a sum stored scaled to an era starting at ``start``."""
-    exponent = -(now.timestamp() - start) / half_life_s
+    exponent = -(_unix_us(now) - round(start * 1_000_000)) / (half_life_s * 1_000_000)
     if exponent < -1100:  # below the smallest float: this era has decayed to nothing
         return 0.0
     return float(stored * 2.0**exponent)
@@ -76,4 +83,4 @@ def decayed(stored: float, start: float, half_life_s: float, now: datetime) -> f
 
 def decayed_weight(weight: float, t: datetime, half_life_s: float, now: datetime) -> float:
     """The direct formula, for one event: ``weight * 2 ** (-(now - t) / half_life)``."""
-    return float(weight * 2.0 ** (-(now - t).total_seconds() / half_life_s))
+    return float(weight * 2.0 ** (-(_unix_us(now) - _unix_us(t)) / (half_life_s * 1_000_000)))

@@ -502,8 +502,8 @@ async def _apply(
         facts = await profiles.product_facts(
             store, {e["product_id"] for e in personal if "product_id" in e}
         )
-    updates = profiles.build_updates(personal, facts, settings, token, now)
-    work = [profiles.apply_updates(store, updates)]
+    ops = profiles.build_updates(personal, facts, settings, token, now)
+    work = [profiles.apply_updates(store, ops)]
     if product_stats:
         work.append(record_product_stats(store, [doc for _, doc in product_stats]))
     await _all(*work)
@@ -542,8 +542,17 @@ async def session_owners(store: Store, session_ids: set[str]) -> dict[str, str]:
     return {str(d["_id"]): str(d["user_id"]) for d in docs}
 
 
+def product_stats_id(product_id: str, day: datetime) -> str:
+    """The ``_id`` of one product's counts for one UTC day (the fixed-width day first, so the
+    key is unambiguous whatever the product id holds)."""
+    return f"{day:%Y-%m-%d}|{product_id}"
+
+
 async def record_product_stats(store: Store, docs: Sequence[Mapping[str, Any]]) -> None:
-    """Anonymous counts per product, UTC day and event type (and units bought)."""
+    """Anonymous counts per product, UTC day and event type (and units bought)::
+
+    {_id: "<YYYY-MM-DD>|<product id>", product_id, day, counts: {<type>: n}, units}
+    """
     increments: dict[tuple[str, datetime], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for doc in docs:
         pid = doc.get("product_id")
@@ -555,7 +564,11 @@ async def record_product_stats(store: Store, docs: Sequence[Mapping[str, Any]]) 
         if doc["type"] == "purchase":
             counts["units"] += int(doc.get("quantity") or 1)
     ops = [
-        UpdateOne({"product_id": pid, "day": day}, {"$inc": dict(inc)}, upsert=True)
+        UpdateOne(
+            {"_id": product_stats_id(pid, day)},
+            {"$inc": dict(inc), "$setOnInsert": {"product_id": pid, "day": day}},
+            upsert=True,
+        )
         for (pid, day), inc in sorted(increments.items())
     ]
     if not ops:

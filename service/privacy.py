@@ -138,16 +138,16 @@ async def withheld_consent(store: Store, user_ids: Iterable[str]) -> set[str]:
     if not wanted:
         return set()
     coll = store.collection("profiles")
-    projection = {"_id": 0, "user_id": 1}
+    projection = {"_id": 1}
     if store.settings.personalization_requires_consent:
         docs = await coll.find(
-            {"user_id": {"$in": wanted}, "consent.personalization": True}, projection
+            {"_id": {"$in": wanted}, "consent.personalization": True}, projection
         ).to_list(None)
-        return set(wanted) - {d["user_id"] for d in docs}
+        return set(wanted) - {d["_id"] for d in docs}
     docs = await coll.find(
-        {"user_id": {"$in": wanted}, "consent.personalization": False}, projection
+        {"_id": {"$in": wanted}, "consent.personalization": False}, projection
     ).to_list(None)
-    return {d["user_id"] for d in docs}
+    return {d["_id"] for d in docs}
 
 
 async def set_consent(
@@ -163,8 +163,11 @@ async def set_consent(
     if personalization:
         await _upsert(
             store,
-            {"user_id": user_id},
-            {"$set": {"consent": consent, "updated_at": now}, "$setOnInsert": {"created_at": now}},
+            profiles.profile_key(user_id),
+            {
+                "$set": {"consent": consent, "updated_at": now},
+                "$setOnInsert": {"user_id": user_id, "created_at": now},
+            },
         )
         return ConsentState(user_id, True, now)
     deleted = await withdraw(store, user_id, consent)
@@ -178,13 +181,13 @@ async def withdraw(
     the profile but the flag. Idempotent."""
     coll = store.collection("profiles")
     if consent is None:
-        doc = await coll.find_one({"user_id": user_id}, {"consent": 1})
+        doc = await coll.find_one(profiles.profile_key(user_id), {"consent": 1})
         consent = (doc or {}).get("consent") or {
             "personalization": False,
             "updated_at": datetime.now(UTC),
         }
     await coll.replace_one(
-        {"user_id": user_id},
+        profiles.profile_key(user_id),
         {"user_id": user_id, "consent": dict(consent), "updated_at": consent["updated_at"]},
         upsert=True,
     )

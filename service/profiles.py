@@ -38,7 +38,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, NamedTuple
@@ -50,7 +49,7 @@ from service.shopper import Profile, Purchase, StatedPreferences
 from service.store import BulkWriteError, DuplicateKeyError, Store, UpdateOne
 
 CATEGORY_SEPARATOR = " > "
-APPLIED_KEEP = 256  # batch tokens kept per profile (see `service.events`: recovery)
+APPLIED_KEEP = 64  # batch tokens kept per profile (see `service.events`: recovery)
 SESSION_IDS_KEEP = 500
 ORDER_IDS_KEEP = 1000
 RANKED_LIMIT = 100  # affinities returned per kind, strongest first
@@ -143,59 +142,81 @@ def event_weight(event: Mapping[str, Any], weights: Mapping[str, float]) -> floa
     return weight
 
 
-@dataclass(frozen=True)
-class ProfileUpdates:
-    """The writes for one batch: ``first`` (one upsert per shopper, operators only) must
-    complete before ``second`` (pipeline updates and first-time checks on existing profiles)."""
-
-    first: list[UpdateOne]
-    second: list[UpdateOne]
-
-
 def build_updates(
     events: Sequence[Mapping[str, Any]],
     products: Mapping[str, ProductFacts],
     settings: Settings,
     token: str,
     now: datetime,
-) -> ProfileUpdates:
-    """Profile writes for stored, personal events (each with a ``user_id``), applied at most
-    once per shopper for ``token`` (the batch's id)."""
+) -> list[UpdateOne]:
+    """Profile writes for stored, personal events (each with a ``user_id``): one atomic
+    single-document update per shopper, applied at most once for ``token`` (the batch id)."""
     by_user: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for event in events:
         by_user[event["user_id"]].append(event)
-    first: list[UpdateOne] = []
-    second: list[UpdateOne] = []
     half_life = decay.half_life_seconds(settings.affinity_half_life_days)
     weights = settings.event_weight_map
+    ops: list[UpdateOne] = []
     for user_id, user_events in by_user.items():
         user_events.sort(key=lambda e: e["timestamp"])
-        first.append(
-            _operator_update(user_id, user_events, products, weights, half_life, token, now)
-        )
-        pipeline = _pipeline_update(user_events, settings.recently_viewed_max, token)
-        if pipeline:
-            second.append(
-                UpdateOne({"user_id": user_id, "applied": {"$ne": token + "/2"}}, pipeline)
+        fields = {"user_id": {"$literal": user_id}, "updated_at": now}
+        fields["created_at"] = {"$ifNull": ["$created_at", now]}
+        fields.update(_counter_fields(user_events, products, weights, half_life))
+        fields.update(_merged_fields(user_events, settings.recently_viewed_max))
+        fields["applied"] = _bounded_append("applied", [token], APPLIED_KEEP)
+        ops.append(
+            UpdateOne(
+                profile_key(user_id) | {"applied": {"$ne": token}},
+                [{"$set": fields}],
+                upsert=True,
             )
-        second.extend(_first_time_updates(user_id, user_events))
-    return ProfileUpdates(first, second)
+        )
+    return ops
 
 
-def _operator_update(
-    user_id: str,
+def profile_key(user_id: str) -> dict[str, str]:
+    """The filter of one shopper's profile: keyed by ``_id`` (the cheapest lookup); the
+    document also carries ``user_id`` (unique), which export and erasure use."""
+    return {"_id": user_id}
+
+
+# Aggregation-expression forms of the update operators, so that every change of a shopper's
+# profile is one pipeline update (one atomic write of one document).
+
+
+def _lit(value: Any) -> dict[str, Any]:
+    # Data (ids, names) may start with "$"; as a literal it is never read as a field path.
+    return {"$literal": value}
+
+
+def _inc(path: str, amount: float) -> dict[str, Any]:
+    return {"$add": [{"$ifNull": [f"${path}", 0]}, amount]}
+
+
+def _min(path: str, value: Any) -> dict[str, Any]:
+    return {"$min": [{"$ifNull": [f"${path}", value]}, value]}
+
+
+def _max(path: str, value: Any) -> dict[str, Any]:
+    return {"$max": [{"$ifNull": [f"${path}", value]}, value]}
+
+
+def _bounded_append(path: str, values: list[Any], keep: int) -> dict[str, Any]:
+    return {"$slice": [{"$concatArrays": [{"$ifNull": [f"${path}", []]}, _lit(values)]}, -keep]}
+
+
+def _counter_fields(
     events: Sequence[Mapping[str, Any]],
     products: Mapping[str, ProductFacts],
     weights: Mapping[str, float],
     half_life: int,
-    token: str,
-    now: datetime,
-) -> UpdateOne:
+) -> dict[str, Any]:
+    """Counts, decayed affinities, purchases, price band, first/last seen, sessions, orders."""
     inc: dict[str, float] = defaultdict(float)
-    set_: dict[str, Any] = {"updated_at": now}
-    min_: dict[str, Any] = {"first_seen": events[0]["timestamp"]}
-    max_: dict[str, Any] = {"last_seen": events[-1]["timestamp"]}
-    not_interested: list[str] = []
+    set_: dict[str, Any] = {}
+    low: dict[str, Any] = {"first_seen": events[0]["timestamp"]}
+    high: dict[str, Any] = {"last_seen": events[-1]["timestamp"]}
+    not_interested: set[str] = set()
     for event in events:
         kind = event["type"]
         t: datetime = event["timestamp"]
@@ -216,46 +237,52 @@ def _operator_update(
             for tag in set(facts.tags):
                 inc[f"{base}.t.{encode_key(tag)}"] += amount
         if kind == "not_interested" and pid:
-            not_interested.append(pid)
+            not_interested.add(pid)
         if kind == "purchase" and pid:
             key = encode_key(pid)
             inc[f"purchases.{key}.n"] += 1
-            _merge_max(max_, f"purchases.{key}.last", t)
-            _merge_max(max_, "last_purchase_at", t)
+            _keep(high, f"purchases.{key}.last", t, max)
+            _keep(high, "last_purchase_at", t, max)
             price = event.get("price")
             if price:
-                cur, amount_paid = price["currency"], int(price["amount"])
+                cur, paid = price["currency"], int(price["amount"])
                 inc[f"price.{cur}.n"] += 1
-                inc[f"price.{cur}.sum"] += amount_paid
-                inc[f"spent.{cur}"] += amount_paid * int(event.get("quantity") or 1)
-                _merge_min(min_, f"price.{cur}.min", amount_paid)
-                _merge_max(max_, f"price.{cur}.max", amount_paid)
-    update: dict[str, Any] = {
-        "$inc": {k: _int_if_whole(k, v) for k, v in inc.items()},
-        "$set": set_,
-        "$min": min_,
-        "$max": max_,
-        "$setOnInsert": {"created_at": now},
-        "$push": {"applied": {"$each": [token], "$slice": -APPLIED_KEEP}},
-    }
+                inc[f"price.{cur}.sum"] += paid
+                inc[f"spent.{cur}"] += paid * int(event.get("quantity") or 1)
+                _keep(low, f"price.{cur}.min", paid, min)
+                _keep(high, f"price.{cur}.max", paid, max)
+    fields: dict[str, Any] = dict(set_)
+    for path, amount in inc.items():
+        # Counters and money stay integers; only affinity sums are floats.
+        fields[path] = _inc(path, amount if path.startswith("aff.") else int(amount))
+    fields.update({path: _min(path, value) for path, value in low.items()})
+    fields.update({path: _max(path, value) for path, value in high.items()})
     if not_interested:
-        update["$addToSet"] = {"not_interested": {"$each": sorted(set(not_interested))}}
-    return UpdateOne({"user_id": user_id, "applied": {"$ne": token}}, update, upsert=True)
+        fields["not_interested"] = {
+            "$setUnion": [{"$ifNull": ["$not_interested", []]}, _lit(sorted(not_interested))]
+        }
+    # A session or an order counts the first time its id is seen; the ids seen recently are
+    # kept (bounded) in the same document, so the check and the count are one atomic write.
+    sessions = sorted({e["session_id"] for e in events if e.get("session_id")})
+    orders = sorted(
+        {e["order_id"] for e in events if e["type"] == "purchase" and e.get("order_id")}
+    )
+    for ids_field, counter, ids, keep in (
+        ("session_ids", "sessions", sessions, SESSION_IDS_KEEP),
+        ("order_ids", "orders", orders, ORDER_IDS_KEEP),
+    ):
+        if not ids:
+            continue
+        unseen = {"$setDifference": [_lit(ids), {"$ifNull": [f"${ids_field}", []]}]}
+        fields[counter] = {"$add": [{"$ifNull": [f"${counter}", 0]}, {"$size": unseen}]}
+        fields[ids_field] = {
+            "$slice": [{"$concatArrays": [{"$ifNull": [f"${ids_field}", []]}, unseen]}, -keep]
+        }
+    return fields
 
 
-def _int_if_whole(path: str, value: float) -> float | int:
-    # Counters and money stay integers in the database; only affinity sums are floats.
-    return value if path.startswith("aff.") else int(value)
-
-
-def _merge_max(target: dict[str, Any], key: str, value: Any) -> None:
-    if key not in target or value > target[key]:
-        target[key] = value
-
-
-def _merge_min(target: dict[str, Any], key: str, value: Any) -> None:
-    if key not in target or value < target[key]:
-        target[key] = value
+def _keep(target: dict[str, Any], key: str, value: Any, pick: Any) -> None:
+    target[key] = pick(target[key], value) if key in target else value
 
 
 class _Clamp(NamedTuple):
@@ -284,10 +311,9 @@ def _cart_change(event: Mapping[str, Any]) -> _Clamp | None:
     return None
 
 
-def _pipeline_update(
-    events: Sequence[Mapping[str, Any]], recent_max: int, token: str
-) -> list[dict[str, Any]]:
-    """A one-stage pipeline for the fields whose new value depends on the stored one."""
+def _merged_fields(events: Sequence[Mapping[str, Any]], recent_max: int) -> dict[str, Any]:
+    """Fields whose new value merges the batch into the stored value: recently viewed, the
+    cart, ratings."""
     fields: dict[str, Any] = {}
     views: dict[str, datetime] = {}
     carts: dict[str, _Clamp] = {}
@@ -309,8 +335,7 @@ def _pipeline_update(
             ratings[pid] = (rating, t)
     if views:
         newest = sorted(views.items(), key=lambda pt: pt[1], reverse=True)[:recent_max]
-        fresh = [{"p": p, "t": t} for p, t in newest]
-        fields["recent"] = _recent_expression(fresh, recent_max)
+        fields["recent"] = _recent_expression([{"p": p, "t": t} for p, t in newest], recent_max)
     for pid, clamp in carts.items():
         key = encode_key(pid)
         old = {"$ifNull": [f"$cart.{key}.q", 0]}
@@ -324,98 +349,62 @@ def _pipeline_update(
                 "in": {
                     "$cond": [
                         {"$gt": ["$$q", 0]},
-                        {"q": "$$q", "t": {"$literal": cart_times[pid]}},
-                        "$$REMOVE",
+                        {"q": "$$q", "t": _lit(cart_times[pid])},
+                        "$$REMOVE",  # an empty line leaves the cart
                     ]
                 },
             }
         }
     if carts:
-        latest = max(cart_times.values())
-        fields["cart_updated_at"] = {
-            "$max": [{"$ifNull": ["$cart_updated_at", _EPOCH]}, {"$literal": latest}]
-        }
+        fields["cart_updated_at"] = _max("cart_updated_at", max(cart_times.values()))
     for pid, (stars, t) in ratings.items():
         key = encode_key(pid)
         fields[f"ratings.{key}"] = {
             "$cond": [
-                {"$gte": [{"$literal": t}, {"$ifNull": [f"$ratings.{key}.t", _EPOCH]}]},
-                {"$literal": {"r": stars, "t": t}},
+                {"$gte": [_lit(t), {"$ifNull": [f"$ratings.{key}.t", _EPOCH]}]},
+                _lit({"r": stars, "t": t}),
                 f"$ratings.{key}",
             ]
         }
-    if not fields:
-        return []
-    fields["applied"] = {
-        "$slice": [
-            {"$concatArrays": [{"$ifNull": ["$applied", []]}, {"$literal": [token + "/2"]}]},
-            -APPLIED_KEEP,
-        ]
-    }
-    return [{"$set": fields}]
+    return fields
 
 
 def _recent_expression(fresh: list[dict[str, Any]], limit: int) -> dict[str, Any]:
     """Merge views into ``recent``: newest first by view time, one entry per product, at most
-    ``limit`` entries. (``$map`` over the accumulator rather than ``"$$value.p"``: on an empty
-    array the embedded server yields null where MongoDB yields [].)"""
-    merged = {
-        "$sortArray": {
-            "input": {"$concatArrays": [{"$literal": fresh}, {"$ifNull": ["$recent", []]}]},
-            "sortBy": {"t": -1},
+    ``limit`` entries. Stored entries of the batch's products are dropped and each comes back
+    once, with the later of its stored and its new view time (a late event never moves a
+    product forward). Linear in the list: one pass per product of the batch."""
+    stored = {"$ifNull": ["$recent", []]}
+
+    def stored_time(pid: str) -> dict[str, Any]:
+        same = {"$filter": {"input": stored, "as": "o", "cond": {"$eq": ["$$o.p", _lit(pid)]}}}
+        return {"$max": {"$map": {"input": same, "as": "o", "in": "$$o.t"}}}
+
+    merged_fresh = [
+        {"p": _lit(v["p"]), "t": {"$max": [_lit(v["t"]), stored_time(v["p"])]}} for v in fresh
+    ]
+    others = {
+        "$filter": {
+            "input": stored,
+            "as": "o",
+            "cond": {"$not": [{"$in": ["$$o.p", _lit([v["p"] for v in fresh])]}]},
         }
     }
-    distinct = {
-        "$reduce": {
-            "input": merged,
-            "initialValue": [],
-            "in": {
-                "$cond": [
-                    {"$in": ["$$this.p", {"$map": {"input": "$$value", "as": "v", "in": "$$v.p"}}]},
-                    "$$value",
-                    {"$concatArrays": ["$$value", ["$$this"]]},
-                ]
-            },
-        }
+    ordered = {
+        "$sortArray": {"input": {"$concatArrays": [merged_fresh, others]}, "sortBy": {"t": -1}}
     }
-    return {"$slice": [distinct, limit]}
+    return {"$slice": [ordered, limit]}
 
 
-def _first_time_updates(user_id: str, events: Sequence[Mapping[str, Any]]) -> list[UpdateOne]:
-    """Count a session or an order the first time it is seen: the filter only matches while
-    the id is not yet recorded, so concurrent batches count it once."""
-    ops: list[UpdateOne] = []
-    sessions = sorted({e["session_id"] for e in events if e.get("session_id")})
-    orders = sorted(
-        {e["order_id"] for e in events if e["type"] == "purchase" and e.get("order_id")}
-    )
-    for field, counter, ids, keep in (
-        ("session_ids", "sessions", sessions, SESSION_IDS_KEEP),
-        ("order_ids", "orders", orders, ORDER_IDS_KEEP),
-    ):
-        for value in ids:
-            ops.append(
-                UpdateOne(
-                    {"user_id": user_id, field: {"$ne": value}},
-                    {"$inc": {counter: 1}, "$push": {field: {"$each": [value], "$slice": -keep}}},
-                )
-            )
-    return ops
+async def apply_updates(store: Store, ops: list[UpdateOne]) -> None:
+    """Run a batch's profile writes. Raises on a database failure; the batch can then be
+    applied again (see `service.events`): each write is guarded by the batch token, so a
+    second application changes nothing that the first one completed.
 
-
-async def apply_updates(store: Store, updates: ProfileUpdates) -> None:
-    """Run the batch's profile writes (both phases). Raises on a database failure; the batch
-    can then be applied again (see `service.events`): every write is guarded so that a second
-    application changes nothing that the first one completed."""
-    await _bulk_upserts(store, updates.first)
-    if updates.second:
-        await store.collection("profiles").bulk_write(updates.second, ordered=False)
-
-
-async def _bulk_upserts(store: Store, ops: list[UpdateOne]) -> None:
-    """Upserts guarded by ``applied: {$ne: token}``. A duplicate-key error means either that two
-    batches created the same new profile at once (retrying matches the winner's document) or
-    that this batch was already applied (retrying fails the same way: done)."""
+    A duplicate-key error on an upsert means either that two batches created the same new
+    profile at once (retrying matches the winner's document) or that this batch was already
+    applied to it (retrying fails the same way: done).
+    """
     coll = store.collection("profiles")
     pending = ops
     for attempt in range(2):
@@ -426,8 +415,7 @@ async def _bulk_upserts(store: Store, ops: list[UpdateOne]) -> None:
             return
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
-            others = [e for e in errors if e.get("code") != _DUPLICATE_KEY]
-            if others:
+            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
                 raise
             if attempt == 0:
                 pending = [pending[e["index"]] for e in errors]
@@ -435,7 +423,7 @@ async def _bulk_upserts(store: Store, ops: list[UpdateOne]) -> None:
 
 # -- reading -----------------------------------------------------------------------------------
 
-_READ_PROJECTION = {"_id": 0, "applied": 0, "session_ids": 0, "order_ids": 0}
+_READ_PROJECTION = {"applied": 0, "session_ids": 0, "order_ids": 0}
 
 
 def consents(doc: Mapping[str, Any] | None, settings: Settings) -> bool:
@@ -455,7 +443,7 @@ async def load_profile(
 
     A shopper without personalization consent gets a profile that carries only that flag.
     """
-    doc = await store.collection("profiles").find_one({"user_id": user_id}, _READ_PROJECTION)
+    doc = await store.collection("profiles").find_one(profile_key(user_id), _READ_PROJECTION)
     if doc is None:
         return None
     return profile_from_doc(doc, store.settings, now or datetime.now(UTC), limit=limit)
@@ -658,12 +646,12 @@ async def set_preferences(
     now = now or datetime.now(UTC)
     update = {
         "$set": {"preferences": preferences_to_doc(prefs, now), "updated_at": now},
-        "$setOnInsert": {"created_at": now},
+        "$setOnInsert": {"user_id": user_id, "created_at": now},
     }
     coll = store.collection("profiles")
     if store.settings.personalization_requires_consent:
         result = await coll.update_one(
-            {"user_id": user_id, "consent.personalization": True}, update
+            profile_key(user_id) | {"consent.personalization": True}, update
         )
         if result.matched_count == 0:
             raise ConsentWithheld(
@@ -671,11 +659,13 @@ async def set_preferences(
             )
         return prefs
     # Opt-out mode: match unless consent was withdrawn. With a withdrawn consent the upsert
-    # collides with the existing profile (unique user_id) instead of matching it.
+    # collides with the existing profile (same _id) instead of matching it.
     for _ in range(2):
         try:
             await coll.update_one(
-                {"user_id": user_id, "consent.personalization": {"$ne": False}}, update, upsert=True
+                profile_key(user_id) | {"consent.personalization": {"$ne": False}},
+                update,
+                upsert=True,
             )
             return prefs
         except DuplicateKeyError:

@@ -83,10 +83,12 @@ INDEXES: dict[str, list[IndexModel]] = {
     "ingest_batches": [
         IndexModel([("at", ASCENDING)], name="at_ttl", expireAfterSeconds=_DAY),
     ],
+    # One per shopper; _id is the shopper id too (see service.profiles).
     "profiles": [
         IndexModel([("user_id", ASCENDING)], name="user_id_1", unique=True),
     ],
-    # Anonymous popularity: counts per product, UTC day and event type (no shopper ids).
+    # Anonymous popularity: counts per product, UTC day and event type (no shopper ids);
+    # _id is "<day>|<product id>" (see service.events.record_product_stats).
     "product_stats": [
         IndexModel(
             [("product_id", ASCENDING), ("day", ASCENDING)], name="product_day", unique=True
