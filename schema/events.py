@@ -140,17 +140,16 @@ class EventsMutation:
     async def track_events(
         self, info: Info[Context, Any], events: list[EventInput]
     ) -> TrackEventsResult:
-        ctx = info.context
-        runtime = ctx.runtime
-        try:
-            results = await events_service.ingest_events(
-                runtime.store,
-                runtime.settings,
-                [e.to_raw() for e in events],
-                listeners=events_service.event_hooks(runtime.components).listeners,
-            )
-        except events_service.EventBatchError as exc:
-            raise user_error(str(exc)) from None
+        runtime = info.context.runtime
+        limit = runtime.settings.max_events_per_call
+        if len(events) > limit:
+            raise user_error(f"events: {len(events)} events; at most {limit} per call")
+        results = await events_service.ingest_events(
+            runtime.store,
+            runtime.settings,
+            [e.to_raw() for e in events],
+            listeners=events_service.event_hooks(runtime.components).listeners,
+        )
         out = [
             EventResult(
                 index=r.index,

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -105,10 +106,6 @@ class EventResult:
 
 class EventError(ValueError):
     """One event is invalid; the message starts with the field at fault."""
-
-
-class EventBatchError(ValueError):
-    """The call as a whole is refused (too many events)."""
 
 
 EventListener = Callable[[Mapping[str, Any]], Awaitable[None]]
@@ -343,16 +340,30 @@ async def ingest_events(
     now: datetime | None = None,
     listeners: Sequence[EventListener] = (),
 ) -> list[EventResult]:
-    """Validate, store and apply a batch of events; see the module docstring.
+    """Validate, store and apply events; see the module docstring. One result per event, in
+    order. Any number of events is taken (the demo seeder sends thousands); they are written
+    in batches of ``settings.max_events_per_call``, the most one `trackEvents` call may send.
 
-    Raises `EventBatchError` for more than ``settings.max_events_per_call`` events, and the
-    database's error if it fails (the batch can then be sent again).
+    Raises the database's error if it fails; the events can then be sent again.
     """
-    if len(raw_events) > settings.max_events_per_call:
-        raise EventBatchError(
-            f"events: {len(raw_events)} events; at most {settings.max_events_per_call} per call"
-        )
     now = now or datetime.now(UTC)
+    size = settings.max_events_per_call
+    results: list[EventResult] = []
+    for start in range(0, len(raw_events), size):
+        chunk = await _ingest_batch(
+            store, settings, raw_events[start : start + size], now, listeners
+        )
+        results.extend(dataclasses.replace(r, index=r.index + start) for r in chunk)
+    return results
+
+
+async def _ingest_batch(
+    store: Store,
+    settings: Settings,
+    raw_events: Sequence[Mapping[str, Any]],
+    now: datetime,
+    listeners: Sequence[EventListener],
+) -> list[EventResult]:
     results: list[EventResult | None] = [None] * len(raw_events)
     candidates: list[tuple[int, dict[str, Any]]] = []
     first_index: dict[str, int] = {}
@@ -372,11 +383,11 @@ async def ingest_events(
         candidates.append((i, doc))
 
     token = _new_token(now)
-    stored, opened = await _admit(store, settings, candidates, results, token, now)
+    stored, opened, facts = await _admit(store, settings, candidates, results, token, now)
     inserted, duplicates = await _insert(store, stored, results)
     personal = [doc for _, doc in inserted if "batch" in doc]
     if personal:
-        await _apply(store, settings, personal, token, now, product_stats=inserted)
+        await _apply(store, settings, personal, token, now, product_stats=inserted, facts=facts)
     else:
         work = [record_product_stats(store, [doc for _, doc in inserted])]
         if opened:  # nothing personal was stored after all: the marker has nothing to track
@@ -400,11 +411,12 @@ async def _admit(
     results: list[EventResult | None],
     token: str,
     now: datetime,
-) -> tuple[list[tuple[int, dict[str, Any]]], bool]:
-    """Batched checks against the database. Returns the documents to insert, and whether the
-    batch's marker was opened (it is, before any personal event is inserted)."""
+) -> tuple[list[tuple[int, dict[str, Any]]], bool, dict[str, profiles.ProductFacts]]:
+    """Batched checks against the database. Returns the documents to insert, whether the
+    batch's marker was opened (it is, before any personal event is inserted), and the facts
+    of the batch's products."""
     if not candidates:
-        return [], False
+        return [], False, {}
     anonymous_sessions = {
         d["session_id"] for _, d in candidates if "user_id" not in d and "session_id" in d
     }
@@ -449,7 +461,7 @@ async def _admit(
             if user_id is not None:
                 doc["batch"] = token
             stored.append((i, doc))
-    return stored, opened
+    return stored, opened, facts
 
 
 async def _insert(

@@ -1,36 +1,40 @@
-"""Shopper profiles: one document per shopper in ``profiles``, updated by every accepted event
-with atomic update operators, and read as the frozen `service.shopper.Profile`.
+"""Shopper profiles: one document per shopper in ``profiles``, changed by each batch of
+accepted events with one atomic update, and read as the frozen `service.shopper.Profile`.
 
 Stored document (field names are short because every storefront request reads one)::
 
-    user_id                      the merchant's opaque shopper id (unique)
+    _id, user_id                 the merchant's opaque shopper id (both; user_id is unique)
     consent                      {personalization: bool, updated_at}; absent = the default
     preferences                  what the shopper stated (see `validate_preferences`)
-    first_seen, last_seen        earliest / latest event time ($min / $max)
-    counts.<type>                events per type ($inc)
+    first_seen, last_seen        earliest / latest event time
+    counts.<type>                events per type
     aff.<scale key>              decayed affinity sums of one era (see `service.decay`):
         s, h                     the era's start (Unix seconds) and half-life (seconds)
-        c.<key>, b.<key>, t.<key>  category-path prefixes, brands, tags ($inc)
+        c.<key>, b.<key>, t.<key>  category-path prefixes, brands, tags
     recent                       [{p, t}] recently viewed, newest first, distinct, bounded
     purchases.<pid>              {n: times bought, last: last purchase time}
-    not_interested               [pid] ($addToSet)
+    not_interested               [pid]
     cart.<pid>, cart_updated_at  {q: quantity, t: last change} as last seen from cart events
     ratings.<pid>                {r: 1..5, t: when}; the latest rating wins
     price.<currency>             {n, sum, min, max} of unit prices paid (the price band)
     spent.<currency>             total paid (unit price x quantity)
-    orders, order_ids            distinct orders (ids bounded, for the "first time" check)
+    orders, order_ids            distinct orders (recent ids kept, for the "first time" check)
     sessions, session_ids        distinct sessions (likewise)
     last_purchase_at
     applied                      recent ingestion-batch tokens (makes a re-applied batch a no-op)
 
 Keys that come from data (product ids, category names, brands, tags) are escaped with
-`encode_key` so they can never be an operator or a path.
+`encode_key` so they can never be an operator or a path; data values inside update
+expressions are wrapped in ``$literal``.
 
-Every update is computed in Python from the batch's events alone and sent as update operators
-(`$inc`, `$min`, `$max`, `$addToSet`, `$push` with `$slice`) or, where the new value depends on
-the stored one (recently viewed: merge, order, deduplicate, bound; the cart: clamp at zero;
-ratings: keep the latest), as a single-document pipeline update — atomic on the server, so
-concurrent batches for one shopper never lose each other's changes.
+No read-modify-write in Python: each batch's change to a shopper is computed from the batch's
+events alone and sent as one single-document pipeline update, whose expressions are the update
+operators' equivalents (a sum for `$inc`, `$min`/`$max`, a set union for `$addToSet`, a bounded
+concatenation for `$push` with `$slice`) plus merges that depend on the stored value (recently
+viewed: merge by time, deduplicate, bound; the cart: clamp at zero; ratings: keep the latest;
+sessions and orders: count ids not seen before). The server applies it atomically, so
+concurrent batches for one shopper never lose each other's changes, and the whole change of
+one batch lands or none of it does.
 """
 
 from __future__ import annotations

@@ -130,12 +130,21 @@ async def test_erased_shopper_is_refused(shop: Store) -> None:
     assert await shop.collection("events").count_documents({"user_id": "gone"}) == 0
 
 
-async def test_too_many_events_refuse_the_call(mongo_uri: str) -> None:
+async def test_any_number_of_events_is_written_in_batches(mongo_uri: str) -> None:
     settings = test_settings(mongo_uri, max_events_per_call=3)
     store_ = await _open(settings)
     try:
-        with pytest.raises(events.EventBatchError, match="at most 3 per call"):
-            await ingest_events(store_, settings, [ev(f"e{i}") for i in range(4)])
+        await seed_products(store_)
+        raws = [ev(f"e{i}") for i in range(7)] + [ev("e1"), ev("bad", rating=1)]
+        results = await ingest_events(store_, settings, raws)
+        assert [r.index for r in results] == list(range(9))
+        assert [r.status for r in results] == [EventStatus.ACCEPTED] * 7 + [
+            EventStatus.DUPLICATE,
+            EventStatus.REJECTED,
+        ]
+        doc = await store_.collection("profiles").find_one({"user_id": "u1"})
+        assert doc["counts"] == {"view": 7}
+        assert await store_.collection("ingest_batches").count_documents({"done": True}) == 3
     finally:
         await store_.drop_database()
         await store_.close()
