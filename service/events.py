@@ -383,8 +383,10 @@ async def _ingest_batch(
         candidates.append((i, doc))
 
     token = _new_token(now)
-    stored, opened, facts = await _admit(store, settings, candidates, results, token, now)
-    inserted, duplicates = await _insert(store, stored, results)
+    stored, opened, facts, client_ids = await _admit(
+        store, settings, candidates, results, token, now
+    )
+    inserted, duplicates = await _insert(store, stored, results, client_ids)
     personal = [doc for _, doc in inserted if "batch" in doc]
     if personal:
         await _apply(store, settings, personal, token, now, product_stats=inserted, facts=facts)
@@ -411,12 +413,14 @@ async def _admit(
     results: list[EventResult | None],
     token: str,
     now: datetime,
-) -> tuple[list[tuple[int, dict[str, Any]]], bool, dict[str, profiles.ProductFacts]]:
+) -> tuple[
+    list[tuple[int, dict[str, Any]]], bool, dict[str, profiles.ProductFacts], dict[str, str]
+]:
     """Batched checks against the database. Returns the documents to insert, whether the
-    batch's marker was opened (it is, before any personal event is inserted), and the facts
-    of the batch's products."""
+    batch's marker was opened (it is, before any personal event is inserted), the facts of
+    the batch's products, and the client ids of anonymous receipts."""
     if not candidates:
-        return [], False, {}
+        return [], False, {}, {}
     anonymous_sessions = {
         d["session_id"] for _, d in candidates if "user_id" not in d and "session_id" in d
     }
@@ -441,6 +445,7 @@ async def _admit(
         privacy.erased_users(store, user_ids), privacy.withheld_consent(store, user_ids)
     )
     stored: list[tuple[int, dict[str, Any]]] = []
+    client_ids: dict[str, str] = {}  # receipt id -> the client's id, reported back only
     for i, doc in candidates:
         pid = doc.get("product_id")
         user_id = doc.get("user_id")
@@ -456,16 +461,21 @@ async def _admit(
                 "user_id: this shopper's data was erased; events for them are not stored",
             )
         elif user_id in withheld:
-            stored.append((i, anonymous_receipt(doc)))
+            receipt = anonymous_receipt(doc)
+            client_ids[receipt["event_id"]] = doc["event_id"]
+            stored.append((i, receipt))
         else:
             if user_id is not None:
                 doc["batch"] = token
             stored.append((i, doc))
-    return stored, opened, facts
+    return stored, opened, facts, client_ids
 
 
 async def _insert(
-    store: Store, stored: list[tuple[int, dict[str, Any]]], results: list[EventResult | None]
+    store: Store,
+    stored: list[tuple[int, dict[str, Any]]],
+    results: list[EventResult | None],
+    client_ids: Mapping[str, str],
 ) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
     """Insert; the unique event_id index sorts new events from duplicates."""
     if not stored:
@@ -479,7 +489,7 @@ async def _insert(
     duplicates: list[str] = []
     for position, (i, doc) in enumerate(stored):
         doc.pop("_id", None)  # added by the driver; the event's identity is its event_id
-        client_id = _client_id(doc)
+        client_id = client_ids.get(doc["event_id"], doc["event_id"])
         error = failed.get(position)
         if error is None:
             results[i] = EventResult(i, client_id, EventStatus.ACCEPTED)
@@ -492,11 +502,6 @@ async def _insert(
         else:
             results[i] = EventResult(i, client_id, EventStatus.REJECTED, str(error.get("errmsg")))
     return inserted, duplicates
-
-
-def _client_id(doc: Mapping[str, Any]) -> str | None:
-    # Anonymous receipts store a hash of the client's id, which is not reported back.
-    return None if doc.get("anonymous") else str(doc["event_id"])
 
 
 async def _apply(

@@ -286,7 +286,7 @@ async def test_consent_off_stores_no_personal_event(shop: Store) -> None:
     ]
     results = await ingest(shop, batch)
     assert [r.status for r in results] == [EventStatus.ACCEPTED] * 5
-    assert [r.event_id for r in results] == [None, None, None, None, "y1"]
+    assert [r.event_id for r in results] == ["n1", "n2", "n3", "n4", "y1"]  # echoed, not kept
     personal = await shop.collection("events").find({"anonymous": {"$ne": True}}).to_list(None)
     assert [d["event_id"] for d in personal] == ["y1"]
     receipts = await shop.collection("events").find({"anonymous": True}, {"_id": 0}).to_list(None)
@@ -484,3 +484,37 @@ def test_event_types_match_the_settings() -> None:
         "search",
         "checkout",
     }
+
+
+@pytest.mark.parametrize("driver", ["motor", "pymongo"])
+async def test_the_whole_flow_on_both_drivers(mongo_uri: str, driver: str) -> None:
+    settings = test_settings(mongo_uri, mongo_driver=driver)
+    store_ = await _open(settings)
+    try:
+        await seed_products(store_)
+        batch = [
+            ev("a", session_id="s1"),
+            ev("b", "add_to_cart", user_id="u1", session_id="s1"),
+            ev("c", "purchase", user_id="u1"),
+            ev("b", "add_to_cart", user_id="u1"),
+            ev("d", user_id="nope@example.com"),
+        ]
+        results = await ingest_events(store_, settings, batch)
+        assert [r.status.value for r in results] == [
+            "accepted",
+            "accepted",
+            "accepted",
+            "duplicate",
+            "rejected",
+        ]
+        assert (await events.identify(store_, settings, "s1", "u1")).merged_events == 1
+        profile = await profiles.load_profile(store_, "u1")
+        assert profile is not None and profile.orders == 1 and profile.sessions == 1
+        export = await privacy.export_user_data(store_, "u1")
+        assert len(export["collections"]["events"]) == 3
+        report = await privacy.erase_user(store_, "u1")
+        assert report.deleted == {"events": 3, "profiles": 1, "session_links": 1}
+        assert await events.finish_open_batches(store_, settings) == 0
+    finally:
+        await store_.drop_database()
+        await store_.close()
