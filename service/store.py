@@ -82,6 +82,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     # Ingestion batches whose profile updates completed (see service.events: recovery).
     "ingest_batches": [
         IndexModel([("at", ASCENDING)], name="at_ttl", expireAfterSeconds=_DAY),
+        IndexModel([("done", ASCENDING), ("at", ASCENDING)], name="done_at"),
     ],
     # One per shopper; _id is the shopper id too (see service.profiles).
     "profiles": [

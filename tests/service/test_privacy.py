@@ -220,3 +220,37 @@ async def test_a_request_landing_mid_ingestion_still_wins(
         assert await documents_mentioning(shop, ERASED) == []
     else:
         assert set(doc) == {"user_id", "consent", "updated_at"}
+
+
+async def test_the_consent_lookup_uses_an_index(store: Store) -> None:
+    """Every ingested batch looks up its shoppers' consent: it must stay an index lookup as
+    profiles grow. (With a consent predicate in the filter, the embedded server plans a
+    collection scan, so the filter is `_id $in` only.)"""
+    await store.collection("profiles").insert_many(
+        [{"_id": f"u{i}", "user_id": f"u{i}"} for i in range(50)]
+    )
+    plan = await store.collection("profiles").find(privacy.consent_query(["u1", "u7"])).explain()
+    assert "IXSCAN" in str(plan["queryPlanner"]["winningPlan"])
+
+
+async def test_a_shared_session_never_leaks_or_loses_another_shoppers_events(
+    store: Store,
+) -> None:
+    """A session linked to one shopper may also carry events that name another shopper
+    (a shared device): those stay theirs, in export and in erasure."""
+    await seed_products(store)
+    await events.ingest_events(
+        store,
+        store.settings,
+        [
+            ev("anon", session_id="shared"),
+            ev("theirs", user_id=OTHER, session_id="shared"),
+        ],
+    )
+    await events.identify(store, store.settings, "shared", ERASED)
+    await events.ingest_events(store, store.settings, [ev("later", session_id="shared")])
+    export = await privacy.export_user_data(store, ERASED)
+    assert sorted(e["event_id"] for e in export["collections"]["events"]) == ["anon", "later"]
+    report = await privacy.erase_user(store, ERASED)
+    assert report.deleted["events"] == 2
+    assert await store.collection("events").distinct("event_id") == ["theirs"]
