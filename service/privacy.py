@@ -4,9 +4,10 @@
   e-mail address or an IP address is refused; e-mail and IP addresses inside free text (search
   queries, reviews) are replaced by ``[email]`` / ``[ip]`` before anything is stored. The
   service never records a request's IP address.
-- **Consent.** `set_consent` records the personalization flag. Withdrawing it deletes the
-  shopper's behaviour data (events, session links) and reduces the profile to the flag; from
-  then on their events only feed anonymous per-product counts (see `service.events`).
+- **Consent.** `set_consent` records the personalization flag (in ``consents``, and a copy in
+  the profile). Withdrawing it deletes the shopper's behaviour data (events, session links)
+  and reduces the profile to the flag; from then on their events only feed anonymous
+  per-product counts (see `service.events`).
 - **Export** (`export_user_data`) returns, as one JSON document, every document of every
   collection listed in `service.store.USER_DATA` that carries the shopper's id, plus the
   profile as the service reads it.
@@ -45,6 +46,10 @@ _IP_CANDIDATE = re.compile(
 )
 # Collections that hold behaviour data, deleted when consent is withdrawn.
 BEHAVIOUR_DATA: tuple[str, ...] = ("events", "session_links")
+# The consent answers shoppers gave ({_id: shopper id, personalization, updated_at}): what
+# ingestion checks. Small documents, so checking a whole batch's shoppers stays cheap; the
+# profile carries a copy of the flag for the one-read storefront path.
+CONSENTS = "consents"
 
 
 class PrivacyError(ValueError):
@@ -133,19 +138,14 @@ class ConsentState:
 
 async def withheld_consent(store: Store, user_ids: Iterable[str]) -> set[str]:
     """Which of ``user_ids`` must not be personalized (withdrawn, or never given when the
-    settings require consent), in one round trip."""
+    settings require consent), in one round trip to the small ``consents`` collection."""
     wanted = sorted(set(user_ids))
     if not wanted:
         return set()
-    # Only `_id $in` in the filter: with the consent predicate added, the embedded server
-    # plans a collection scan; this way both servers use the _id index.
-    docs = (
-        await store.collection("profiles")
-        .find(consent_query(wanted), {"consent.personalization": 1})
-        .to_list(None)
-    )
-    found = {d["_id"]: d for d in docs}
-    return {u for u in wanted if not profiles.consents(found.get(u), store.settings)}
+    docs = await store.collection(CONSENTS).find(consent_query(wanted)).to_list(None)
+    given = {d["_id"]: bool(d.get("personalization")) for d in docs}
+    default = not store.settings.personalization_requires_consent
+    return {u for u in wanted if not given.get(u, default)}
 
 
 def consent_query(user_ids: list[str]) -> dict[str, Any]:
@@ -163,9 +163,12 @@ async def set_consent(
         raise UserErased("userId: this shopper was erased; nothing is stored about them")
     now = now or datetime.now(UTC)
     consent = {"personalization": personalization, "updated_at": now}
+    # The consents record first: ingestion reads it, so from here on it takes the new answer.
+    await _upsert(store, CONSENTS, {"_id": user_id}, {"$set": consent})
     if personalization:
         await _upsert(
             store,
+            "profiles",
             profiles.profile_key(user_id),
             {
                 "$set": {"consent": consent, "updated_at": now},
@@ -182,14 +185,10 @@ async def withdraw(
 ) -> dict[str, int]:
     """Reduce the shopper to their consent flag: delete their behaviour data and everything in
     the profile but the flag. Idempotent."""
-    coll = store.collection("profiles")
     if consent is None:
-        doc = await coll.find_one(profiles.profile_key(user_id), {"consent": 1})
-        consent = (doc or {}).get("consent") or {
-            "personalization": False,
-            "updated_at": datetime.now(UTC),
-        }
-    await coll.replace_one(
+        doc = await store.collection(CONSENTS).find_one({"_id": user_id}, {"_id": 0})
+        consent = doc or {"personalization": False, "updated_at": datetime.now(UTC)}
+    await store.collection("profiles").replace_one(
         profiles.profile_key(user_id),
         {"user_id": user_id, "consent": dict(consent), "updated_at": consent["updated_at"]},
         upsert=True,
@@ -197,11 +196,13 @@ async def withdraw(
     return await _delete(store, user_id, BEHAVIOUR_DATA)
 
 
-async def _upsert(store: Store, query: dict[str, Any], update: dict[str, Any]) -> None:
-    coll = store.collection("profiles")
+async def _upsert(
+    store: Store, collection: str, query: dict[str, Any], update: dict[str, Any]
+) -> None:
+    coll = store.collection(collection)
     try:
         await coll.update_one(query, update, upsert=True)
-    except DuplicateKeyError:  # another request created the profile first: now it matches
+    except DuplicateKeyError:  # another request created the document first: now it matches
         await coll.update_one(query, update, upsert=True)
 
 

@@ -102,6 +102,8 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     # Erased shoppers, by a hash of their id (_id), so late events for them are refused.
     "tombstones": [],
+    # Consent answers, _id = shopper id (see service.privacy).
+    "consents": [],
 }
 
 # TTL indexes whose lifetime is a setting: (collection, index name) -> seconds. `ensure_indexes`
@@ -120,6 +122,7 @@ USER_DATA: dict[str, str] = {
     "events": "user_id",
     "profiles": "user_id",
     "session_links": "user_id",
+    "consents": "_id",
 }
 
 

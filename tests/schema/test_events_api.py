@@ -271,6 +271,7 @@ async def test_export_and_erase_through_graphql(
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     erased = (await graphql(ERASE, {"u": "u1"}))["data"]["eraseUser"]
     assert erased["deleted"] == [
+        {"collection": "consents", "count": 0},
         {"collection": "events", "count": 3},
         {"collection": "plugin:" + plugin_eraser.__qualname__, "count": 2},
         {"collection": "profiles", "count": 1},

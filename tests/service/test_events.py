@@ -513,7 +513,7 @@ async def test_the_whole_flow_on_both_drivers(mongo_uri: str, driver: str) -> No
         export = await privacy.export_user_data(store_, "u1")
         assert len(export["collections"]["events"]) == 3
         report = await privacy.erase_user(store_, "u1")
-        assert report.deleted == {"events": 3, "profiles": 1, "session_links": 1}
+        assert report.deleted == {"events": 3, "profiles": 1, "session_links": 1, "consents": 0}
         assert await events.finish_open_batches(store_, settings) == 0
     finally:
         await store_.drop_database()

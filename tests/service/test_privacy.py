@@ -70,6 +70,7 @@ async def test_erasure_leaves_no_trace_and_spares_others(shop: Store) -> None:
 
     assert await documents_mentioning(shop, ERASED) == []
     assert report.deleted == {
+        "consents": 1,
         "events": 6,  # including the anonymous one that identify merged
         "profiles": 1,
         "session_links": 1,
@@ -224,12 +225,14 @@ async def test_a_request_landing_mid_ingestion_still_wins(
 
 async def test_the_consent_lookup_uses_an_index(store: Store) -> None:
     """Every ingested batch looks up its shoppers' consent: it must stay an index lookup as
-    profiles grow. (With a consent predicate in the filter, the embedded server plans a
-    collection scan, so the filter is `_id $in` only.)"""
-    await store.collection("profiles").insert_many(
-        [{"_id": f"u{i}", "user_id": f"u{i}"} for i in range(50)]
+    shoppers grow (on the embedded server a second predicate beside `_id $in` can turn the
+    plan into a collection scan)."""
+    await store.collection(privacy.CONSENTS).insert_many(
+        [{"_id": f"u{i}", "personalization": i % 2 == 0} for i in range(50)]
     )
-    plan = await store.collection("profiles").find(privacy.consent_query(["u1", "u7"])).explain()
+    plan = (
+        await store.collection(privacy.CONSENTS).find(privacy.consent_query(["u1", "u7"])).explain()
+    )
     assert "IXSCAN" in str(plan["queryPlanner"]["winningPlan"])
 
 

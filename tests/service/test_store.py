@@ -112,5 +112,5 @@ def test_user_data_collections_are_indexed_by_their_user_field() -> None:
     from service.store import USER_DATA
 
     for collection, field_name in USER_DATA.items():
-        keys = [next(iter(m.document["key"])) for m in INDEXES[collection]]
+        keys = ["_id"] + [next(iter(m.document["key"])) for m in INDEXES[collection]]
         assert field_name in keys, f"{collection}.{field_name} needs an index for erasure"
