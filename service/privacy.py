@@ -41,9 +41,14 @@ MAX_ID_LEN = 200
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _EMAIL = re.compile(r"[^\s@<>()\[\]{},;:\"']+@[^\s@<>()\[\]{},;:\"']+\.[A-Za-z]{2,}")
 # Candidates only; each is confirmed with `ipaddress` before it is treated as an address.
-_IP_CANDIDATE = re.compile(
-    r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w.:])"
+# IPv6 may end in a dotted quad (::ffff:1.2.3.4) or carry a zone (fe80::1%eth0); IPv4 may be
+# followed by a port (1.2.3.4:8080).
+_IPV6 = (
+    r"(?<![\w.:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
+    r"(?::\d{1,3}(?:\.\d{1,3}){3})?(?:%[\w.]+)?(?![\w.:])"
 )
+_IPV4 = r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])"
+_IP_CANDIDATE = re.compile(f"{_IPV6}|{_IPV4}")
 # Collections that hold behaviour data, deleted when consent is withdrawn.
 BEHAVIOUR_DATA: tuple[str, ...] = ("events", "session_links")
 # The consent answers shoppers gave ({_id: shopper id, personalization, updated_at}): what

@@ -176,6 +176,21 @@ def test_redaction_removes_ip_addresses(address: Any) -> None:
     assert privacy.redact(f"from {address} today") == "from [ip] today"
 
 
+@pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("from ::ffff:1.2.3.4 today", "from [ip] today"),
+        ("from 1.2.3.4:8080 today", "from [ip]:8080 today"),
+        ("from [2001:db8::1]:443 today", "from [[ip]]:443 today"),
+        ("from fe80::1%eth0 today", "from [ip] today"),
+        ("ip=10.0.0.1, host:10.0.0.2", "ip=[ip], host:[ip]"),
+        ("at 12:30:45, version 1.2.3.4.5, size 10.5", "at 12:30:45, version 1.2.3.4.5, size 10.5"),
+    ],
+)
+def test_redaction_of_addresses_in_context(text: str, redacted: str) -> None:
+    assert privacy.redact(text) == redacted
+
+
 def test_json_export_values() -> None:
     from service.money import Money
 
