@@ -24,6 +24,7 @@ with). A sum from an era that ended ``ERA_HALF_LIVES`` half-lives ago is worth l
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -76,9 +77,12 @@ def scale_for(t: datetime, half_life_s: int) -> Scale:
 def decayed(stored: float, start: float, half_life_s: float, now: datetime) -> float:
     """The value at ``now`` of a sum stored scaled to an era starting at ``start``."""
     exponent = -(_unix_us(now) - round(start * 1_000_000)) / (half_life_s * 1_000_000)
-    if exponent < -1100:  # below the smallest float: this era has decayed to nothing
-        return 0.0
-    return float(stored * 2.0**exponent)
+    # stored * 2**exponent, with the exponents added first: the stored sum may be as large as
+    # 2**256 while 2**exponent alone would already be subnormal and have lost precision.
+    mantissa, power = math.frexp(float(stored))
+    total = power + exponent
+    whole = math.floor(total)
+    return math.ldexp(mantissa * 2.0 ** (total - whole), whole)
 
 
 def decayed_weight(weight: float, t: datetime, half_life_s: float, now: datetime) -> float:
