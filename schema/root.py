@@ -9,12 +9,28 @@ from __future__ import annotations
 from strawberry.tools import merge_types
 
 from schema.catalog import CatalogMutation, CatalogQuery
+from schema.events import EventsMutation
 from schema.experiments import ExperimentsMutation, ExperimentsQuery
 from schema.plugins import PluginsQuery
+from schema.privacy import PrivacyMutation, PrivacyQuery
+from schema.profiles import ProfilesMutation, ProfilesQuery
 from schema.storefront import StorefrontQuery
 
-QUERY_PARTS: tuple[type, ...] = (CatalogQuery, StorefrontQuery, PluginsQuery, ExperimentsQuery)
-MUTATION_PARTS: tuple[type, ...] = (CatalogMutation, ExperimentsMutation)
+QUERY_PARTS: tuple[type, ...] = (
+    CatalogQuery,
+    StorefrontQuery,
+    ProfilesQuery,
+    PrivacyQuery,
+    PluginsQuery,
+    ExperimentsQuery,
+)
+MUTATION_PARTS: tuple[type, ...] = (
+    CatalogMutation,
+    EventsMutation,
+    ProfilesMutation,
+    PrivacyMutation,
+    ExperimentsMutation,
+)
 
 Query = merge_types("Query", QUERY_PARTS)
 Mutation = merge_types("Mutation", MUTATION_PARTS)

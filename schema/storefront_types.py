@@ -11,15 +11,17 @@ from datetime import datetime
 import strawberry
 
 from schema.errors import user_error
-from schema.types import Money, Product
+
+# One PageType enum for the whole schema (events and storefront), values as in plugin_api.
+from schema.types import (
+    Money,
+    PageType,
+    Product,
+)
 from service import plugin_api
 from service import storefront as sf
 from service.catalog import Product as ProductModel
 from service.plugin_host import Degradation
-
-PageType = strawberry.enum(
-    plugin_api.PageType, name="PageType", description="The kind of page the shopper is on."
-)
 
 
 @strawberry.input(description="One cart line: a product and how many.")
@@ -48,7 +50,7 @@ class SlotOverrideInput:
 
 @strawberry.input(description="What the storefront shows, to whom, on which page.")
 class StorefrontInput:
-    page: PageType  # type: ignore[valid-type]
+    page: PageType
     user_id: strawberry.ID | None = None
     session_id: strawberry.ID | None = None
     product_id: strawberry.ID | None = strawberry.field(
@@ -70,7 +72,7 @@ class StorefrontInput:
     def to_request(self) -> sf.StorefrontRequest:
         cart = self.cart or CartInput()
         return sf.StorefrontRequest(
-            page=plugin_api.PageType(self.page),
+            page=plugin_api.PageType(self.page.value),
             user_id=str(self.user_id) if self.user_id is not None else None,
             session_id=str(self.session_id) if self.session_id is not None else None,
             product_id=str(self.product_id) if self.product_id is not None else None,

@@ -30,6 +30,16 @@ class MoneyInput:
     currency: str
 
 
+@strawberry.enum(description="The kind of storefront page a request or an event comes from.")
+class PageType(Enum):
+    HOME = "HOME"
+    PRODUCT = "PRODUCT"
+    CATEGORY = "CATEGORY"
+    CART = "CART"
+    SEARCH = "SEARCH"
+    CHECKOUT = "CHECKOUT"
+
+
 @strawberry.type
 class Attribute:
     key: str

@@ -7,11 +7,13 @@ bad variable, so a typo stops the service before it serves anything.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +24,62 @@ PREFIX = "SHOPFRONT_"
 
 class ConfigError(ValueError):
     """A setting has a value the service cannot run with."""
+
+
+# Behaviour event types, as stored (GraphQL's EventType enum names them in upper case).
+EVENT_TYPES: tuple[str, ...] = (
+    "view",
+    "click",
+    "add_to_cart",
+    "remove_from_cart",
+    "purchase",
+    "search",
+    "impression",
+    "rating",
+    "review",
+    "not_interested",
+)
+DEFAULT_EVENT_WEIGHTS = (
+    "view=1,click=2,add_to_cart=4,purchase=8,rating=3,review=3,search=0.5,"
+    "remove_from_cart=-1,not_interested=-5,impression=0"
+)
+
+
+def _weight_pairs(text: str) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, raw = part.partition("=")
+        name = name.strip().lower()
+        if not sep:
+            raise ValueError(f"{part!r} is not TYPE=WEIGHT")
+        if name not in EVENT_TYPES:
+            raise ValueError(f"{name!r} is not an event type (one of {', '.join(EVENT_TYPES)})")
+        if name in weights:
+            raise ValueError(f"{name!r} is given twice")
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(f"{part!r}: the weight is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{part!r}: the weight must be a finite number")
+        weights[name] = value
+    return weights
+
+
+_DEFAULT_WEIGHT_MAP = _weight_pairs(DEFAULT_EVENT_WEIGHTS)
+
+
+@cache
+def parse_event_weights(text: str) -> Mapping[str, float]:
+    """``"view=1,purchase=8,..."`` as a read-only weight per event type.
+
+    Types left out keep their default weight; an unknown type, a repeated type or a value that
+    is not a finite number raises `ValueError` naming the offending part.
+    """
+    return types.MappingProxyType({**_DEFAULT_WEIGHT_MAP, **_weight_pairs(text)})
 
 
 def _meta(doc: str, **extra: Any) -> dict[str, Any]:
@@ -263,6 +321,48 @@ class Settings:
         default=30,
         metadata=_meta("How long served recommendations are kept for attribution.", min=1),
     )
+    event_retention_days: int = field(
+        default=365,
+        metadata=_meta(
+            "Days behaviour events are kept (TTL index on the event time); older events are "
+            "rejected on arrival.",
+            min=1,
+        ),
+    )
+    affinity_half_life_days: float = field(
+        default=30.0,
+        metadata=_meta(
+            "Half-life of profile affinities: an event's weight halves every this many days.",
+            min=0.01,
+        ),
+    )
+    event_weights: str = field(
+        default=DEFAULT_EVENT_WEIGHTS,
+        metadata=_meta(
+            "Affinity weight per event type, `type=weight,...` (types left out keep their "
+            "default; rating and review weights scale with the stars, 3 stars counting 0)."
+        ),
+    )
+    preference_weight: float = field(
+        default=5.0,
+        metadata=_meta(
+            "Affinity a stated favourite category or brand adds (stated preferences do not decay).",
+            min=0.0,
+        ),
+    )
+    recently_viewed_max: int = field(
+        default=50, metadata=_meta("Products kept in a profile's recently viewed list.", min=1)
+    )
+    max_events_per_call: int = field(
+        default=500, metadata=_meta("Most events one `trackEvents` call takes.", min=1)
+    )
+    personalization_requires_consent: bool = field(
+        default=False,
+        metadata=_meta(
+            "Treat shoppers as not consenting to personalization until `setConsent` says "
+            "they do (default: personalized unless they opted out)."
+        ),
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -312,6 +412,17 @@ class Settings:
                 "SHOPFRONT_DEFAULT_CURRENCY must be an ISO 4217 code, "
                 f"got {self.default_currency!r}"
             )
+        try:
+            parse_event_weights(self.event_weights)
+        except ValueError as exc:
+            raise ConfigError(
+                f"SHOPFRONT_EVENT_WEIGHTS={self.event_weights!r} is invalid: {exc}"
+            ) from None
+
+    @property
+    def event_weight_map(self) -> Mapping[str, float]:
+        """`event_weights` parsed: the affinity weight of every event type."""
+        return parse_event_weights(self.event_weights)
 
     @property
     def introspection_enabled(self) -> bool:

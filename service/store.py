@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Collection = Any  # motor's and PyMongo's async collections share this API; neither is typed alike
 Driver = Literal["motor", "pymongo"]
+_DAY = 86_400
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -100,6 +101,64 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("request_id", ASCENDING)], name="request_id_1"),
         IndexModel([("expire_at", ASCENDING)], name="expire_at_ttl", expireAfterSeconds=0),
     ],
+    # Behaviour events. The unique event_id makes a retried batch count once; the TTL index
+    # (lifetime from SHOPFRONT_EVENT_RETENTION_DAYS, see TTL_SECONDS) expires old events.
+    "events": [
+        IndexModel([("event_id", ASCENDING)], name="event_id_1", unique=True),
+        IndexModel([("timestamp", ASCENDING)], name="timestamp_ttl", expireAfterSeconds=_DAY),
+        IndexModel([("user_id", ASCENDING), ("timestamp", DESCENDING)], name="user_timestamp"),
+        IndexModel([("session_id", ASCENDING)], name="session_id_1"),
+        IndexModel([("product_id", ASCENDING), ("timestamp", DESCENDING)], name="product_time"),
+        IndexModel([("batch", ASCENDING)], name="batch_1", sparse=True),
+    ],
+    # Ingestion batches whose profile updates completed (see service.events: recovery).
+    "ingest_batches": [
+        IndexModel([("at", ASCENDING)], name="at_ttl", expireAfterSeconds=_DAY),
+        IndexModel([("done", ASCENDING), ("at", ASCENDING)], name="done_at"),
+    ],
+    # One per shopper; _id is the shopper id too (see service.profiles).
+    "profiles": [
+        IndexModel([("user_id", ASCENDING)], name="user_id_1", unique=True),
+    ],
+    # Anonymous popularity: counts per product, UTC day and event type (no shopper ids);
+    # _id is "<day>|<product id>" (see service.events.record_product_stats).
+    "product_stats": [
+        IndexModel(
+            [("product_id", ASCENDING), ("day", ASCENDING)], name="product_day", unique=True
+        ),
+        IndexModel([("day", ASCENDING), ("product_id", ASCENDING)], name="day_product"),
+    ],
+    # Anonymous session -> shopper links made by `identify` (_id is the session id).
+    "session_links": [
+        IndexModel([("user_id", ASCENDING)], name="user_id_1"),
+    ],
+    # Erased shoppers, by a hash of their id (_id), so late events for them are refused.
+    "tombstones": [],
+    # Consent answers, _id = shopper id (see service.privacy).
+    "consents": [],
+}
+
+# TTL indexes whose lifetime is a setting: (collection, index name) -> seconds. `ensure_indexes`
+# applies the setting and changes an existing index's lifetime in place (collMod).
+TTL_SECONDS: dict[tuple[str, str], Callable[[Settings], int]] = {
+    ("events", "timestamp_ttl"): lambda s: s.event_retention_days * _DAY,
+    # Completion markers outlive the events they describe (see service.events).
+    ("ingest_batches", "at_ttl"): lambda s: (s.event_retention_days + 1) * _DAY,
+}
+
+# Every collection that holds data about one shopper -> the field holding the shopper's id.
+# `service.privacy` exports and erases through exactly this list, so a module that stores
+# shopper data in a new collection adds it here (coupon redemptions, experiment assignments,
+# cached recommendations, ...).
+USER_DATA: dict[str, str] = {
+    "events": "user_id",
+    "profiles": "user_id",
+    "session_links": "user_id",
+    "consents": "_id",
+    "recommendations": "user_id",  # served slots (service.storefront)
+    "assignments": "user_id",  # experiment assignments (service.experiments)
+    "exposures": "user_id",
+    "attributions": "user_id",  # attributed events (service.attribution)
 }
 
 
@@ -242,11 +301,45 @@ class Store:
             ) from exc
 
     async def ensure_indexes(self) -> None:
-        for name, models in INDEXES.items():
+        for name, declared in INDEXES.items():
+            models = [self._with_settings(name, m) for m in declared]
+            if not models:
+                continue
             try:
+                await self._sync_ttl(name, models)
                 await self.db[name].create_indexes(models)
             except PyMongoError as exc:
                 raise DatabaseUnavailable(f"could not create indexes on {name}: {exc}") from exc
+
+    def _with_settings(self, collection: str, model: IndexModel) -> IndexModel:
+        ttl = TTL_SECONDS.get((collection, model.document["name"]))
+        if ttl is None:
+            return model
+        options = dict(model.document)
+        keys = list(options.pop("key").items())
+        options["expireAfterSeconds"] = ttl(self.settings)
+        return IndexModel(keys, **options)
+
+    async def _sync_ttl(self, collection: str, models: list[IndexModel]) -> None:
+        """Give existing TTL indexes the lifetime the settings ask for: creating an index
+        again with another ``expireAfterSeconds`` is an error, `collMod` changes it in place."""
+        wanted = {
+            m.document["name"]: m.document["expireAfterSeconds"]
+            for m in models
+            if "expireAfterSeconds" in m.document
+        }
+        if not wanted:
+            return
+        existing = await self.db[collection].index_information()
+        for index_name, seconds in wanted.items():
+            current = existing.get(index_name, {}).get("expireAfterSeconds")
+            if current is not None and current != seconds:
+                await self.db.command(
+                    "collMod", collection, index={"name": index_name, "expireAfterSeconds": seconds}
+                )
+                log.info(
+                    "TTL of %s.%s changed from %ss to %ss", collection, index_name, current, seconds
+                )
 
     # -- collections -----------------------------------------------------------------------
 

@@ -85,3 +85,32 @@ async def test_concurrent_increments_are_exact(driver_store: Store) -> None:
     await coll.insert_one({"_id": "c", "n": 0})
     await asyncio.gather(*(coll.update_one({"_id": "c"}, {"$inc": {"n": 1}}) for _ in range(100)))
     assert (await coll.find_one({"_id": "c"}))["n"] == 100
+
+
+async def test_ttl_follows_the_retention_setting(mongo_uri: str) -> None:
+    first = test_settings(mongo_uri, event_retention_days=30)
+    store = await open_store(first, mongo_uri)
+    try:
+        info = await store.collection("events").index_information()
+        assert info["timestamp_ttl"]["expireAfterSeconds"] == 30 * 86_400
+        # A restart with another retention changes the existing index in place.
+        again = test_settings(
+            mongo_uri, mongodb_database=first.mongodb_database, event_retention_days=7
+        )
+        other = await open_store(again, mongo_uri)
+        await other.close()
+        info = await store.collection("events").index_information()
+        assert info["timestamp_ttl"]["expireAfterSeconds"] == 7 * 86_400
+        batches = await store.collection("ingest_batches").index_information()
+        assert batches["at_ttl"]["expireAfterSeconds"] == 8 * 86_400
+    finally:
+        await store.drop_database()
+        await store.close()
+
+
+def test_user_data_collections_are_indexed_by_their_user_field() -> None:
+    from service.store import USER_DATA
+
+    for collection, field_name in USER_DATA.items():
+        keys = ["_id"] + [next(iter(m.document["key"])) for m in INDEXES[collection]]
+        assert field_name in keys, f"{collection}.{field_name} needs an index for erasure"
