@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -13,8 +13,37 @@ from schema.context import Context
 from schema.errors import user_error
 from schema.permissions import storefront_mutation
 from schema.types import MoneyInput, PageType
+from service import admission, attribution, privacy
 from service import events as events_service
-from service import privacy
+from service.metrics import metrics_of
+from service.runtime import Runtime
+
+
+async def _attribute(
+    runtime: Runtime,
+    raws: list[dict[str, Any]],
+    results: list[events_service.EventResult],
+) -> None:
+    """Credit accepted clicks, add-to-carts and purchases to the recommendation (slot,
+    strategy, variant) that produced them; shoppers without consent are never attributed."""
+    accepted = [
+        raws[r.index]
+        for r in results
+        if r.status is events_service.EventStatus.ACCEPTED
+        and raws[r.index].get("type") in ("click", "add_to_cart", "purchase")
+    ]
+    if not accepted:
+        return
+    withheld = await privacy.withheld_consent(
+        runtime.store, [e["user_id"] for e in accepted if e.get("user_id")]
+    )
+    accepted = [e for e in accepted if e.get("user_id") not in withheld]
+    await attribution.attribute_events(
+        runtime.store,
+        accepted,
+        window_hours=runtime.settings.attribution_window_hours,
+        now=datetime.now(UTC),
+    )
 
 
 @strawberry.enum(description="What the shopper did.")
@@ -144,12 +173,23 @@ class EventsMutation:
         limit = runtime.settings.max_events_per_call
         if len(events) > limit:
             raise user_error(f"events: {len(events)} events; at most {limit} per call")
-        results = await events_service.ingest_events(
-            runtime.store,
-            runtime.settings,
-            [e.to_raw() for e in events],
-            listeners=events_service.event_hooks(runtime.components).listeners,
-        )
+        raws = [e.to_raw() for e in events]
+        # Admission control: beyond capacity the caller gets 503 OVERLOADED with Retry-After,
+        # never a hang; everything acknowledged below as accepted is stored.
+        async with admission.ingestion_gate(runtime).admit(len(raws)):
+            results = await events_service.ingest_events(
+                runtime.store,
+                runtime.settings,
+                raws,
+                listeners=events_service.event_hooks(runtime.components).listeners,
+            )
+            await _attribute(runtime, raws, results)
+        metrics = metrics_of(runtime)
+        if metrics is not None:
+            for status in ("accepted", "duplicate", "rejected"):
+                n = sum(r.status.value == status for r in results)
+                if n:
+                    metrics.ingestion_events.labels(status).inc(n)
         out = [
             EventResult(
                 index=r.index,
@@ -182,6 +222,17 @@ class EventsMutation:
             raise user_error(str(exc), code="USER_ERASED") from None
         except events_service.IdentifyError as exc:
             raise user_error(str(exc)) from None
+        if result.linked:
+            from service.experiments import REGISTRY_COMPONENT, inherit_assignments
+
+            registry = runtime.components.get(REGISTRY_COMPONENT)
+            await inherit_assignments(
+                runtime.store,
+                result.session_id,
+                result.user_id,
+                now=datetime.now(UTC),
+                registry=registry,
+            )
         return IdentifyResult(
             session_id=strawberry.ID(result.session_id),
             user_id=strawberry.ID(result.user_id),

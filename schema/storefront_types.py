@@ -268,6 +268,12 @@ class Degraded:
         return cls(strategy=d.strategy, reason=d.reason)
 
 
+@strawberry.type(description="An experiment this answer was served in, and the variant.")
+class ServedExperiment:
+    experiment: str
+    variant: str
+
+
 @strawberry.type(description="Everything the storefront shows this shopper on this page.")
 class Storefront:
     request_id: str
@@ -275,6 +281,9 @@ class Storefront:
     coupons: list[CouponOffer]
     degraded: list[Degraded] = strawberry.field(
         description="Strategies left out of this answer (failed, late, missing or switched off)."
+    )
+    experiments: list[ServedExperiment] = strawberry.field(
+        description="The experiments and variants that served this answer (empty when none)."
     )
     priced_cart: strawberry.Private[PricedCart | None]
     cart_error: strawberry.Private[str | None]
@@ -297,6 +306,7 @@ class Storefront:
             slots=[RecommendationSlot.of(s) for s in result.slots],
             coupons=[CouponOffer.of(o) for o in result.coupons],
             degraded=[Degraded.of(d) for d in result.degraded],
+            experiments=[ServedExperiment(experiment=e, variant=v) for e, v in result.experiments],
             priced_cart=(
                 PricedCart.of(result.cart, result.products) if result.cart is not None else None
             ),

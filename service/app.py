@@ -357,7 +357,11 @@ def create_app(
         ref["runtime"] = runtime
         app.state.runtime = runtime
         monitor.start()
-        await start_experiments(runtime)
+        registry = await start_experiments(runtime)
+        composer = runtime.components.get("storefront")
+        if isinstance(composer, storefront.Storefront):
+            composer.experiments = registry
+            composer.exposures = runtime.components.get("exposures")
         log.info("shopfront ready (database %s, driver %s)", store.db.name, store.driver)
         try:
             yield

@@ -134,6 +134,10 @@ class Settings:
         default=None,
         metadata=_meta("Optional TOML file with plugin configuration.", env="SHOPFRONT_CONFIG"),
     )
+    demo_shoppers: int = field(
+        default=300,
+        metadata=_meta("How many demo shoppers (with histories) `--demo` seeds.", min=0),
+    )
     embedded_start_timeout_s: float = field(
         default=30.0,
         metadata=_meta("How long to wait for the embedded database to answer ping.", min=1),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from service import catalog
+from service import catalog, events
 from service.config import Settings
 from service.store import Store
 
@@ -506,7 +506,7 @@ def _rate(
         return
     liked = product["brand"] in persona.brands
     stars = rng.choice((5, 5, 4, 4, 4, 3) if liked else (5, 4, 4, 3, 3, 2, 1))
-    shopper.emit("rating", at, None, product_id=product["id"], rating=stars, page_type="account")
+    shopper.emit("rating", at, None, product_id=product["id"], rating=stars, page_type="product")
     if rng.random() < 0.25:
         shopper.emit(
             "review",
@@ -610,7 +610,7 @@ def _replenish(
             n += 1
             session_id = f"{shopper.user_id}-r{n:02d}"
             t = at
-            shopper.emit("view", t, session_id, product_id=staple, page_type="account")
+            shopper.emit("view", t, session_id, product_id=staple, page_type="home")
             t += timedelta(seconds=rng.randint(5, 40))
             qty = rng.choice((1, 1, 2))
             shopper.emit(
@@ -661,8 +661,9 @@ def generate_history(
         persona = _persona(rng, cat)
         orders = _OrderIds(shopper.user_id)
         # Sessions start at least two hours before now, so no session runs past it.
-        latest = HISTORY_DAYS * 24 - 2
-        starts = sorted(rng.randint(0, latest * 3600) for _ in range(persona.sessions))
+        starts = sorted(
+            rng.randint(2 * 3600, HISTORY_DAYS * 24 * 3600) for _ in range(persona.sessions)
+        )
         for k, seconds_ago in enumerate(reversed(starts), start=1):
             start = now - timedelta(seconds=seconds_ago)
             session_id = f"{shopper.user_id}-s{k:02d}"
@@ -688,13 +689,18 @@ class SeedSummary:
     products_updated: int
     categories: int
     brands: int
+    shoppers: int = 0
+    events_accepted: int = 0
+    events_rejected: int = 0
 
     @property
     def products(self) -> int:
         return self.products_created + self.products_updated
 
 
-async def seed_demo(store: Store, settings: Settings, *, seed: int = 7) -> SeedSummary:
+async def seed_demo(
+    store: Store, settings: Settings, *, seed: int = 7, shoppers: int | None = None
+) -> SeedSummary:
     """Write the demo catalog through `catalog.upsert_products`, in batches.
 
     Idempotent: seeding again updates the same ``sku-*`` products and leaves other products
@@ -712,9 +718,25 @@ async def seed_demo(store: Store, settings: Settings, *, seed: int = 7) -> SeedS
             raise DemoError(f"{len(rejected)} demo products were rejected: {reasons}")
         created += sum(r.status is catalog.UpsertStatus.CREATED for r in results)
         updated += sum(r.status is catalog.UpsertStatus.UPDATED for r in results)
+    # The shoppers' history goes through the same ingestion as live events, so their
+    # profiles, popularity counts and plugin hooks are built exactly as in production.
+    # Ordered by shopper (then time): each batch then touches few profiles, which is what
+    # ingestion costs; per-shopper order is all a profile depends on.
+    history = sorted(
+        generate_history(
+            products,
+            n_shoppers=settings.demo_shoppers if shoppers is None else shoppers,
+            seed=seed,
+        ),
+        key=lambda e: (e["user_id"] or "", e["timestamp"]),
+    )
+    ingested = await events.ingest_events(store, settings, history)
     return SeedSummary(
         products_created=created,
         products_updated=updated,
         categories=len({category_key(p["category_path"]) for p in products}),
         brands=len({p["brand"] for p in products}),
+        shoppers=len({e["user_id"] for e in history if e["user_id"]}),
+        events_accepted=sum(r.status is events.EventStatus.ACCEPTED for r in ingested),
+        events_rejected=sum(r.status is events.EventStatus.REJECTED for r in ingested),
     )

@@ -6,12 +6,15 @@ data folder; a second start reuses them while they are still valid, else makes n
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from service import auth
 from service.config import Settings
 from service.store import Store
+
+log = logging.getLogger(__name__)
 
 STOREFRONT_VAR = "SHOPFRONT_STOREFRONT_KEY"
 MERCHANT_VAR = "SHOPFRONT_MERCHANT_KEY"
@@ -62,7 +65,16 @@ async def ensure_demo_keys(store: Store, data_dir: Path) -> DemoKeys:
 
 async def prepare_demo(store: Store, settings: Settings) -> DemoKeys:
     from service.demo import seed_demo
+    from service.experiment_demo import simulate_experiment
 
     if await store.products.estimated_document_count() == 0:
-        await seed_demo(store, settings)
+        log.info("loading the demo data set (catalog, shoppers' history, an experiment)...")
+        summary = await seed_demo(store, settings)
+        log.info(
+            "demo: %d products, %d shoppers, %d events",
+            summary.products,
+            summary.shoppers,
+            summary.events_accepted,
+        )
+        await simulate_experiment(store, shoppers=min(settings.demo_shoppers, 300))
     return await ensure_demo_keys(store, settings.data_dir)

@@ -33,6 +33,15 @@ from strawberry.dataloader import DataLoader
 
 from service.catalog import Product, get_products
 from service.config import ConfigError, Settings
+from service.experiments import (
+    ExperimentRegistry,
+    ExposureRecorder,
+    ServedItem,
+    ServedOffer,
+    ServedSlot,
+    StorefrontOverrides,
+    apply_overrides,
+)
 from service.money import Money, is_currency
 from service.plugin_api import (
     Candidate,
@@ -355,6 +364,7 @@ class StorefrontResult:
     cart_error: str | None  # why the cart could not be priced (a product is unavailable, ...)
     products: Mapping[str, Product]  # the cart's and the nudges' products
     degraded: tuple[Degradation, ...]
+    experiments: tuple[tuple[str, str], ...] = ()  # (experiment name, variant) that served it
 
 
 def _text(value: str | None, name: str, max_len: int = MAX_ID_LEN) -> str | None:
@@ -550,6 +560,10 @@ class Storefront:
         self.slots = slots_from_config(cfg.slots, cfg.source)
         self.shipping = shipping_from_config(cfg.shipping, cfg.source)
         self.served = RecommendationLog(store)
+        # Set by the app once experiments are loaded (service.experiments); None: no experiments.
+        self.experiments: ExperimentRegistry | None = None
+        self.exposures: ExposureRecorder | None = None
+        self._background: set[asyncio.Task[Any]] = set()
 
     def resolve_slots(self, req: StorefrontRequest) -> list[Slot]:
         page_slots = self.slots[req.page]
@@ -611,6 +625,19 @@ class Storefront:
         slots = self.resolve_slots(req)
         currency = req.currency or self.settings.default_currency
         now = now or datetime.now(UTC)
+        # Experiments: assignment is in-memory hashing, no database round trip.
+        assignments = (
+            self.experiments.assign(req.user_id or req.session_id, now) if self.experiments else []
+        )
+        overrides: StorefrontOverrides | None = None
+        if assignments:
+            overrides = apply_overrides(
+                slots,
+                [s.name for s in self.host.coupon_strategies()],
+                [p.terms.name for p in self.host.promotions()],
+                assignments,
+            )
+            slots = list(overrides.slots)
         catalog = RequestCatalog(loader or product_loader(self.store), asyncio.get_running_loop())
         degraded: list[Degradation] = []
         page_ids = [req.product_id] if req.product_id else []
@@ -634,9 +661,11 @@ class Storefront:
             cart_lines=req.cart_lines,
             coupon_codes=req.coupon_codes,
             profile=profile,
-            personalized=profile.personalized if profile is not None else True,
+            personalized=(profile.personalized if profile is not None else True)
+            and (overrides is None or overrides.personalized),
             session_recent=tuple(dict.fromkeys(recent)),
             products=products,
+            overrides=overrides.strategy_params if overrides is not None else {},
         )
 
         calls: list[tuple[int, str]] = []
@@ -652,8 +681,8 @@ class Storefront:
                 calls.append((i, name))
         results, offers, (cart, cart_error) = await asyncio.gather(
             asyncio.gather(*(self.host.recommend(name, ctx, slots[i]) for i, name in calls)),
-            self._offers(ctx, degraded),
-            self._price(ctx, degraded),
+            self._offers(ctx, degraded, overrides),
+            self._price(ctx, degraded, overrides),
         )
         by_slot: list[dict[str, Sequence[Candidate]]] = [{} for _ in slots]
         for (i, name), result in zip(calls, results, strict=True):
@@ -683,7 +712,9 @@ class Storefront:
                 ranked = blended if blended is not None else merge_by_score(slot, candidates)
                 items = enforce_rules(ranked, slot_products, slot.limit)
             slot_results.append(SlotResult(slot.name, slot.title, uuid.uuid4().hex, items))
-        self._record(req, request_id, now, slots, slot_results)
+        self._record(req, request_id, now, slots, slot_results, overrides)
+        if overrides is not None:
+            self._record_exposure(req, request_id, now, slot_results, offers, overrides)
         return StorefrontResult(
             request_id=request_id,
             currency=currency,
@@ -693,13 +724,23 @@ class Storefront:
             cart_error=cart_error,
             products=known,
             degraded=tuple(dict.fromkeys(degraded)),
+            experiments=tuple(
+                (a.experiment_name, a.variant)
+                for a in (overrides.assignments if overrides is not None else ())
+            ),
         )
 
     async def _offers(
-        self, ctx: RequestContext, degraded: list[Degradation]
+        self,
+        ctx: RequestContext,
+        degraded: list[Degradation],
+        overrides: StorefrontOverrides | None = None,
     ) -> tuple[CouponOffer, ...]:
+        active = set(overrides.coupon_strategies) if overrides is not None else None
         strategies = [
-            s for s in self.host.coupon_strategies() if ctx.personalized or not s.personalized
+            s
+            for s in self.host.coupon_strategies()
+            if (ctx.personalized or not s.personalized) and (active is None or s.name in active)
         ]
         if not strategies:
             return ()
@@ -719,7 +760,10 @@ class Storefront:
         return tuple(chosen)
 
     async def _price(
-        self, ctx: RequestContext, degraded: list[Degradation]
+        self,
+        ctx: RequestContext,
+        degraded: list[Degradation],
+        overrides: StorefrontOverrides | None = None,
     ) -> tuple[PricedCart | None, str | None]:
         shipping_amount = self.shipping.get(ctx.currency, 0) if ctx.cart_lines else 0
         try:
@@ -729,6 +773,9 @@ class Storefront:
         except PricingError as exc:
             return None, str(exc)
         promotions = self.host.promotions() if ctx.cart_lines else []
+        if overrides is not None:  # an experiment variant chooses the active promotions
+            active = set(overrides.promotions)
+            promotions = [p for p in promotions if p.terms.name in active]
         if not promotions:
             return cart, None
 
@@ -752,7 +799,9 @@ class Storefront:
         now: datetime,
         slots: Sequence[Slot],
         results: Sequence[SlotResult],
+        overrides: StorefrontOverrides | None = None,
     ) -> None:
+        by_slot = overrides.slot_assignments if overrides is not None else {}
         expire_at = now + timedelta(days=self.settings.recommendation_ttl_days)
         docs = [
             {
@@ -772,7 +821,8 @@ class Storefront:
                     }
                     for item in r.items
                 ],
-                "variant": None,  # set by experiments when the request is in one
+                "experiment": by_slot[r.name].experiment_id if r.name in by_slot else None,
+                "variant": by_slot[r.name].variant if r.name in by_slot else None,
                 "created_at": now,
                 "expire_at": expire_at,
             }
@@ -782,11 +832,57 @@ class Storefront:
         if docs:
             self.served.add(docs)
 
+    def _record_exposure(
+        self,
+        req: StorefrontRequest,
+        request_id: str,
+        now: datetime,
+        results: Sequence[SlotResult],
+        offers: Sequence[CouponOffer],
+        overrides: StorefrontOverrides,
+    ) -> None:
+        """Log the exposure in the background: it must not delay the answer."""
+        recorder = self.exposures
+        if recorder is None:
+            return
+        served = [
+            ServedSlot(
+                r.recommendation_id,
+                r.name,
+                tuple(ServedItem(i.product.id, i.strategy, i.position) for i in r.items),
+            )
+            for r in results
+            if r.items
+        ]
+        task = asyncio.create_task(
+            recorder.record(
+                request_id=request_id,
+                user_id=req.user_id,
+                session_id=req.session_id,
+                assignments=overrides.assignments,
+                slots=served,
+                offers=[ServedOffer(o.code, o.strategy, o.campaign_id) for o in offers],
+                now=now,
+                slot_assignments=overrides.slot_assignments,
+            )
+        )
+        self._background.add(task)
+        task.add_done_callback(self._exposure_done)
+
+    def _exposure_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("exposure not recorded: %s", task.exception())
+
     async def flush(self) -> None:
-        """Write the served slots still waiting (tests and shutdown)."""
+        """Write the served slots and exposures still waiting (tests and shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         await self.served.flush()
 
     async def close(self) -> None:
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         await self.served.close()
 
 
@@ -802,18 +898,34 @@ async def start_components(
 ) -> None:
     """Start the plugin host and the storefront composer into ``runtime.components``
     (``"plugins"`` and ``"storefront"``)."""
+    from service import events, privacy
+    from service.profiles import load_profile
+
     host = await PluginHost.start(
         runtime.settings, runtime.store, plugins=plugins, config=plugin_config
     )
     try:
         composer = Storefront(
-            host, runtime.store, runtime.settings, profiles or AnonymousProfiles()
+            host,
+            runtime.store,
+            runtime.settings,
+            profiles or FunctionProfileSource(runtime.store, load_profile),
         )
     except BaseException:
         await host.close()
         raise
     runtime.components["plugins"] = host
     runtime.components["storefront"] = composer
+
+    # Plugins hear about stored events and erasures through their hooks.
+    async def plugins_on_event(event: Mapping[str, Any]) -> None:
+        await host.emit_event(event)
+
+    async def plugin_state(user_id: str) -> int:
+        return sum((await host.erase_user(user_id)).values())
+
+    events.event_hooks(runtime.components).listeners.append(plugins_on_event)
+    privacy.privacy_hooks(runtime.components).erasers.append(plugin_state)
 
 
 async def stop_components(runtime: Runtime) -> None:

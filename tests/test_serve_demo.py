@@ -68,6 +68,7 @@ class Service:
         self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPFRONT_")}
         env["SHOPFRONT_DATA_DIR"] = str(data_dir)
+        env["SHOPFRONT_DEMO_SHOPPERS"] = "20"  # a small history keeps this test quick
         self.env = env
         self.log = (data_dir.parent / f"serve-{self.port}.log").open("wb")
         self.proc = subprocess.Popen(

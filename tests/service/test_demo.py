@@ -186,11 +186,13 @@ def test_naive_now_is_refused(products: list[dict[str, Any]]) -> None:
 
 
 async def test_seed_demo_writes_the_catalog_idempotently(store: Store, settings: Settings) -> None:
-    first = await seed_demo(store, settings)
+    first = await seed_demo(store, settings, shoppers=5)
     assert (first.products_created, first.products_updated) == (500, 0)
     assert (first.categories, first.brands) == (12, 38)
-    again = await seed_demo(store, settings)
+    assert first.shoppers == 5 and first.events_accepted > 0 and first.events_rejected == 0
+    again = await seed_demo(store, settings, shoppers=5)
     assert (again.products_created, again.products_updated) == (0, 500)
+    assert again.events_accepted == 0  # the same history again: every event a duplicate
     assert await store.products.count_documents({}) == 500
     stored = await catalog.get_product(store, "sku-0001")
     assert stored is not None
