@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from service.money import Money, is_currency
+
 PREFIX = "SHOPFRONT_"
 
 
@@ -78,6 +80,63 @@ class Settings:
         default=30.0,
         metadata=_meta("How long to wait for the embedded database to answer ping.", min=1),
     )
+    # -- promotions and coupons --
+    shipping_fee: tuple[str, ...] = field(
+        default=("EUR=495", "USD=595", "GBP=395"),
+        metadata=_meta(
+            "Flat shipping fee per currency in minor units, e.g. `EUR=495,USD=595` (a currency "
+            "not listed ships free); free-shipping promotions discount it."
+        ),
+    )
+    nudge_closeness_percent: int = field(
+        default=20,
+        metadata=_meta(
+            "Nudge when the missing spend is at most this percent of a promotion's threshold.",
+            min=0,
+        ),
+    )
+    nudge_closeness_amount: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "Also nudge when the missing spend is at most this amount, per currency in minor "
+            "units, e.g. `EUR=1500`."
+        ),
+    )
+    nudge_max_missing_items: int = field(
+        default=1,
+        metadata=_meta(
+            "Nudge when at most this many items are missing (buy X get Y, bundles).", min=0
+        ),
+    )
+    nudge_suggestions: int = field(
+        default=3, metadata=_meta("Products suggested per nudge.", min=0)
+    )
+    promotions_refresh_ms: int = field(
+        default=2000,
+        metadata=_meta(
+            "How often an instance checks for changed promotions and campaigns (changes made "
+            "through this instance apply at once).",
+            min=0,
+        ),
+    )
+    max_coupon_codes: int = field(
+        default=5, metadata=_meta("Most coupon codes one cart may enter.", min=1)
+    )
+    max_generated_codes: int = field(
+        default=100_000,
+        metadata=_meta("Most unique codes one `generateCouponCodes` call creates.", min=1),
+    )
+    coupon_code_length: int = field(
+        default=12,
+        metadata=_meta(
+            "Characters of a generated coupon code (31-letter alphabet: 12 give ~59 bits).",
+            min=8,
+        ),
+    )
+    idempotency_ttl_days: int = field(
+        default=30,
+        metadata=_meta("How long redeemCoupon remembers an idempotency key's result.", min=1),
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -112,6 +171,8 @@ class Settings:
                 )
         if self.mongodb_uri and not self.mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
             raise ConfigError("SHOPFRONT_MONGODB_URI must start with mongodb:// or mongodb+srv://")
+        amounts_by_currency(self.shipping_fee, "SHOPFRONT_SHIPPING_FEE")
+        amounts_by_currency(self.nudge_closeness_amount, "SHOPFRONT_NUDGE_CLOSENESS_AMOUNT")
 
     @property
     def introspection_enabled(self) -> bool:
@@ -178,3 +239,20 @@ def _parse(name: str, raw: str, tp: Any) -> Any:
             f"{name}={raw!r} is not a valid {getattr(tp, '__name__', tp)}: {exc}"
         ) from None
     raise ConfigError(f"{name}: unsupported setting type {tp!r}")
+
+
+def amounts_by_currency(values: tuple[str, ...] | list[str], setting: str) -> dict[str, Money]:
+    """``("EUR=495", "USD=595")`` -> amounts by currency; a bad entry names the setting."""
+    amounts: dict[str, Money] = {}
+    for entry in values:
+        code, sep, amount = entry.partition("=")
+        currency = code.strip().upper()
+        value = int(amount.strip()) if sep and amount.strip().isdigit() else -1
+        if value < 0 or not is_currency(currency):
+            raise ConfigError(
+                f"{setting}: {entry!r} must be CURRENCY=MINOR_UNITS, e.g. EUR=495 for 4.95 EUR"
+            )
+        if currency in amounts:
+            raise ConfigError(f"{setting}: {currency} is given twice")
+        amounts[currency] = Money(value, currency)
+    return amounts
