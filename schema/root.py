@@ -9,9 +9,11 @@ from __future__ import annotations
 from strawberry.tools import merge_types
 
 from schema.catalog import CatalogMutation, CatalogQuery
+from schema.coupons import CouponsMutation, CouponsQuery
+from schema.promotions import PromotionsMutation, PromotionsQuery
 
-QUERY_PARTS: tuple[type, ...] = (CatalogQuery,)
-MUTATION_PARTS: tuple[type, ...] = (CatalogMutation,)
+QUERY_PARTS: tuple[type, ...] = (CatalogQuery, PromotionsQuery, CouponsQuery)
+MUTATION_PARTS: tuple[type, ...] = (CatalogMutation, PromotionsMutation, CouponsMutation)
 
 Query = merge_types("Query", QUERY_PARTS)
 Mutation = merge_types("Mutation", MUTATION_PARTS)

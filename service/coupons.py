@@ -1214,6 +1214,18 @@ def _campaign_filter(campaign_id: str, amount: Money, now: datetime) -> dict[str
     }
 
 
+def coupon_outcome(cart: PricedCart, code: str) -> Money | Refusal:
+    """What an entered code gave on a priced cart: its discount, or why it gave none."""
+    name = f"coupon:{normalize_code(code)}"
+    for applied in cart.applied:
+        if applied.name == name:
+            return applied.amount
+    for missed in cart.not_applied:
+        if missed.name == name:
+            return Refusal.of(missed)
+    return Refusal(NOT_ELIGIBLE, "this code gives no discount")
+
+
 def _not_applied(code: str, reason_code: str, message: str) -> NotApplied:
     return NotApplied(name=f"coupon:{code}", reason=message, code=reason_code)
 

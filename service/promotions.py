@@ -32,9 +32,10 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.config import Settings
+from service.coupons import coupon_service
 from service.money import Money
 from service.plugin_api import (
     ProductScope,
@@ -43,8 +44,12 @@ from service.plugin_api import (
     RequestContext,
     StrategySetup,
 )
+from service.pricing import CartPricer, NudgePolicy, shipping_fees
 from service.rules import RuleError, optional_datetime, text_value
 from service.store import ReturnDocument, Store
+
+if TYPE_CHECKING:
+    from service.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -386,3 +391,40 @@ def _affinities(ctx: RequestContext) -> dict[str, float]:
     if ctx.profile is None or not ctx.personalized:
         return {}
     return dict(ctx.profile.category_affinities)
+
+
+# -- wiring --------------------------------------------------------------------------------
+
+
+def promotion_book(runtime: Runtime) -> PromotionBook:
+    """The runtime's promotion book (built-in promotion types), created on first use."""
+    book = runtime.components.get("promotion_book")
+    if not isinstance(book, PromotionBook):
+        book = PromotionBook(runtime.store, runtime.settings, PromotionTypes.builtin())
+        runtime.components["promotion_book"] = book
+    return book
+
+
+def cart_pricer(runtime: Runtime) -> CartPricer:
+    """The runtime's cart pricer, created on first use: stored promotions, entered coupons,
+    the built-in best-deal stacking, catalog nudge suggestions, and the settings' shipping
+    fees and nudge closeness.
+
+    The plugin host replaces it (``runtime.components["cart_pricer"]``) with one that adds
+    plugin promotions, runs each promotion under its deadline and breaker, and asks the
+    ``promotion_stacking`` hook.
+    """
+    pricer = runtime.components.get("cart_pricer")
+    if not isinstance(pricer, CartPricer):
+        from plugins.promotions import promotion_stacking
+
+        pricer = CartPricer(
+            promotions=promotion_book(runtime),
+            stacking=promotion_stacking,
+            coupons=coupon_service(runtime).resolve,
+            suggest=CatalogSuggester(runtime.store),
+            nudges=NudgePolicy.from_settings(runtime.settings),
+            shipping_fees=shipping_fees(runtime.settings),
+        )
+        runtime.components["cart_pricer"] = pricer
+    return pricer
