@@ -400,7 +400,8 @@ async def price_cart(
             not_applied.append(_not_applied(name, chosen.outcomes[name]))
             nudge = chosen.outcomes[name].nudge
         else:
-            not_applied.append(_lost(name, applied_names, named, together, plan))
+            missed, nudge = await _lost(name, named, applied_names, together, final, run, base)
+            not_applied.append(missed)
         if nudge is not None and policy.close_enough(nudge):
             found.append(replace(nudge, promotion=name))
     nudges_shown = await _with_suggestions(ctx, found[: policy.max_nudges], suggest, policy)
@@ -499,24 +500,31 @@ async def _price_sequence(
     return chain
 
 
-def _lost(
+async def _lost(
     name: str,
-    applied_names: Sequence[str],
     named: Mapping[str, Promotion],
+    applied_names: Sequence[str],
     together: set[tuple[str, str]],
-    plan: Sequence[tuple[str, ...]],
-) -> NotApplied:
-    """Why a promotion that applies on its own is not in the winning alternative."""
-    if not any(name in alt for alt in plan):
-        return NotApplied(name, "not chosen by the stacking policy", NOT_CHOSEN)
+    final: PricedCart,
+    run: PromotionRunner,
+    base: PricedCart,
+) -> tuple[NotApplied, Nudge | None]:
+    """Why a promotion that applies on its own is not in the winning alternative: it does
+    not combine with what applied (no alternative has both), or on top of it it no longer
+    applies (its own reason, e.g. a threshold the discounts took it under), or the cart is
+    a better deal without it."""
     conflicts = tuple(a for a in applied_names if (name, a) not in together)
     if conflicts:
         titles = ", ".join(named[c].terms.title for c in conflicts)
-        return NotApplied(
-            name, f"does not combine with {titles}", DOES_NOT_COMBINE, None, conflicts
-        )
+        reason = f"does not combine with {titles}"
+        return NotApplied(name, reason, DOES_NOT_COMBINE, None, conflicts), None
+    if not applied_names:
+        return NotApplied(name, "not chosen by the stacking policy", NOT_CHOSEN), None
+    on_top = await evaluate(run, named[name], base, final)
+    if not on_top.applied:
+        return _not_applied(name, on_top), on_top.nudge
     titles = ", ".join(named[a].terms.title for a in applied_names)
-    return NotApplied(name, f"a better deal applies without it: {titles}", BETTER_DEAL)
+    return NotApplied(name, f"a better deal applies without it: {titles}", BETTER_DEAL), None
 
 
 async def _with_suggestions(
