@@ -717,17 +717,23 @@ class CouponService:
 
     async def ensure_campaign(self, campaign: Campaign) -> Campaign:
         """Create or update a campaign a strategy owns (its terms follow the config)."""
-        now = datetime.now(UTC)
-        doc = await self.campaigns.find_one_and_update(
-            {"_id": campaign.id},
-            {
-                "$set": {**campaign.to_doc(), "updated_at": now},
-                "$setOnInsert": {"used": 0, "discount_given": 0, "created_at": now},
-            },
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-        return Campaign.from_doc(doc)
+        for _ in range(3):
+            now = datetime.now(UTC)
+            try:
+                doc = await self.campaigns.find_one_and_update(
+                    {"_id": campaign.id},
+                    {
+                        "$set": {**campaign.to_doc(), "updated_at": now},
+                        "$setOnInsert": {"used": 0, "discount_given": 0, "created_at": now},
+                    },
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+            except DuplicateKeyError:  # another instance created it first: update it
+                continue
+            if doc is not None:  # (a lost upsert race may answer None on the embedded server)
+                return Campaign.from_doc(doc)
+        raise CouponError(f"could not create campaign {campaign.id!r}")
 
     async def get_campaign(self, campaign_id: str) -> Campaign | None:
         doc = await self.campaigns.find_one({"_id": str(campaign_id)})
@@ -841,9 +847,12 @@ class CouponService:
                     upsert=True,
                     return_document=ReturnDocument.AFTER,
                 )
-                return CodeRecord.from_doc(doc)
             except DuplicateKeyError:  # a concurrent mint won, or a code collided: look again
                 continue
+            # The embedded server may answer a lost upsert race with no document (MongoDB
+            # raises a duplicate key error instead): look again either way.
+            if doc is not None:
+                return CodeRecord.from_doc(doc)
         raise CouponError(f"could not mint a code for {strategy!r}")
 
     # validation -------------------------------------------------------------------------
