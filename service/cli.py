@@ -205,7 +205,7 @@ def coupons() -> None:
     help="CSV file to write (replaced only once every code is written).",
 )
 def coupons_export(campaign: str, out: Path) -> None:
-    """Write CAMPAIGN's codes to a CSV file.
+    """Write CAMPAIGN's codes to a CSV file, oldest first.
 
     Columns: code, kind, used, max_uses, user_id, expires_at, created_at.
     """

@@ -131,7 +131,7 @@ COUPON_PRIORITY = 10_000
 # Unambiguous: no 0/O, 1/I/L. 31 letters: a 12-character code carries ~59 bits.
 ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 INSERT_BATCH = 1000
-EXPORT_BATCH = 2000
+EXPORT_PAGE = 1000
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 _SHARED_CODE = re.compile(r"^[A-Z0-9]{3,40}$")
 
@@ -807,16 +807,23 @@ class CouponService:
         return made
 
     async def export_codes(self, campaign_id: str) -> AsyncIterator[CodeRecord]:
-        """Every code of a campaign, streamed in batches.
+        """Every code of a campaign, oldest first, read in pages of `EXPORT_PAGE`.
 
-        Unsorted on purpose: each batch is its own bounded round trip, where a sort over a
-        large campaign would be one operation (the embedded server sorts in memory) that
-        could outlive the database deadline.
+        Each page is its own query walking the ``_id`` index from the last code seen, so no
+        single operation grows with the campaign (a sorted cursor over 100,000 codes can
+        outlive the per-operation deadline: the embedded server sorts in memory). A
+        campaign's codes are inserted together, so the walk skips little else.
         """
         await self._require_campaign(campaign_id)
-        cursor = self.codes.find({"campaign_id": campaign_id}).batch_size(EXPORT_BATCH)
-        async for doc in cursor:
-            yield CodeRecord.from_doc(doc)
+        query: dict[str, Any] = {"campaign_id": campaign_id}
+        while True:
+            cursor = self.codes.find(query, hint="_id_").sort("_id", 1).limit(EXPORT_PAGE)
+            page = await cursor.to_list(None)
+            for doc in page:
+                yield CodeRecord.from_doc(doc)
+            if len(page) < EXPORT_PAGE:
+                return
+            query = {"campaign_id": campaign_id, "_id": {"$gt": page[-1]["_id"]}}
 
     async def mint_personal_code(
         self,

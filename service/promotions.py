@@ -25,6 +25,7 @@ that no longer validates is skipped with a warning (money paths fail closed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import re
@@ -428,3 +429,58 @@ def cart_pricer(runtime: Runtime) -> CartPricer:
         )
         runtime.components["cart_pricer"] = pricer
     return pricer
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+DEMO_PROMOTIONS: tuple[dict[str, Any], ...] = (
+    {
+        "id": "demo-free-shipping",
+        "type": "free_shipping",
+        "title": "Free shipping over 50.00 EUR",
+        "params": {"threshold": {"amount": 5000, "currency": "EUR"}},
+    },
+    {
+        "id": "demo-spend-more",
+        "type": "tiered_spend",
+        "title": "Spend 50, save 5 - spend 100, save 15",
+        "params": {
+            "tiers": [
+                {
+                    "threshold": {"amount": 5000, "currency": "EUR"},
+                    "discount": {"amount": {"amount": 500, "currency": "EUR"}},
+                },
+                {
+                    "threshold": {"amount": 10000, "currency": "EUR"},
+                    "discount": {"amount": {"amount": 1500, "currency": "EUR"}},
+                },
+            ]
+        },
+    },
+)
+
+DEMO_CAMPAIGN: dict[str, Any] = {
+    "id": "demo-summer",
+    "title": "Summer: 10% off orders over 30.00 EUR",
+    "currency": "EUR",
+    "discount": {"kind": "percent", "percent": "10"},
+    "min_spend": {"amount": 3000, "currency": "EUR"},
+    "per_shopper_limit": 1,
+    "usage_limit": 1000,
+    "budget": {"amount": 50000, "currency": "EUR"},
+}
+DEMO_CODE = "SUMMER10"
+
+
+async def seed_demo_promotions(store: Store, settings: Settings) -> None:
+    """The demo's promotions and a shared coupon code (``SUMMER10``); idempotent."""
+    from service.coupons import CouponError, CouponService
+
+    types = PromotionTypes.builtin()
+    for promotion in DEMO_PROMOTIONS:
+        await upsert_promotion(store, types, settings, promotion)
+    coupons = CouponService(store, settings)
+    if await coupons.get_campaign(DEMO_CAMPAIGN["id"]) is None:
+        await coupons.create_campaign(DEMO_CAMPAIGN)
+    with contextlib.suppress(CouponError):  # the code is already there
+        await coupons.add_shared_code(DEMO_CAMPAIGN["id"], DEMO_CODE)

@@ -156,3 +156,15 @@ async def test_suggestions_prefer_the_shoppers_favourite_categories(shelf: Store
         3,
     )
     assert anonymous == ["belt", "sock-a", "bag"]
+
+
+async def test_demo_promotions_seed_twice(store: Store, settings: Settings) -> None:
+    from service.promotions import DEMO_PROMOTIONS, seed_demo_promotions
+
+    await seed_demo_promotions(store, settings)
+    await seed_demo_promotions(store, settings)
+    book = PromotionBook(store, settings, TYPES)
+    assert sorted(p.terms.name for p in await book(context())) == sorted(
+        p["id"] for p in DEMO_PROMOTIONS
+    )
+    assert await store.collection("coupon_codes").count_documents({"code": "SUMMER10"}) == 1
