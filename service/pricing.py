@@ -11,7 +11,9 @@ Entry points
         promotions=promotions,        # Sequence[Promotion]: promotions and entered coupons
         runner=runner,                # PromotionRunner (the host's deadline and breaker);
                                       #   default: direct_runner(ctx)
-        stacking=stacking,            # StackingPolicy, e.g. the `promotion_stacking` hook
+        stacking=stacking,            # StackingPolicy (ctx, cart, terms) -> StackingPlan | None,
+                                      #   e.g. lambda c, cart, t: pm.hook.promotion_stacking(
+                                      #            ctx=c, cart=cart, promotions=t)
         suggest=suggest,              # NudgeSuggester, or None for nudges without products
         nudges=NudgePolicy.from_settings(settings),
         shipping=shipping_fees(settings).get(ctx.currency),
@@ -461,8 +463,11 @@ async def _plan(
         return []
     plan: StackingPlan | None = None
     if stacking is not None:
-        answer = stacking(ctx, base, terms)
-        plan = await answer if inspect.isawaitable(answer) else answer
+        try:
+            answer = stacking(ctx, base, terms)
+            plan = await answer if inspect.isawaitable(answer) else answer
+        except Exception:  # fail closed: no stacking at all, each promotion on its own
+            log.exception("the stacking policy failed; promotions are priced one at a time")
     if plan is None:
         return [(t.name,) for t in terms]
     known = {t.name for t in terms}

@@ -175,6 +175,23 @@ async def test_a_plan_naming_unknown_promotions_prices_only_known_ones() -> None
     assert names(cart) == ["ten"] and cart.applied[0].amount == Money(600, "EUR")
 
 
+async def test_a_failing_stacking_policy_prices_each_promotion_alone() -> None:
+    def broken(ctx: Any, cart: Any, terms: Any) -> Any:
+        raise RuntimeError("merchant bug")
+
+    ten, ship = order_off("ten", "10"), free_shipping(0)
+    cart = await price_cart(
+        context(PRODUCTS),
+        lines_of(("shoe", 1)),
+        PRODUCTS,
+        promotions=[ten, ship],
+        stacking=broken,
+        shipping=Money(495, "EUR"),
+    )
+    assert names(cart) == ["ten"]  # the best single promotion: 6.00 off beats 4.95 shipping
+    assert (cart.not_applied[0].name, cart.not_applied[0].code) == ("ship", "DOES_NOT_COMBINE")
+
+
 async def test_carts_that_cannot_be_priced() -> None:
     usd = {"usd": product("usd", 100, currency="USD")}
     with pytest.raises(PricingError, match="priced in USD"):
