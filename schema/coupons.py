@@ -45,6 +45,7 @@ from service.plugin_api import PricedCart as PricedCartModel
 
 IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 MAX_KEY_LEN = 200
+MAX_CODES = 20  # entered codes per call; pricing refuses those past SHOPFRONT_MAX_COUPON_CODES
 
 
 @strawberry.enum
@@ -387,6 +388,8 @@ class CouponsQuery:
         codes: list[str],
         user_id: strawberry.ID | None = None,
     ) -> CouponValidation:
+        if len(codes) > MAX_CODES:
+            raise user_error(f"codes: at most {MAX_CODES} codes per call")
         ctx, products = await cart_context(info, cart, _user(user_id), codes)
         priced = await price(info, ctx, products)
         return CouponValidation(cart=PricedCart.of(priced), coupons=_checks(priced, codes))
