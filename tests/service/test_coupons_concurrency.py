@@ -154,3 +154,33 @@ async def test_limits_hold_across_instances(
         assert first.to_doc() == second.to_doc()
     stored = await coupons.get_campaign("multi")
     assert stored is not None and stored.used == 5
+
+
+@pytest.fixture
+async def pymongo_coupons(mongo_uri: str) -> AsyncIterator[CouponService]:
+    from service.testing import test_settings
+
+    settings = test_settings(mongo_uri, mongo_driver="pymongo")
+    store = await open_store(settings, mongo_uri)
+    try:
+        yield CouponService(store, settings)
+    finally:
+        await store.drop_database()
+        await store.close()
+
+
+async def test_limits_hold_with_the_pymongo_driver(pymongo_coupons: CouponService) -> None:
+    coupons = pymongo_coupons
+    await coupons.create_campaign(
+        campaign("py", usage_limit=3, per_shopper_limit=1, budget={"amount": 1200, "currency": EUR})
+    )
+    await coupons.add_shared_code("py", "PYDRIVER")
+    results = await asyncio.gather(
+        *(redeem(coupons, "PYDRIVER", f"u{i % 50}", f"o{i}", f"k{i}", 400) for i in range(200))
+    )
+    winners = [r.redemption for r in results if r.redemption is not None]
+    assert len(winners) == 3 and len({w.user_id for w in winners}) == 3
+    stored = await coupons.get_campaign("py")
+    assert stored is not None and stored.used == 3 and stored.discount_given == 1200
+    exported = [c.code async for c in coupons.export_codes("py")]
+    assert exported == ["PYDRIVER"]
