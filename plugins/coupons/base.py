@@ -124,6 +124,9 @@ class PersonalCoupons:
         )
         if code.used or (code.expires_at is not None and code.expires_at <= ctx.now):
             return None
+        if code.campaign_id != campaign.id:  # minted earlier in another tier: say what it gives
+            minted = await self.coupons.get_campaign(code.campaign_id)
+            discount = minted.discount if minted is not None else discount
         return CouponOffer(
             code=code.code,
             title=f"{discount.describe().capitalize()}: {title}",

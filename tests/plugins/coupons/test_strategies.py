@@ -126,6 +126,10 @@ async def test_price_sensitive_shoppers_get_the_larger_tier(
     [usual] = await offers(welcome, regular)
     assert cheap.title.startswith("20% off") and cheap.campaign_id == "auto-welcome-plus-EUR"
     assert usual.title.startswith("10% off")
+    # Same shopper, same period, no longer price-sensitive: the same code, still 20% off.
+    changed = shopper("b", category_affinities=shoes, typical_price=Money(9000, "EUR"))
+    [same] = await offers(welcome, changed)
+    assert same.code == cheap.code and same.title.startswith("20% off")
 
 
 async def test_different_shoppers_see_different_offers(store: Store, settings: Settings) -> None:
