@@ -238,6 +238,9 @@ def coupons_export(campaign: str, out: Path) -> None:
         return count
 
     with database(load_settings()) as live:
+        # A batch job, not a request: allow each database operation minutes, not seconds.
+        timeout_ms = max(live.mongo_operation_timeout_ms, EXPORT_TIMEOUT_MS)
+        live = dataclasses.replace(live, mongo_operation_timeout_ms=timeout_ms)
         try:
             count = run_with_store(live, lambda store: export(store, live))
         except CouponError as exc:
@@ -246,6 +249,7 @@ def coupons_export(campaign: str, out: Path) -> None:
 
 
 EXPORT_COLUMNS = ("code", "kind", "used", "max_uses", "user_id", "expires_at", "created_at")
+EXPORT_TIMEOUT_MS = 600_000
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,7 +44,7 @@ async def drop(settings: Settings) -> None:
 def test_export_writes_every_code(
     settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(coupons, "EXPORT_PAGE", 500)  # several pages
+    monkeypatch.setattr(coupons, "EXPORT_BATCH", 500)  # several batches
     codes = asyncio.run(seed(settings))
     env = {
         "SHOPFRONT_MONGODB_URI": settings.mongodb_uri,
