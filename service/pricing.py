@@ -224,7 +224,7 @@ def check_outcome(outcome: PromotionOutcome, so_far: PricedCart) -> str | None:
             return f"line {index} is not in the cart"
         if amount > line.total.amount:
             return f"line {index}: discount {amount} exceeds the line's remaining total"
-    remaining_shipping = so_far.shipping.amount - so_far.shipping_discount.amount
+    remaining_shipping = so_far.shipping.amount - sum(a.shipping_amount for a in so_far.applied)
     shipping = outcome.shipping_discount
     if isinstance(shipping, bool) or not isinstance(shipping, int):
         return "shipping discount must be a whole amount"
@@ -236,12 +236,11 @@ def check_outcome(outcome: PromotionOutcome, so_far: PricedCart) -> str | None:
 def apply_outcome(
     so_far: PricedCart, name: str, title: str, outcome: PromotionOutcome, source: str = "promotion"
 ) -> PricedCart:
+    off = outcome.line_discounts
     lines = tuple(
-        replace(
-            line,
-            discount=line.discount
-            + Money(outcome.line_discounts.get(line.index, 0), so_far.currency),
-        )
+        replace(line, discount=Money(line.discount.amount + off[line.index], so_far.currency))
+        if off.get(line.index)
+        else line
         for line in so_far.lines
     )
     total = sum(outcome.line_discounts.values()) + outcome.shipping_discount
@@ -254,6 +253,13 @@ def apply_outcome(
         source=source,
     )
     return replace(so_far, lines=lines, applied=(*so_far.applied, applied))
+
+
+def total_amount(cart: PricedCart) -> int:
+    """``cart.total.amount`` in plain integers (the engine compares many alternatives)."""
+    goods = sum(line.subtotal.amount - line.discount.amount for line in cart.lines)
+    shipping = cart.shipping.amount - sum(a.shipping_amount for a in cart.applied)
+    return max(goods, 0) + max(shipping, 0)
 
 
 def source_of(terms: PromotionTerms) -> str:
@@ -381,7 +387,8 @@ async def price_cart(
 
     memo: dict[tuple[str, ...], _Chain] = {(): _Chain(base, {})}
     priced = [await _price_sequence(alt, named, run, base, memo) for alt in plan]
-    best = min(range(len(priced)), key=lambda i: (priced[i].cart.total.amount, i), default=None)
+    totals = [total_amount(chain.cart) for chain in priced]
+    best = min(range(len(priced)), key=lambda i: (totals[i], i), default=None)
     chosen = priced[best] if best is not None else memo[()]
     chosen_names = plan[best] if best is not None else ()
     final = chosen.cart

@@ -318,16 +318,21 @@ def eligible_lines(
     return found
 
 
+def left_on(line: PricedLine) -> int:
+    """What the shopper still pays for ``line`` after earlier discounts, in minor units."""
+    return line.subtotal.amount - line.discount.amount
+
+
 def remaining(lines: Iterable[PricedLine]) -> int:
     """What the shopper still pays for ``lines`` after earlier discounts, in minor units."""
-    return sum(line.total.amount for line in lines)
+    return sum(left_on(line) for line in lines)
 
 
 def spread(lines: Sequence[PricedLine], amount: int) -> dict[int, int]:
     """Split ``amount`` over ``lines`` in proportion to what is left on each, exactly
     (largest remainder). No line gets more than what is left on it when ``amount`` does not
     exceed the lines' remaining total, which callers ensure."""
-    weights = [line.total.amount for line in lines]
+    weights = [left_on(line) for line in lines]
     parts = allocate(amount, weights)
     return {line.index: part for line, part in zip(lines, parts, strict=True) if part}
 
@@ -355,7 +360,7 @@ def unit_discounts(
     for index, count in units.items():
         line = by_index[index]
         off = (line.unit_price * count).percent(percent).amount
-        out[index] = min(off, line.total.amount)
+        out[index] = min(off, left_on(line))
     return out
 
 

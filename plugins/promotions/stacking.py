@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from service.plugin_api import PromotionTerms, Stacking, StackingPlan
 
-MAX_ALTERNATIVES = 128
+MAX_ALTERNATIVES = 64  # every set of up to 6 combinable promotions
 
 
 class _TooMany(Exception):

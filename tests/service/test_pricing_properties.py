@@ -249,3 +249,12 @@ def test_a_percentage_is_rounded_once_and_spread_exactly(scenario: Any, percent:
     for line in cart.lines:  # each line's share is within one cent of its exact share
         exact = Decimal(expected) * line.subtotal.amount / subtotal
         assert abs(line.discount.amount - exact) < 1
+
+
+@PROPERTY
+@given(scenarios())
+def test_the_engines_integer_total_is_the_carts_total(scenario: Any) -> None:
+    from service.pricing import total_amount
+
+    cart = run(*scenario)
+    assert total_amount(cart) == cart.total.amount
