@@ -9,11 +9,13 @@ from __future__ import annotations
 from strawberry.tools import merge_types
 
 from schema.catalog import CatalogMutation, CatalogQuery
+from schema.coupons import CouponsMutation, CouponsQuery
 from schema.events import EventsMutation
 from schema.experiments import ExperimentsMutation, ExperimentsQuery
 from schema.plugins import PluginsQuery
 from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.profiles import ProfilesMutation, ProfilesQuery
+from schema.promotions import PromotionsMutation, PromotionsQuery
 from schema.storefront import StorefrontQuery
 
 QUERY_PARTS: tuple[type, ...] = (
@@ -21,6 +23,8 @@ QUERY_PARTS: tuple[type, ...] = (
     StorefrontQuery,
     ProfilesQuery,
     PrivacyQuery,
+    PromotionsQuery,
+    CouponsQuery,
     PluginsQuery,
     ExperimentsQuery,
 )
@@ -29,6 +33,8 @@ MUTATION_PARTS: tuple[type, ...] = (
     EventsMutation,
     ProfilesMutation,
     PrivacyMutation,
+    PromotionsMutation,
+    CouponsMutation,
     ExperimentsMutation,
 )
 

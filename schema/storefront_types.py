@@ -11,6 +11,7 @@ from datetime import datetime
 import strawberry
 
 from schema.errors import user_error
+from schema.scalars import Long
 
 # One PageType enum for the whole schema (events and storefront), values as in plugin_api.
 from schema.types import (
@@ -168,26 +169,41 @@ class PricedCartLine:
     total: Money
 
 
-@strawberry.type(description="A promotion applied to the cart and what it took off.")
+@strawberry.type(description="What one promotion took off one cart line.")
+class LineDiscount:
+    index: int
+    amount: Money
+
+
+@strawberry.type(description="A promotion or coupon applied to the cart and what it took off.")
 class AppliedPromotion:
     name: str
     title: str
     amount: Money
-    source: str
+    source: str = strawberry.field(description='"promotion" or "coupon:<CODE>".')
+    lines: list[LineDiscount]
+    shipping_amount: Money
 
 
-@strawberry.type(description="A promotion that did not apply, and why.")
+@strawberry.type(description="A promotion or coupon that gave no discount, and why.")
 class NotAppliedPromotion:
     name: str
     reason: str
     code: str
+    missing: Money | None = strawberry.field(description="Still to spend, when that is why.")
+    conflicts_with: list[str] = strawberry.field(
+        description="The applied promotions it does not combine with."
+    )
 
 
-@strawberry.type(description="A promotion the cart almost meets.")
+@strawberry.type(description="A promotion the cart almost meets, and products that complete it.")
 class Nudge:
     promotion: str
     text: str
+    kind: str
     missing: Money | None
+    missing_quantity: int
+    threshold: Money | None
     product_ids: list[strawberry.ID]
     products: list[Product]
 
@@ -206,7 +222,15 @@ class PricedCart:
     nudges: list[Nudge]
 
     @classmethod
-    def of(cls, cart: plugin_api.PricedCart, products: Mapping[str, ProductModel]) -> PricedCart:
+    def of(
+        cls, cart: plugin_api.PricedCart, products: Mapping[str, ProductModel] | None = None
+    ) -> PricedCart:
+        products = products or {}
+        cur = cart.currency
+
+        def money(amount: int) -> Money:
+            return Money(amount=Long(amount), currency=cur)
+
         def product(pid: str) -> Product | None:
             p = products.get(pid)
             return Product.of(p) if p is not None else None
@@ -233,19 +257,35 @@ class PricedCart:
             total=Money.of(cart.total),
             applied_promotions=[
                 AppliedPromotion(
-                    name=a.name, title=a.title, amount=Money.of(a.amount), source=a.source
+                    name=a.name,
+                    title=a.title,
+                    amount=Money.of(a.amount),
+                    source=a.source,
+                    lines=[
+                        LineDiscount(index=i, amount=money(v)) for i, v in a.line_amounts.items()
+                    ],
+                    shipping_amount=money(a.shipping_amount),
                 )
                 for a in cart.applied
             ],
             not_applied=[
-                NotAppliedPromotion(name=n.name, reason=n.reason, code=n.code)
+                NotAppliedPromotion(
+                    name=n.name,
+                    reason=n.reason,
+                    code=n.code,
+                    missing=Money.of(n.missing) if n.missing else None,
+                    conflicts_with=list(n.conflicts),
+                )
                 for n in cart.not_applied
             ],
             nudges=[
                 Nudge(
                     promotion=n.promotion,
                     text=n.text,
+                    kind=n.kind,
                     missing=Money.of(n.missing) if n.missing is not None else None,
+                    missing_quantity=n.missing_quantity,
+                    threshold=Money.of(n.threshold) if n.threshold else None,
                     product_ids=[strawberry.ID(p) for p in n.product_ids],
                     products=[
                         Product.of(products[p])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import dataclasses
 import json
 import logging
@@ -192,8 +193,15 @@ def serve(host: str | None, port: int | None, demo: bool, drain: float | None) -
     introspection = None
     if demo and "SHOPFRONT_INTROSPECTION" not in os.environ:
         introspection = True  # the demo is for exploring; production keeps it off
+    shipping = None
+    if demo and "SHOPFRONT_SHIPPING_FEE" not in os.environ:
+        shipping = ("EUR=495",)  # so the demo's free-shipping promotion has a fee to waive
     settings = load_settings(
-        host=host, port=port, introspection=introspection, shutdown_drain_s=drain
+        host=host,
+        port=port,
+        introspection=introspection,
+        shutdown_drain_s=drain,
+        shipping_fee=shipping,
     )
     configure_logging(settings.log_level, settings.log_format)
     with database(settings) as live:
@@ -605,6 +613,67 @@ def settings(update_readme: Path | None) -> None:
     lines[start:end] = table
     update_readme.write_text("\n".join(lines) + "\n")
     click.echo(f"updated {len(rows)} settings in {update_readme}", err=True)
+
+
+@main.group()
+def coupons() -> None:
+    """Coupon campaigns and their codes."""
+
+
+@coupons.command("export")
+@click.argument("campaign")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="CSV file to write (replaced only once every code is written).",
+)
+def coupons_export(campaign: str, out: Path) -> None:
+    """Write CAMPAIGN's codes to a CSV file, oldest first.
+
+    Columns: code, kind, used, max_uses, user_id, expires_at, created_at.
+    """
+    from service.coupons import CouponError, CouponService
+
+    async def export(store: Store, settings: Settings) -> int:
+        service = CouponService(store, settings)
+        tmp = out.with_name(out.name + ".part")
+        count = 0
+        try:
+            with tmp.open("w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f)
+                writer.writerow(EXPORT_COLUMNS)
+                async for code in service.export_codes(campaign):
+                    writer.writerow(
+                        [
+                            code.code,
+                            code.kind,
+                            code.used,
+                            "" if code.max_uses is None else code.max_uses,
+                            code.user_id or "",
+                            code.expires_at.isoformat() if code.expires_at else "",
+                            code.created_at.isoformat() if code.created_at else "",
+                        ]
+                    )
+                    count += 1
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return count
+
+    with database(load_settings()) as live:
+        # A batch job, not a request: allow each database operation minutes, not seconds.
+        timeout_ms = max(live.mongo_operation_timeout_ms, EXPORT_TIMEOUT_MS)
+        live = dataclasses.replace(live, mongo_operation_timeout_ms=timeout_ms)
+        try:
+            count = run_with_store(live, lambda store: export(store, live))
+        except CouponError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {count} codes of campaign {campaign} to {out}", err=True)
+
+
+EXPORT_COLUMNS = ("code", "kind", "used", "max_uses", "user_id", "expires_at", "created_at")
+EXPORT_TIMEOUT_MS = 600_000
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from service.money import is_currency
+from service.money import Money, is_currency
 
 PREFIX = "SHOPFRONT_"
 
@@ -367,6 +367,64 @@ class Settings:
             "they do (default: personalized unless they opted out)."
         ),
     )
+    # -- promotions and coupons --
+    shipping_fee: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "Flat shipping fee per currency in minor units, e.g. `EUR=495,USD=595` (a currency "
+            "not listed ships free; `--demo` uses `EUR=495`); free-shipping promotions "
+            "discount it."
+        ),
+    )
+    nudge_closeness_percent: int = field(
+        default=20,
+        metadata=_meta(
+            "Nudge when the missing spend is at most this percent of a promotion's threshold.",
+            min=0,
+        ),
+    )
+    nudge_closeness_amount: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "Also nudge when the missing spend is at most this amount, per currency in minor "
+            "units, e.g. `EUR=1500`."
+        ),
+    )
+    nudge_max_missing_items: int = field(
+        default=1,
+        metadata=_meta(
+            "Nudge when at most this many items are missing (buy X get Y, bundles).", min=0
+        ),
+    )
+    nudge_suggestions: int = field(
+        default=3, metadata=_meta("Products suggested per nudge.", min=0)
+    )
+    promotions_refresh_ms: int = field(
+        default=2000,
+        metadata=_meta(
+            "How often an instance checks for changed promotions and campaigns (changes made "
+            "through this instance apply at once).",
+            min=0,
+        ),
+    )
+    max_coupon_codes: int = field(
+        default=5, metadata=_meta("Most coupon codes one cart may enter.", min=1)
+    )
+    max_generated_codes: int = field(
+        default=100_000,
+        metadata=_meta("Most unique codes one `generateCouponCodes` call creates.", min=1),
+    )
+    coupon_code_length: int = field(
+        default=12,
+        metadata=_meta(
+            "Characters of a generated coupon code (31-letter alphabet: 12 give ~59 bits).",
+            min=8,
+        ),
+    )
+    idempotency_ttl_days: int = field(
+        default=30,
+        metadata=_meta("How long redeemCoupon remembers an idempotency key's result.", min=1),
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -422,6 +480,9 @@ class Settings:
             raise ConfigError(
                 f"SHOPFRONT_EVENT_WEIGHTS={self.event_weights!r} is invalid: {exc}"
             ) from None
+
+        amounts_by_currency(self.shipping_fee, "SHOPFRONT_SHIPPING_FEE")
+        amounts_by_currency(self.nudge_closeness_amount, "SHOPFRONT_NUDGE_CLOSENESS_AMOUNT")
 
     @property
     def event_weight_map(self) -> Mapping[str, float]:
@@ -500,3 +561,20 @@ def _parse(name: str, raw: str, tp: Any) -> Any:
             f"{name}={raw!r} is not a valid {getattr(tp, '__name__', tp)}: {exc}"
         ) from None
     raise ConfigError(f"{name}: unsupported setting type {tp!r}")
+
+
+def amounts_by_currency(values: tuple[str, ...] | list[str], setting: str) -> dict[str, Money]:
+    """``("EUR=495", "USD=595")`` -> amounts by currency; a bad entry names the setting."""
+    amounts: dict[str, Money] = {}
+    for entry in values:
+        code, sep, amount = entry.partition("=")
+        currency = code.strip().upper()
+        value = int(amount.strip()) if sep and amount.strip().isdigit() else -1
+        if value < 0 or not is_currency(currency):
+            raise ConfigError(
+                f"{setting}: {entry!r} must be CURRENCY=MINOR_UNITS, e.g. EUR=495 for 4.95 EUR"
+            )
+        if currency in amounts:
+            raise ConfigError(f"{setting}: {currency} is given twice")
+        amounts[currency] = Money(value, currency)
+    return amounts

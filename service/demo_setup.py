@@ -66,6 +66,7 @@ async def ensure_demo_keys(store: Store, data_dir: Path) -> DemoKeys:
 async def prepare_demo(store: Store, settings: Settings) -> DemoKeys:
     from service.demo import seed_demo
     from service.experiment_demo import simulate_experiment
+    from service.promotions import seed_demo_promotions
 
     if await store.products.estimated_document_count() == 0:
         log.info("loading the demo data set (catalog, shoppers' history, an experiment)...")
@@ -76,5 +77,6 @@ async def prepare_demo(store: Store, settings: Settings) -> DemoKeys:
             summary.shoppers,
             summary.events_accepted,
         )
+        await seed_demo_promotions(store, settings)
         await simulate_experiment(store, shoppers=min(settings.demo_shoppers, 300))
     return await ensure_demo_keys(store, settings.data_dir)

@@ -76,6 +76,9 @@ class RequestContext:
     products: Mapping[str, Product] = field(default_factory=dict)
     # Experiment variant overrides of strategy parameters, by strategy name.
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Where the shopper is ("web", "app", "pos", ...; empty when the storefront does not say):
+    # promotions may be limited to channels.
+    channel: str = ""
 
     @property
     def shopper_key(self) -> str | None:
@@ -183,6 +186,9 @@ class PromotionClass(StrEnum):
     ORDER = "order"
     PRODUCT = "product"
     SHIPPING = "shipping"
+    # Entered coupon codes price through the same chain, after promotions, as this class: a
+    # promotion that combines only with named classes takes coupons only if it names "coupon".
+    COUPON = "coupon"
 
 
 class Stacking(StrEnum):
@@ -229,19 +235,58 @@ class AppliedPromotion:
 
 @dataclass(frozen=True)
 class NotApplied:
+    """A promotion (or coupon) that gave no discount: a shopper-readable reason and a code.
+
+    ``missing`` is the amount still to spend when a spend threshold was not met;
+    ``conflicts`` names the applied promotions it does not combine with.
+    """
+
     name: str
     reason: str
     code: str = "NOT_APPLICABLE"
+    missing: Money | None = None
+    conflicts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProductScope:
+    """Which products something is about: any listed product id, any product under a listed
+    category path (a prefix of the product's path), or of a listed brand. Empty: every product.
+    """
+
+    product_ids: frozenset[str] = frozenset()
+    categories: frozenset[tuple[str, ...]] = frozenset()
+    brands: frozenset[str] = frozenset()
+
+    @property
+    def everything(self) -> bool:
+        return not (self.product_ids or self.categories or self.brands)
+
+    def matches(self, product: Product) -> bool:
+        if self.everything or product.id in self.product_ids or product.brand in self.brands:
+            return True
+        path = product.category_path
+        return any(path[: len(c)] == c for c in self.categories)
 
 
 @dataclass(frozen=True)
 class Nudge:
-    """A promotion the cart almost meets: what is missing and products that would complete it."""
+    """A promotion the cart almost meets: what is missing and products that would complete it.
+
+    ``kind`` names what the promotion gives (``free_shipping``, ``spend_threshold``,
+    ``buy_x_get_y``, ``bundle``, ...). A spend nudge has ``missing`` and ``threshold`` (the
+    amount to reach); a quantity nudge has ``missing_quantity``. ``eligible`` says which
+    products count towards it; the engine fills ``product_ids`` with suggestions.
+    """
 
     promotion: str
     text: str
     missing: Money | None = None
     product_ids: tuple[str, ...] = ()
+    kind: str = ""
+    threshold: Money | None = None
+    missing_quantity: int = 0
+    eligible: ProductScope = field(default_factory=ProductScope)
 
 
 @dataclass(frozen=True)
@@ -282,7 +327,9 @@ class PromotionOutcome:
 
     ``line_discounts`` maps line index to minor units off that line (never more than the
     line's remaining total); ``shipping_discount`` is minor units off shipping. When
-    ``applied`` is False, ``reason`` says why and ``nudge`` may say what would make it apply.
+    ``applied`` is False, ``reason`` says why (``code`` classifies it, ``missing`` is the
+    amount still to spend) and ``nudge`` may say what would make it apply. An applied outcome
+    may also carry a nudge (a tiered promotion pointing at its next tier).
     """
 
     applied: bool
@@ -290,6 +337,8 @@ class PromotionOutcome:
     line_discounts: Mapping[int, int] = field(default_factory=dict)
     shipping_discount: int = 0
     nudge: Nudge | None = None
+    code: str = ""
+    missing: Money | None = None
 
 
 @runtime_checkable
@@ -341,11 +390,22 @@ class CouponStrategySpec:
 
 @dataclass(frozen=True)
 class PromotionSpec:
+    """A promotion the plugin provides.
+
+    ``managed=False``: one promotion, built by the host at start-up from this spec's
+    configuration. ``managed=True``: a promotion *type*; merchants create any number of
+    promotions of it through the API (``upsertPromotion``), and each stored promotion is built
+    by calling ``factory`` with the stored definition as ``config`` (``StrategySetup.name`` is
+    the promotion's id). The host builds nothing from a managed spec at start-up; a factory
+    that rejects a definition raises ``ValueError`` naming the field.
+    """
+
     name: str
     factory: Callable[[StrategySetup], Promotion | Awaitable[Promotion]]
     description: str
     default_config: Mapping[str, Any] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
+    managed: bool = False
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,7 @@ T = TypeVar("T")
 # The built-in plugin packages, imported in this order. Each must import: a missing built-in
 # is a broken installation, not something to skip. (The recommenders, coupons and promotions
 # packages are added here as they land.)
-BUILTIN_PLUGINS: tuple[str, ...] = ()
+BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.coupons", "plugins.promotions")
 
 ENTRY_POINT_GROUP = PROJECT
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
@@ -490,6 +490,9 @@ class PluginHost:
                         f"{owners[spec.name]!r} and by plugin {record.name!r}; "
                         "deny one of them or rename the strategy"
                     )
+            # Managed promotion types are built per stored promotion (service.promotions),
+            # not once at start-up: the host only runs the strategies built here.
+            found = [(kind, spec) for kind, spec in found if not getattr(spec, "managed", False)]
             for kind, spec in found:
                 owners[spec.name] = record.name
                 config = resolve_strategy_config(

@@ -136,6 +136,41 @@ INDEXES: dict[str, list[IndexModel]] = {
     "tombstones": [],
     # Consent answers, _id = shopper id (see service.privacy).
     "consents": [],
+    # Promotions and coupons (service.promotions, service.coupons).
+    "promotions": [
+        IndexModel([("id", ASCENDING)], name="id_1", unique=True),
+        IndexModel([("active", ASCENDING), ("id", ASCENDING)], name="active_id"),
+    ],
+    "coupon_campaigns": [
+        IndexModel([("active", ASCENDING), ("_id", ASCENDING)], name="active_id"),
+    ],
+    "coupon_codes": [
+        IndexModel([("code", ASCENDING)], name="code_1", unique=True),
+        IndexModel([("campaign_id", ASCENDING), ("_id", ASCENDING)], name="campaign_id"),
+        # One personal code per (strategy, shopper, period): minting is idempotent.
+        IndexModel(
+            [("strategy", ASCENDING), ("user_id", ASCENDING), ("period", ASCENDING)],
+            name="strategy_user_period",
+            unique=True,
+            partialFilterExpression={"strategy": {"$exists": True}},
+        ),
+        IndexModel([("user_id", ASCENDING)], name="user_id_1", sparse=True),
+    ],
+    "coupon_redemptions": [
+        # One live redemption per (campaign, shopper, order); a released one may be redone.
+        IndexModel(
+            [("campaign_id", ASCENDING), ("user_id", ASCENDING), ("order_id", ASCENDING)],
+            name="campaign_user_order",
+            unique=True,
+            partialFilterExpression={"status": "redeemed"},
+        ),
+        IndexModel([("order_id", ASCENDING)], name="order_id_1"),
+        IndexModel([("user_id", ASCENDING)], name="user_id_1"),
+    ],
+    "coupon_usage": [IndexModel([("user_id", ASCENDING)], name="user_id_1")],
+    "coupon_idempotency": [
+        IndexModel([("expires_at", ASCENDING)], name="expires_at_ttl", expireAfterSeconds=0),
+    ],
 }
 
 # TTL indexes whose lifetime is a setting: (collection, index name) -> seconds. `ensure_indexes`
@@ -159,6 +194,9 @@ USER_DATA: dict[str, str] = {
     "assignments": "user_id",  # experiment assignments (service.experiments)
     "exposures": "user_id",
     "attributions": "user_id",  # attributed events (service.attribution)
+    "coupon_redemptions": "user_id",  # coupons (service.coupons); campaign totals stay
+    "coupon_usage": "user_id",
+    "coupon_codes": "user_id",  # personal codes minted for the shopper
 }
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import math
 import uuid
@@ -51,14 +52,16 @@ from service.plugin_api import (
     PricedCart,
     Promotion,
     PromotionOutcome,
+    PromotionTerms,
     Reason,
     RequestContext,
     Slot,
     SlotFilter,
+    StackingPlan,
 )
 from service.plugin_config import ConfigFile
 from service.plugin_host import Degradation, HostedPromotion, PluginHost, StrategyKind
-from service.pricing import PricingError, base_cart, run_chain
+from service.pricing import CartPricer, PricingError, PromotionRunner, base_cart
 from service.runtime import Runtime
 from service.shopper import Profile
 from service.store import PyMongoError, Store
@@ -560,6 +563,8 @@ class Storefront:
         self.slots = slots_from_config(cfg.slots, cfg.source)
         self.shipping = shipping_from_config(cfg.shipping, cfg.source)
         self.served = RecommendationLog(store)
+        # The pricing engine (service.pricing); set by `start_components`.
+        self.pricer: CartPricer | None = None
         # Set by the app once experiments are loaded (service.experiments); None: no experiments.
         self.experiments: ExperimentRegistry | None = None
         self.exposures: ExposureRecorder | None = None
@@ -765,30 +770,69 @@ class Storefront:
         degraded: list[Degradation],
         overrides: StorefrontOverrides | None = None,
     ) -> tuple[PricedCart | None, str | None]:
-        shipping_amount = self.shipping.get(ctx.currency, 0) if ctx.cart_lines else 0
+        if not ctx.cart_lines:
+            return base_cart((), {}, ctx.currency), None
+        if self.pricer is None:  # no pricing engine wired: the undiscounted cart, honestly
+            try:
+                shipping = Money(self.shipping.get(ctx.currency, 0), ctx.currency)
+                return base_cart(ctx.cart_lines, ctx.products, ctx.currency, shipping), None
+            except PricingError as exc:
+                return None, str(exc)
         try:
-            cart = base_cart(
-                ctx.cart_lines, ctx.products, ctx.currency, Money(shipping_amount, ctx.currency)
+            cart = await self._request_pricer(degraded, overrides).price(
+                ctx, ctx.cart_lines, ctx.products
             )
         except PricingError as exc:
             return None, str(exc)
-        promotions = self.host.promotions() if ctx.cart_lines else []
-        if overrides is not None:  # an experiment variant chooses the active promotions
-            active = set(overrides.promotions)
-            promotions = [p for p in promotions if p.terms.name in active]
-        if not promotions:
-            return cart, None
+        return cart, None
 
-        async def runner(
-            promotion: Promotion, undiscounted: PricedCart, so_far: PricedCart
-        ) -> PromotionOutcome | None:
-            assert isinstance(promotion, HostedPromotion)
-            result = await self.host.apply_promotion(promotion, ctx, undiscounted, so_far)
-            if result.problem is not None:
-                degraded.append(result.problem)
-            return result.value
+    def _request_pricer(
+        self, degraded: list[Degradation], overrides: StorefrontOverrides | None
+    ) -> CartPricer:
+        """The service's pricer, bound to this request: stored promotions plus plugin ones
+        (an experiment variant may choose which), plugin promotions run by the host under their
+        deadline and breaker (failing closed), and the ``promotion_stacking`` hook."""
+        assert self.pricer is not None
+        base = self.pricer
+        host = self.host
+        chosen: set[str] | None = None
+        if overrides is not None and any(
+            a.override.promotions is not None for a in overrides.assignments
+        ):
+            chosen = set(overrides.promotions)
 
-        return await run_chain(cart, promotions, runner), None
+        async def promotions(ctx: RequestContext) -> Sequence[Promotion]:
+            found: list[Promotion] = [*await base.promotions(ctx), *host.promotions()]
+            if chosen is not None:
+                found = [p for p in found if p.terms.name in chosen]
+            return found
+
+        def runner_for(ctx: RequestContext) -> PromotionRunner:
+            direct = base.runner_for(ctx)
+
+            async def run(
+                promotion: Promotion, undiscounted: PricedCart, so_far: PricedCart
+            ) -> PromotionOutcome | None:
+                if not isinstance(promotion, HostedPromotion):
+                    return await direct(promotion, undiscounted, so_far)
+                result = await host.apply_promotion(promotion, ctx, undiscounted, so_far)
+                if result.problem is not None:
+                    degraded.append(result.problem)
+                return result.value
+
+            return run
+
+        async def stacking(
+            ctx: RequestContext, cart: PricedCart, terms: Sequence[PromotionTerms]
+        ) -> StackingPlan | None:
+            plan, problems = host.stacking_plan(ctx, cart, terms)
+            degraded.extend(problems)
+            if plan is None and base.stacking is not None:  # no plugin answered
+                fallback = base.stacking(ctx, cart, terms)
+                plan = await fallback if inspect.isawaitable(fallback) else fallback
+            return plan
+
+        return replace(base, promotions=promotions, runner_for=runner_for, stacking=stacking)
 
     # -- recording what was served ---------------------------------------------------------
 
@@ -916,6 +960,14 @@ async def start_components(
         raise
     runtime.components["plugins"] = host
     runtime.components["storefront"] = composer
+    from service.promotions import cart_pricer
+
+    # The engine's shipping fees come from the settings; a [shipping] table in the config
+    # file overrides them per currency.
+    pricer = cart_pricer(runtime)
+    fees = dict(pricer.shipping_fees)
+    fees.update({cur: Money(amount, cur) for cur, amount in composer.shipping.items()})
+    composer.pricer = replace(pricer, shipping_fees=fees)
 
     # Plugins hear about stored events and erasures through their hooks.
     async def plugins_on_event(event: Mapping[str, Any]) -> None:
@@ -924,6 +976,11 @@ async def start_components(
     async def plugin_state(user_id: str) -> int:
         return sum((await host.erase_user(user_id)).values())
 
+    async def profile_loader(user_id: str, now: datetime) -> Profile | None:
+        return await load_profile(runtime.store, user_id, now)
+
+    # Coupon validation and redemption read segment data through this component.
+    runtime.components.setdefault("profile_loader", profile_loader)
     events.event_hooks(runtime.components).listeners.append(plugins_on_event)
     privacy.privacy_hooks(runtime.components).erasers.append(plugin_state)
 

@@ -51,6 +51,7 @@ SCALAR_SAMPLES: dict[str, Any] = {
     "JSON": {},
     "DateTime": "2024-01-01T00:00:00+00:00",
     "Date": "2024-01-01",
+    "Decimal": "10",
 }
 
 
@@ -74,6 +75,12 @@ def sample_value(type_: GraphQLInputType, where: str) -> Any:
             )
         return SCALAR_SAMPLES[type_.name]
     if isinstance(type_, GraphQLInputObjectType):
+        definition = (type_.extensions or {}).get("strawberry-definition")
+        if getattr(type_, "is_one_of", False) or getattr(definition, "is_one_of", False):
+            # a oneOf input takes exactly one field: the first one
+            name, f = next(iter(type_.fields.items()))
+            inner = f.type.of_type if isinstance(f.type, GraphQLNonNull) else f.type
+            return {name: sample_value(inner, f"{where}.{name}")}
         return {
             name: sample_value(f.type, f"{where}.{name}")
             for name, f in type_.fields.items()

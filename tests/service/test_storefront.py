@@ -14,19 +14,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strawberry.dataloader import DataLoader
 
+from plugins.promotions import promotion_stacking
 from service.catalog import Product, get_products, upsert_products
 from service.config import ConfigError, Settings
+from service.money import Money
 from service.plugin_api import (
     Candidate,
     CartLine,
     CouponStrategySpec,
     PageType,
+    Promotion,
     PromotionSpec,
     Reason,
+    RequestContext,
     Slot,
 )
 from service.plugin_config import config_from_mapping
 from service.plugin_host import Degradation, PluginHost
+from service.pricing import CartPricer
 from service.shopper import Profile
 from service.store import Store
 from service.storefront import (
@@ -135,10 +140,22 @@ async def host(settings: Settings, store: Store) -> AsyncIterator[PluginHost]:
         await h.close()
 
 
+async def no_stored_promotions(ctx: RequestContext) -> list[Promotion]:
+    return []
+
+
 def composer(
     host: PluginHost, store: Store, settings: Settings, profiles: CountingProfiles
 ) -> Storefront:
-    return Storefront(host, store, settings, profiles)
+    sf = Storefront(host, store, settings, profiles)
+    # The pricing engine with only the plugins' promotions (none stored) and the shipping
+    # fee from the config file, as `start_components` wires it.
+    sf.pricer = CartPricer(
+        promotions=no_stored_promotions,
+        stacking=promotion_stacking,
+        shipping_fees={c: Money(a, c) for c, a in sf.shipping.items()},
+    )
+    return sf
 
 
 async def test_slots_are_blended_filtered_positioned_and_recorded(

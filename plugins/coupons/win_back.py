@@ -1,0 +1,66 @@
+"""Win-back: a code for a customer who has not ordered for a while.
+
+    [coupons.win_back]
+    after_days = 60
+    discount = {kind = "percent", percent = "15"}
+    validity_days = 14
+
+One code per lapse: a new order starts a new period.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from plugins.coupons.base import OfferTerms, PersonalCoupons, can_personalize, day
+from service.plugin_api import (
+    CouponOffer,
+    CouponStrategySpec,
+    Reason,
+    RequestContext,
+    StrategySetup,
+)
+from service.rules import int_value
+
+
+@dataclass(frozen=True)
+class WinBack:
+    coupons: PersonalCoupons
+    after_days: int
+
+    async def offers(self, ctx: RequestContext) -> Sequence[CouponOffer]:
+        if not can_personalize(ctx):
+            return ()
+        profile = ctx.profile
+        assert profile is not None
+        if profile.orders == 0 or profile.last_purchase_at is None:
+            return ()
+        days = (ctx.now - profile.last_purchase_at).days
+        if days < self.after_days:
+            return ()
+        offer = await self.coupons.offer(
+            ctx,
+            period=f"since-{day(profile.last_purchase_at)}",
+            title="welcome back",
+            reason=Reason("WIN_BACK", f"We have missed you: your last order was {days} days ago."),
+        )
+        return (offer,) if offer else ()
+
+
+def build(setup: StrategySetup) -> WinBack:
+    terms = OfferTerms.from_config(setup.config, trigger_keys={"after_days"})
+    after_days = int_value(setup.config.get("after_days", 60), "after_days", minimum=1)
+    return WinBack(PersonalCoupons.from_setup(setup, "welcome back offer", terms), after_days)
+
+
+SPEC = CouponStrategySpec(
+    name="win_back",
+    factory=build,
+    description="A code for a customer who has not ordered for N days.",
+    default_config={
+        "after_days": 60,
+        "discount": {"kind": "percent", "percent": "15"},
+        "validity_days": 14,
+    },
+)
