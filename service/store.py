@@ -68,6 +68,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("key_hash", ASCENDING)], name="key_hash_1", unique=True),
         IndexModel([("name", ASCENDING)], name="name_1"),
     ],
+    "models": [
+        IndexModel([("version", ASCENDING)], name="version_1", unique=True),
+        IndexModel([("status", ASCENDING), ("activated_at", DESCENDING)], name="status_activated"),
+        IndexModel([("trained_at", DESCENDING)], name="trained_at_-1"),
+    ],
 }
 
 

@@ -100,7 +100,7 @@ class AlsoViewed(TrainedRecommender[AlsoViewedState]):
             seeds = [(s.product_id, s.weight) for s in history]
             actions = [s.action for s in history]
         exclude = frozenset(line.product_id for line in ctx.cart_lines)
-        scored = state.neighbours.aggregate(seeds, exclude)[: pool_size(slot)]
+        scored = state.neighbours.aggregate(seeds, exclude, pool_size(slot))
         if not scored:
             return []
         names = await titles(ctx, [seeds[s.best_seed][0] for s in scored])

@@ -79,7 +79,7 @@ class BoughtTogether(TrainedRecommender[BoughtTogetherState]):
         else:
             return []
         exclude = frozenset(line.product_id for line in ctx.cart_lines)
-        scored = state.neighbours.aggregate(seeds, exclude)[: pool_size(slot)]
+        scored = state.neighbours.aggregate(seeds, exclude, pool_size(slot))
         if not scored:
             return []
         names = await titles(ctx, [seeds[s.best_seed][0] for s in scored])

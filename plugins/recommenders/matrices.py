@@ -23,6 +23,8 @@ def shopper_items(
     """
     weight = events.kind_weights(weights)
     keep = (weight > 0) & (events.item != NONE)
+    if not keep.any():
+        return sp.csr_matrix((events.n_users, events.n_items), dtype=np.float32)
     user, item, w, when = events.user[keep], events.item[keep], weight[keep], events.timestamp[keep]
     # Per (shopper, item): the strongest weight, and the latest time for the recency cut.
     order = np.lexsort((w, item, user))

@@ -61,42 +61,55 @@ class NeighbourTable:
         ]
 
     def aggregate(
-        self, seeds: Sequence[tuple[str, float]], exclude: frozenset[str] = frozenset()
+        self,
+        seeds: Sequence[tuple[str, float]],
+        exclude: frozenset[str] = frozenset(),
+        limit: int = 200,
     ) -> list[Scored]:
-        """Sum of the seeds' neighbour rows, each scaled by its seed weight, best first.
+        """The ``limit`` best products of the sum of the seeds' neighbour rows, each row scaled
+        by its seed's weight. ``exclude`` (and the seeds themselves) never appear.
 
-        ``exclude`` (and the seeds themselves) never appear in the result.
+        Work is proportional to the seeds' stored neighbours, not to the catalog.
         """
-        parts_idx: list[IntArray] = []
-        parts_score: list[FloatArray] = []
-        parts_seed: list[IntArray] = []
-        for n, (pid, weight) in enumerate(seeds):
-            row = self._index.get(pid)
-            if row is None or weight == 0:
-                continue
-            lo, hi = int(self.indptr[row]), int(self.indptr[row + 1])
-            parts_idx.append(self.indices[lo:hi])
-            parts_score.append(self.scores[lo:hi] * np.float32(weight))
-            parts_seed.append(np.full(hi - lo, n, dtype=np.int32))
-        if not parts_idx:
-            return []
-        idx = np.concatenate(parts_idx)
-        contrib = np.concatenate(parts_score)
-        seed = np.concatenate(parts_seed)
-        items, inverse = np.unique(idx, return_inverse=True)
-        totals = np.bincount(inverse, weights=contrib, minlength=len(items))
-        # The strongest single contribution per item names the reason's seed.
-        order = np.lexsort((contrib, inverse))
-        last = np.r_[np.flatnonzero(np.diff(inverse[order])), len(order) - 1]
-        best_seed = np.empty(len(items), dtype=np.int32)
-        best_seed[inverse[order[last]]] = seed[order[last]]
-        skip = exclude | {pid for pid, _ in seeds}
-        ranked = np.argsort(-totals, kind="stable")
-        return [
-            Scored(self.item_ids[items[i]], float(totals[i]), int(best_seed[i]))
-            for i in ranked
-            if self.item_ids[items[i]] not in skip
+        rows = [(self._index.get(pid), weight) for pid, weight in seeds]
+        spans = [
+            (n, int(self.indptr[row]), int(self.indptr[row + 1]), weight)
+            for n, (row, weight) in enumerate(rows)
+            if row is not None and weight != 0
         ]
+        if not spans:
+            return []
+        idx = np.concatenate([self.indices[lo:hi] for _, lo, hi, _ in spans])
+        contrib = np.concatenate(
+            [self.scores[lo:hi] * np.float32(weight) for _, lo, hi, weight in spans]
+        )
+        seed = np.concatenate([np.full(hi - lo, n, dtype=np.int32) for n, lo, hi, _ in spans])
+        if len(idx) * 8 > len(self.item_ids):  # dense enough: one pass over a small array
+            totals_all = np.bincount(idx, weights=contrib, minlength=len(self.item_ids))
+            items = np.flatnonzero(totals_all)
+            totals = totals_all[items]
+        else:
+            items, inverse = np.unique(idx, return_inverse=True)
+            totals = np.bincount(inverse, weights=contrib, minlength=len(items))
+        skip = {
+            self._index[pid] for pid in exclude | {pid for pid, _ in seeds} if pid in self._index
+        }
+        wanted = min(len(items), limit + len(skip))
+        top = (
+            np.argpartition(-totals, wanted - 1)[:wanted]
+            if wanted < len(items)
+            else np.arange(len(items))
+        )
+        top = top[np.lexsort((items[top], -totals[top]))]  # best first, ties by position
+        chosen = [(int(items[t]), float(totals[t])) for t in top if int(items[t]) not in skip]
+        chosen = chosen[:limit]
+        # The strongest single contribution to each chosen product names its seed.
+        mask = np.isin(idx, np.array([item for item, _ in chosen], dtype=np.int32))
+        sub_idx, sub_contrib, sub_seed = idx[mask], contrib[mask], seed[mask]
+        order = np.lexsort((sub_contrib, sub_idx))  # by product, strongest last
+        last = np.r_[np.flatnonzero(np.diff(sub_idx[order])), len(order) - 1]
+        best = dict(zip(sub_idx[order][last].tolist(), sub_seed[order][last].tolist(), strict=True))
+        return [Scored(self.item_ids[item], total, best[item]) for item, total in chosen]
 
     # -- persistence -----------------------------------------------------------------------
 

@@ -68,7 +68,7 @@ class RecommendedForYouConfig:
         min=0.0,
         max=1.0,
     )
-    history_seeds: int = knob(200, "Most history products used per shopper.", min=1)
+    history_seeds: int = knob(500, "Most history products used per shopper.", min=1)
     history_half_life: float = knob(5.0, "Recency half-life of the history, in actions.", min=0.1)
     history_floor: float = knob(0.1, "Weight left to the oldest history (0 to 1).", min=0, max=1)
     cold_start_half_life_days: float = knob(
@@ -156,9 +156,8 @@ class RecommendedForYou(TrainedRecommender[RecommendedForYouState]):
             return self.cold_start(ctx, slot, state)
         owned = set(ctx.profile.purchases) | set(ctx.profile.ratings) if ctx.profile else set()
         owned |= {line.product_id for line in ctx.cart_lines}
-        scored = [s for s in state.weights.aggregate(seeds, frozenset(owned)) if s.score > 0][
-            : pool_size(slot)
-        ]
+        ranked = state.weights.aggregate(seeds, frozenset(owned), pool_size(slot))
+        scored = [s for s in ranked if s.score > 0]  # negative: evidence against
         if not scored:
             return self.cold_start(ctx, slot, state)
         names = await titles(ctx, [seeds[s.best_seed][0] for s in scored])

@@ -118,7 +118,7 @@ class SessionNeighbours(TrainedRecommender[SessionState]):
             (pid, 0.5 ** (rank / self.config.seed_half_life)) for rank, pid in enumerate(recent)
         ]
         carted = {line.product_id for line in ctx.cart_lines}
-        scored = state.neighbours.aggregate(seeds, frozenset(carted))[: pool_size(slot)]
+        scored = state.neighbours.aggregate(seeds, frozenset(carted), pool_size(slot))
         if not scored:
             return []
         names = await titles(ctx, [seeds[s.best_seed][0] for s in scored])

@@ -338,6 +338,6 @@ async def test_untrained_strategies_return_nothing(module) -> None:  # type: ign
 
 @pytest.mark.parametrize("module", [trending, similar_items, recommended_for_you, session])
 def test_config_out_of_range_names_the_key(module) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ValueError, match="neighbours|half_life_days"):
+    with pytest.raises(ValueError, match=r"neighbours|half_life_days"):
         key = "half_life_days" if module is trending else "neighbours"
         module.create(setup(module.NAME, {key: 0}))
