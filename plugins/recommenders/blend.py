@@ -171,12 +171,12 @@ def blend(
 ) -> list[Candidate]:
     """The slot's items, best first, at most ``slot.limit`` (see the module docstring)."""
     policy = policy.for_slot(slot)
-    catalog = {**ctx.products, **products}
     scores, reasons = combine(ctx, slot, candidates, policy)
     excluded = exclusions(ctx, policy)
+    known: dict[str, Product] = {}  # the candidates' products (no pass over ``products``)
     kept: list[tuple[float, str]] = []
     for pid, score in scores.items():
-        product = catalog.get(pid)
+        product = products.get(pid) or ctx.products.get(pid)
         if product is None or pid in excluded or not available(product):
             continue
         if not within_filters(ctx, slot, product) or recently_bought(ctx, policy, product):
@@ -184,11 +184,16 @@ def blend(
         for rule in policy.rules:
             if rule.matches(product):
                 score *= rule.factor
+        known[pid] = product
         kept.append((score, pid))
     kept.sort(key=lambda item: (-item[0], item[1]))
-    chosen = diversify(ctx, slot, policy, [(pid, s) for s, pid in kept], catalog)
+    chosen = diversify(ctx, slot, policy, [(pid, s) for s, pid in kept], known)
     items = [Candidate(pid, score, tuple(reasons[pid])) for pid, score in chosen]
-    return pin(ctx, slot, policy, items, catalog, excluded)[: slot.limit]
+    for pin_ in policy.pins_for(slot.name):
+        pinned = products.get(pin_.product_id) or ctx.products.get(pin_.product_id)
+        if pinned is not None:
+            known[pinned.id] = pinned
+    return pin(ctx, slot, policy, items, known, excluded)[: slot.limit]
 
 
 def combine(

@@ -103,6 +103,8 @@ class NeighbourTable:
         top = top[np.lexsort((items[top], -totals[top]))]  # best first, ties by position
         chosen = [(int(items[t]), float(totals[t])) for t in top if int(items[t]) not in skip]
         chosen = chosen[:limit]
+        if not chosen:
+            return []
         # The strongest single contribution to each chosen product names its seed.
         mask = np.isin(idx, np.array([item for item, _ in chosen], dtype=np.int32))
         sub_idx, sub_contrib, sub_seed = idx[mask], contrib[mask], seed[mask]
