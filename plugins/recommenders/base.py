@@ -86,8 +86,9 @@ def scalar_text(arrays: Arrays, key: str) -> str:
 async def titles(ctx: RequestContext, product_ids: Sequence[str]) -> dict[str, str]:
     """Titles of the products named in reasons: the page's products first, then one batched
     catalog lookup for the rest."""
-    found = {pid: p.title for pid, p in ctx.products.items() if pid in set(product_ids)}
-    missing = [pid for pid in dict.fromkeys(product_ids) if pid not in found]
+    wanted = dict.fromkeys(product_ids)
+    found = {pid: ctx.products[pid].title for pid in wanted if pid in ctx.products}
+    missing = [pid for pid in wanted if pid not in found]
     if missing:
         products = await ctx.catalog.get_many(missing)
         found.update({pid: p.title for pid, p in products.items()})

@@ -8,10 +8,11 @@ last says most about what they want next.
 
 Memory and time grow with the square and the cube of the number of products, so the model is
 **bounded to the ``max_items`` most active products** (by distinct shoppers): 10,000 products
-take about 2.4 GB and under a minute to fit. Products outside that set are never recommended
-by this strategy (the item-to-item and content strategies still cover them). Each row of ``B``
-then keeps its ``neighbours`` largest weights by magnitude, negative ones included: that keeps
-the artifact small (8 bytes per entry) while losing almost no accuracy.
+take about 3.5 GB at the peak and a minute or two to fit on two cores (single precision).
+Products outside that set are never recommended by this strategy (the item-to-item and
+content strategies still cover them). Each row of ``B`` then keeps its ``neighbours`` largest
+weights by magnitude, negative ones included: that keeps the artifact small (8 bytes per
+entry) while losing almost no accuracy.
 
 A shopper with no history yet (cold start) gets the most popular products of the categories
 they told us they like (stated preferences), then of their strongest category affinities, then

@@ -43,6 +43,10 @@ from service.plugin_api import Candidate, Reason, RequestContext, Slot, Strategy
 
 NAME = "similar_items"
 CHUNK = 1024
+# Products added after training have no neighbours yet; they get their category's favourites,
+# by these weights and half-life.
+FALLBACK_WEIGHTS = {"view": 1.0, "add_to_cart": 2.0, "purchase": 3.0}
+FALLBACK_HALF_LIFE_DAYS = 30.0
 
 
 @dataclass(frozen=True)
@@ -108,9 +112,8 @@ class SimilarItems(TrainedRecommender[SimilarItemsState]):
             done += len(members)
             data.report(NAME, 0.1 + 0.85 * done / max(len(active), 1))
         table = NeighbourTable.from_rows([p.id for p in active], _in_order(rows, len(active)))
-        popular = build_popularity(
-            data.products, decayed_scores(data, {"view": 1.0, "purchase": 3.0}, 30.0), 50
-        )
+        fallback = decayed_scores(data, FALLBACK_WEIGHTS, FALLBACK_HALF_LIFE_DAYS)
+        popular = build_popularity(data.products, fallback, per_list=50)
         data.report(NAME, 1.0)
         return SimilarItemsState(table, popular)
 

@@ -51,9 +51,7 @@ def test_aggregate_matches_brute_force(
     for r, w in zip(seed_rows, weights, strict=True):
         totals += w * kept[r]
     skip = set(excluded) | set(seed_rows)
-    expected = sorted((-totals[j], j) for j in range(n) if totals[j] != 0 and j not in skip)[
-        :limit
-    ]
+    expected = sorted((-totals[j], j) for j in range(n) if totals[j] != 0 and j not in skip)[:limit]
     assert [s.product_id for s in got] == [f"i{j}" for _, j in expected]
     for s in got:
         assert abs(s.score - totals[int(s.product_id[1:])]) < 1e-4
