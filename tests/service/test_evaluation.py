@@ -53,10 +53,12 @@ def test_split_per_user_takes_the_last_fifth_rounded_up() -> None:
 
 def test_split_by_time_tests_known_shoppers_after_the_cut() -> None:
     events = Interactions.from_events(
-        history("u1", "abcd")
-        + [event("view", "u1", "h", days_ago=1.0)]
-        + history("u2", "ef", start=1.5)
-        + history("u3", "g", start=20),
+        [
+            *history("u1", "abcd"),
+            event("view", "u1", "h", days_ago=1.0),
+            *history("u2", "ef", start=1.5),
+            *history("u3", "g", start=20),
+        ],
         [p.id for p in PRODUCTS],
     )
     split = split_by_time(events, 0.3)
