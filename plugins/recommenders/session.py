@@ -102,7 +102,7 @@ class SessionNeighbours(TrainedRecommender[SessionState]):
         session = np.where(loose, derived, session)
         order = np.lexsort((when, session))
         session, item = session[order], item[order]
-        fresh = np.r_[True, (session[1:] != session[:-1]) | (item[1:] != item[:-1])]
+        fresh = np.r_[True, (session[1:] != session[:-1]) | (item[1:] != item[:-1])][: len(item)]
         return session[fresh], item[fresh]
 
     async def recommend(self, ctx: RequestContext, slot: Slot) -> Sequence[Candidate]:

@@ -262,3 +262,41 @@ async def _seed_in_new_loop(settings: Settings, events: list[dict[str, Any]]) ->
         await seed(store, events)
     finally:
         await store.close()
+
+
+async def test_the_in_service_scheduler_retrains_and_serves_the_new_version(
+    store: Store, settings: Settings
+) -> None:
+    await seed(store, shop_events("sock1"))
+    fast = Settings.from_env(
+        {},
+        **{**settings.__dict__, "training_interval_minutes": 0.005, "training_window_days": 3650},
+    )
+    registry = ModelRegistry(store, fast)
+    serving = also_viewed.create(setup("also_viewed"))
+    registry.attach("also_viewed", serving)
+    await registry.start()  # nothing to load yet: untrained strategies serve nothing
+    try:
+        assert await answer(serving) == []
+        for _ in range(300):
+            if registry.loaded is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert registry.loaded is not None and registry.loaded.status == models.ACTIVE
+        assert (await answer(serving))[0] == "sock1"
+        assert await store.collection("locks").count_documents({}) == 0  # released
+    finally:
+        await registry.stop()
+
+
+async def test_training_an_empty_shop_saves_a_version_that_serves_nothing(
+    store: Store, settings: Settings
+) -> None:
+    result = await train(store, settings, builtin_recommenders(settings, store), now=NOW)
+    assert result.version.sizes == {
+        "products": 0,
+        "events": 0,
+        "shoppers": 0,
+        "products_with_events": 0,
+    }
+    assert len(result.version.artifacts) == 7
