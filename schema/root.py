@@ -12,6 +12,7 @@ from schema.catalog import CatalogMutation, CatalogQuery
 from schema.coupons import CouponsMutation, CouponsQuery
 from schema.events import EventsMutation
 from schema.experiments import ExperimentsMutation, ExperimentsQuery
+from schema.models import ModelsMutation, ModelsQuery
 from schema.plugins import PluginsQuery
 from schema.privacy import PrivacyMutation, PrivacyQuery
 from schema.profiles import ProfilesMutation, ProfilesQuery
@@ -27,6 +28,7 @@ QUERY_PARTS: tuple[type, ...] = (
     CouponsQuery,
     PluginsQuery,
     ExperimentsQuery,
+    ModelsQuery,
 )
 MUTATION_PARTS: tuple[type, ...] = (
     CatalogMutation,
@@ -36,6 +38,7 @@ MUTATION_PARTS: tuple[type, ...] = (
     PromotionsMutation,
     CouponsMutation,
     ExperimentsMutation,
+    ModelsMutation,
 )
 
 Query = merge_types("Query", QUERY_PARTS)

@@ -583,6 +583,29 @@ def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> N
     Console().print(table)
 
 
+@contextlib.contextmanager
+def stage_progress() -> Iterator[Callable[[str, float], None]]:
+    """A rich progress bar per training stage; yields the ``(stage, fraction)`` callback."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bars = Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        transient=False,
+    )
+    tasks: dict[str, Any] = {}
+
+    def report(stage: str, fraction: float) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=1.0)
+        bars.update(tasks[stage], completed=fraction)
+
+    with bars:
+        yield report
+
+
 @main.command()
 @click.option(
     "--update-readme",
@@ -674,6 +697,124 @@ def coupons_export(campaign: str, out: Path) -> None:
 
 EXPORT_COLUMNS = ("code", "kind", "used", "max_uses", "user_id", "expires_at", "created_at")
 EXPORT_TIMEOUT_MS = 600_000
+
+
+@main.command()
+@click.option(
+    "--window-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Days of events to learn from (default SHOPFRONT_TRAINING_WINDOW_DAYS).",
+)
+@click.option(
+    "--activate/--no-activate",
+    default=True,
+    help="Make the new version the one every instance serves (default) or only store it.",
+)
+@click.option(
+    "--evaluate",
+    "with_metrics",
+    is_flag=True,
+    help="Also measure offline metrics on a temporal split (fits twice) and store them.",
+)
+def train(window_days: int | None, activate: bool, with_metrics: bool) -> None:
+    """Fit every recommender on the catalog and events; store a new model version."""
+    from service.evaluation import evaluate_shop
+    from service.training import builtin_recommenders
+    from service.training import train as run_training
+
+    settings = load_settings(training_window_days=window_days)
+
+    async def work(store: Store) -> Any:
+        with stage_progress() as report:
+            metrics = None
+            if with_metrics:
+                rows = await evaluate_shop(store, settings, progress=report)
+                metrics = {str(r["name"]): _numbers(r) for r in rows}
+            recommenders = builtin_recommenders(settings, store)
+            return await run_training(
+                store,
+                settings,
+                recommenders,
+                progress=report,
+                activate_version=activate,
+                metrics=metrics,
+            )
+
+    with database(settings) as live:
+        try:
+            result = run_with_store(live, work)
+        except ConfigError as exc:
+            raise click.ClickException(f"configuration: {exc}") from None
+    v = result.version
+    click.echo(
+        f"model version {v.version} ({v.status}): {v.sizes.get('products', 0)} products, "
+        f"{v.sizes.get('events', 0)} events, {len(v.artifacts)} strategies, "
+        f"{result.total_seconds:.1f}s"
+    )
+    for artifact in v.artifacts:
+        click.echo(
+            f"  {artifact.strategy:<22} {artifact.bytes / 1e6:8.2f} MB  "
+            f"fit {artifact.fit_seconds:7.2f}s"
+        )
+
+
+def _numbers(row: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in row.items() if isinstance(v, int | float) and k != "name"}
+
+
+@main.command()
+@click.option(
+    "--split",
+    type=click.Choice(["time", "user"]),
+    default="time",
+    help="time: one cut for everyone; user: each shopper's last events (the bench protocol).",
+)
+@click.option("--test-fraction", type=click.FloatRange(0.01, 0.9), default=0.2)
+@click.option(
+    "--users", type=click.IntRange(min=1), default=2000, help="Test shoppers sampled (seeded)."
+)
+@click.option(
+    "--include-seen",
+    is_flag=True,
+    help="Keep products the shopper already interacted with (credits repeat purchases).",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def evaluate(split: str, test_fraction: float, users: int, include_seen: bool, fmt: str) -> None:
+    """Offline metrics per strategy and for the blend, on a temporal split of the events."""
+    import json
+
+    from service.evaluation import evaluate_shop
+
+    settings = load_settings()
+
+    async def work(store: Store) -> Any:
+        with stage_progress() as report:
+            return await evaluate_shop(
+                store,
+                settings,
+                per_user=split == "user",
+                test_fraction=test_fraction,
+                max_users=users,
+                exclude_seen=not include_seen,
+                progress=report,
+            )
+
+    with database(settings) as live:
+        rows = run_with_store(live, work)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Offline evaluation ({split} split, {test_fraction:.0%} test)")
+    columns = ["name", "ndcg@10", "hr@10", "recall@20", "map@10", "coverage", "fit_seconds"]
+    for column in [*columns, "users"]:
+        table.add_column(column, justify="left" if column == "name" else "right")
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in [*columns, "users"]))
+    Console().print(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -425,6 +425,30 @@ class Settings:
         default=30,
         metadata=_meta("How long redeemCoupon remembers an idempotency key's result.", min=1),
     )
+    model_poll_interval_s: float = field(
+        default=30.0,
+        metadata=_meta(
+            "How often each instance checks for a newly activated model version.", min=0.1
+        ),
+    )
+    training_interval_minutes: float = field(
+        default=0.0,
+        metadata=_meta(
+            "Retrain in the service every N minutes (0 = off: use `shopfront train`).", min=0
+        ),
+    )
+    training_window_days: int = field(
+        default=180, metadata=_meta("Days of events the models are trained on.", min=1)
+    )
+    training_lock_lease_s: float = field(
+        default=900.0,
+        metadata=_meta(
+            "How long a training instance holds the training lock between renewals.", min=1
+        ),
+    )
+    model_keep_versions: int = field(
+        default=5, metadata=_meta("Model versions kept (the active one is never removed).", min=1)
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -67,6 +67,7 @@ async def prepare_demo(store: Store, settings: Settings) -> DemoKeys:
     from service.demo import seed_demo
     from service.experiment_demo import simulate_experiment
     from service.promotions import seed_demo_promotions
+    from service.training import builtin_recommenders, train
 
     if await store.products.estimated_document_count() == 0:
         log.info("loading the demo data set (catalog, shoppers' history, an experiment)...")
@@ -78,5 +79,8 @@ async def prepare_demo(store: Store, settings: Settings) -> DemoKeys:
             summary.events_accepted,
         )
         await seed_demo_promotions(store, settings)
+        # Train once, so the demo serves model-based recommendations from the first request.
+        result = await train(store, settings, builtin_recommenders(settings, store))
+        log.info("demo: trained model version %s", result.version.version)
         await simulate_experiment(store, shoppers=min(settings.demo_shoppers, 300))
     return await ensure_demo_keys(store, settings.data_dir)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from service.catalog import Product
@@ -22,6 +23,7 @@ from service.shopper import Profile
 
 if TYPE_CHECKING:
     from service.config import Settings
+    from service.interactions import Interactions
     from service.store import Store
 
 # -- the request ---------------------------------------------------------------------------
@@ -141,6 +143,29 @@ class TrainingData:
     window_start: datetime
     window_end: datetime
     progress: Callable[[str, float], None] | None = None  # (stage, fraction done)
+
+    @cached_property
+    def interactions(self) -> Interactions:
+        """The events as numpy columns (`service.interactions`), product index = catalog order.
+
+        `shopfront train` passes an `Interactions` as ``events`` (a million events as dicts
+        would not fit the memory budget); plain event documents are converted once, here.
+        """
+        from service.interactions import Interactions
+
+        if isinstance(self.events, Interactions):
+            return self.events
+        return Interactions.from_events(self.events, [p.id for p in self.products])
+
+    @cached_property
+    def product_index(self) -> Mapping[str, int]:
+        """Product id -> its position in ``products`` (and its item index in interactions)."""
+        return {p.id: i for i, p in enumerate(self.products)}
+
+    def report(self, stage: str, fraction: float) -> None:
+        """Tell the trainer's progress bar how far ``stage`` is (0.0 to 1.0)."""
+        if self.progress is not None:
+            self.progress(stage, min(1.0, max(0.0, fraction)))
 
 
 @runtime_checkable

@@ -91,7 +91,7 @@ T = TypeVar("T")
 # The built-in plugin packages, imported in this order. Each must import: a missing built-in
 # is a broken installation, not something to skip. (The recommenders, coupons and promotions
 # packages are added here as they land.)
-BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.coupons", "plugins.promotions")
+BUILTIN_PLUGINS: tuple[str, ...] = ("plugins.recommenders", "plugins.coupons", "plugins.promotions")
 
 ENTRY_POINT_GROUP = PROJECT
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")

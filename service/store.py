@@ -136,6 +136,11 @@ INDEXES: dict[str, list[IndexModel]] = {
     "tombstones": [],
     # Consent answers, _id = shopper id (see service.privacy).
     "consents": [],
+    "models": [
+        IndexModel([("version", ASCENDING)], name="version_1", unique=True),
+        IndexModel([("status", ASCENDING), ("activated_at", DESCENDING)], name="status_activated"),
+        IndexModel([("trained_at", DESCENDING)], name="trained_at_-1"),
+    ],
     # Promotions and coupons (service.promotions, service.coupons).
     "promotions": [
         IndexModel([("id", ASCENDING)], name="id_1", unique=True),

@@ -60,7 +60,13 @@ from service.plugin_api import (
     StackingPlan,
 )
 from service.plugin_config import ConfigFile
-from service.plugin_host import Degradation, HostedPromotion, PluginHost, StrategyKind
+from service.plugin_host import (
+    CallObservation,
+    Degradation,
+    HostedPromotion,
+    PluginHost,
+    StrategyKind,
+)
 from service.pricing import CartPricer, PricingError, PromotionRunner, base_cart
 from service.runtime import Runtime
 from service.shopper import Profile
@@ -960,6 +966,21 @@ async def start_components(
         raise
     runtime.components["plugins"] = host
     runtime.components["storefront"] = composer
+
+    _observe_strategies(runtime, host)
+
+    # Trained models: every instance loads the active version and follows activations.
+    from service.models import ModelRegistry
+    from service.training import scheduled_training
+
+    registry = ModelRegistry(runtime.store, runtime.settings)
+    for hosted in host.strategies(StrategyKind.RECOMMENDER):
+        if hosted.obj is not None:
+            registry.attach(hosted.name, hosted.obj)
+    await registry.start()
+    runtime.components["models"] = registry
+    if runtime.settings.training_interval_minutes > 0:
+        runtime.components["training"] = asyncio.create_task(scheduled_training(registry))
     from service.promotions import cart_pricer
 
     # The engine's shipping fees come from the settings; a [shipping] table in the config
@@ -985,7 +1006,47 @@ async def start_components(
     privacy.privacy_hooks(runtime.components).erasers.append(plugin_state)
 
 
+def _observe_strategies(runtime: Runtime, host: PluginHost) -> None:
+    """Feed every strategy call and breaker state into the Prometheus metrics, so /metrics
+    and the `plugins` query tell the same story."""
+    from service.metrics import BreakerState as MetricState
+    from service.metrics import metrics_of
+
+    metrics = metrics_of(runtime)
+    if metrics is None:
+        return
+
+    def observe(call: CallObservation) -> None:
+        kind = call.kind.value
+        if call.outcome == "short_circuit":  # the breaker is open: no call was made
+            metrics.strategy_skipped.labels(kind, call.strategy).inc()
+            return
+        metrics.record_strategy_call(
+            kind,
+            call.strategy,
+            call.seconds,
+            failed=call.outcome in ("error", "invalid"),
+            timed_out=call.outcome == "timeout",
+        )
+        hosted = host.strategy(call.strategy)
+        if hosted is not None:
+            state = MetricState[hosted.breaker.state.name]
+            metrics.set_breaker_state(kind, call.strategy, state)
+
+    host.add_observer(observe)
+
+
 async def stop_components(runtime: Runtime) -> None:
+    training = runtime.components.pop("training", None)
+    if isinstance(training, asyncio.Task):
+        training.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await training
+    from service.models import ModelRegistry
+
+    registry = runtime.components.pop("models", None)
+    if isinstance(registry, ModelRegistry):
+        await registry.stop()
     composer = runtime.components.pop("storefront", None)
     if isinstance(composer, Storefront):
         await composer.close()

@@ -96,6 +96,9 @@ def test_sigterm_drains_in_flight_requests_then_closes_the_store(
         "SHOPFRONT_SHUTDOWN_DRAIN_S": "10",
         "SHOPFRONT_LOG_FORMAT": "json",
         "SHOPFRONT_MONGO_OPERATION_TIMEOUT_MS": "10000",
+        # Background pollers must not take the held `find` meant for the slow request.
+        "SHOPFRONT_EXPERIMENT_REFRESH_SECONDS": "3600",
+        "SHOPFRONT_MODEL_POLL_INTERVAL_S": "3600",
     }
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log_file:

@@ -1,0 +1,131 @@
+"""Shopfront's built-in recommenders, on exactly the hooks a merchant plugin uses.
+
+Strategies (one module each, each with its own config; copy one to start your own):
+
+========================  ==========================================================  =====
+name                      what it recommends                                          personal
+========================  ==========================================================  =====
+``trending``              popular now, overall and per category (cold-start fallback)   no
+``recently_viewed``       what the shopper looked at, newest first                      yes
+``buy_again``             past purchases by repeat frequency and due date               yes
+``similar_items``         content neighbours (text, category, brand, tags, attributes)  no
+``also_viewed``           item-to-item collaborative filtering                          yes
+``bought_together``       products sharing orders                                        yes
+``recommended_for_you``   EASE over the shopper's recent history; cold start built in    yes
+``session``               neighbours of what this session just viewed or carted          yes
+========================  ==========================================================  =====
+
+The default blend (`plugins.recommenders.blend`) is this plugin's ``blend_candidates``
+implementation, ``trylast`` so a merchant's blend runs first. Its policy comes from the
+``blend`` table of this plugin's start-up config (``[plugins.recommenders.blend]``).
+
+Trained strategies keep no per-shopper data in their models (only product-to-product weights
+and product lists), so erasing a shopper needs nothing from this plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from plugins.recommenders import (
+    also_viewed,
+    bought_together,
+    buy_again,
+    recently_viewed,
+    recommended_for_you,
+    session,
+    similar_items,
+    trending,
+)
+from plugins.recommenders.blend import BlendPolicy, blend, parse_policy
+from plugins.recommenders.config import default_config
+from service.catalog import Product
+from service.hookspecs import hookimpl
+from service.plugin_api import Candidate, RecommenderSpec, RequestContext, Slot
+
+PLUGIN_NAME = "recommenders"
+
+SPECS: tuple[RecommenderSpec, ...] = (
+    RecommenderSpec(
+        name=trending.NAME,
+        factory=trending.create,
+        description="Popular now, overall and in the page's category; the cold-start fallback.",
+        default_config=default_config(trending.TrendingConfig),
+        personalized=False,
+    ),
+    RecommenderSpec(
+        name=recently_viewed.NAME,
+        factory=recently_viewed.create,
+        description="Products the shopper viewed recently, newest first.",
+        default_config=default_config(recently_viewed.RecentlyViewedConfig),
+    ),
+    RecommenderSpec(
+        name=buy_again.NAME,
+        factory=buy_again.create,
+        description="Past purchases ranked by the shopper's repeat frequency and due date.",
+        default_config=default_config(buy_again.BuyAgainConfig),
+    ),
+    RecommenderSpec(
+        name=similar_items.NAME,
+        factory=similar_items.create,
+        description="Content-based neighbours: text, category, brand, tags and attributes.",
+        default_config=default_config(similar_items.SimilarItemsConfig),
+        personalized=False,
+    ),
+    RecommenderSpec(
+        name=also_viewed.NAME,
+        factory=also_viewed.create,
+        description="Item-to-item collaborative filtering: shoppers who viewed this also viewed.",
+        default_config=default_config(also_viewed.AlsoViewedConfig),
+    ),
+    RecommenderSpec(
+        name=bought_together.NAME,
+        factory=bought_together.create,
+        description="Products often bought in the same order.",
+        default_config=default_config(bought_together.BoughtTogetherConfig),
+    ),
+    RecommenderSpec(
+        name=recommended_for_you.NAME,
+        factory=recommended_for_you.create,
+        description="EASE over the shopper's recent history (bounded to the most active "
+        "products); stated preferences, then popularity, for new shoppers.",
+        default_config=default_config(recommended_for_you.RecommendedForYouConfig),
+    ),
+    RecommenderSpec(
+        name=session.NAME,
+        factory=session.create,
+        description="Neighbours of what this session just viewed or carted.",
+        default_config=default_config(session.SessionConfig),
+    ),
+)
+
+_policy = BlendPolicy()
+
+
+def current_policy() -> BlendPolicy:
+    """The blend policy in force (set by the ``startup`` hook from the plugin's config)."""
+    return _policy
+
+
+@hookimpl
+def register_recommenders() -> Sequence[RecommenderSpec]:
+    return SPECS
+
+
+@hookimpl
+def startup(config: Mapping[str, Any]) -> None:
+    """Read the blend policy from ``[plugins.recommenders.blend]``; a bad value stops start-up
+    with a message naming the key."""
+    global _policy
+    _policy = parse_policy(config.get("blend", {}))
+
+
+@hookimpl(trylast=True)
+def blend_candidates(
+    ctx: RequestContext,
+    slot: Slot,
+    candidates: Mapping[str, Sequence[Candidate]],
+    products: Mapping[str, Product],
+) -> Sequence[Candidate]:
+    return blend(ctx, slot, candidates, products, _policy)

@@ -1,0 +1,141 @@
+"""Buy again: what this shopper bought before, ranked by their own repeat frequency and by how
+due the next purchase is.
+
+For repeat-purchase catalogs (groceries, consumables, cosmetics) a shopper's own purchase
+frequency is often the strongest signal there is. Training learns each product's typical
+repurchase interval (the median gap between one shopper's consecutive purchases of it, across
+all shoppers); serving scores each past purchase by ``log(1 + times bought)`` times how close
+today is to that interval since the last purchase. Products with no learned interval decay with
+``half_life_days`` since their last purchase instead.
+
+Whether an item may be shown again so soon is the blend's decision (its per-category
+``repeatable_categories``), not this strategy's. Personal: nothing without consent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+
+from plugins.recommenders.base import Arrays, TrainedRecommender, candidate, pool_size, text_array
+from plugins.recommenders.config import knob, parse_config
+from plugins.recommenders.history import personal
+from service.interactions import KIND
+from service.plugin_api import Candidate, RequestContext, Slot, StrategySetup, TrainingData
+
+NAME = "buy_again"
+DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class BuyAgainConfig:
+    min_repeats: int = knob(3, "Repeat purchases needed to learn a product's interval.", min=1)
+    half_life_days: float = knob(
+        90.0,
+        "For products without a learned interval: days until a purchase counts half.",
+        min=0.01,
+    )
+    due_tolerance: float = knob(
+        0.7,
+        "How far (log scale) from the usual interval a purchase still counts as due.",
+        min=0.05,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class BuyAgainState:
+    """Typical days between repeat purchases, for products with enough repeats."""
+
+    product_ids: tuple[str, ...]
+    interval_days: npt.NDArray[np.float32]
+    intervals: dict[str, float] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_id = dict(zip(self.product_ids, map(float, self.interval_days), strict=True))
+        object.__setattr__(self, "intervals", by_id)
+
+    def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        return {"product_ids": text_array(self.product_ids), "interval_days": self.interval_days}
+
+    @classmethod
+    def from_arrays(cls, arrays: Arrays) -> Self:
+        return cls(
+            tuple(str(s) for s in arrays["product_ids"]),
+            np.asarray(arrays["interval_days"], dtype=np.float32),
+        )
+
+
+class BuyAgain(TrainedRecommender[BuyAgainState]):
+    state_type = BuyAgainState
+
+    def __init__(self, setup: StrategySetup) -> None:
+        super().__init__(setup)
+        self.config = parse_config(BuyAgainConfig, setup.config)
+
+    def train(self, data: TrainingData) -> BuyAgainState:
+        events = data.interactions
+        bought = (events.kind == KIND["purchase"]) & (events.item >= 0)
+        user, item, when = events.user[bought], events.item[bought], events.timestamp[bought]
+        order = np.lexsort((when, item, user))
+        user, item, when = user[order], item[order], when[order]
+        same = (user[1:] == user[:-1]) & (item[1:] == item[:-1])
+        gaps = np.diff(when) / DAY
+        repeat = same & (gaps >= 1.0 / 24)  # one order's lines are not a repeat purchase
+        gap_item, gap_days = item[1:][repeat], gaps[repeat]
+        ids: list[str] = []
+        medians: list[float] = []
+        if len(gap_item):
+            by_item = np.argsort(gap_item, kind="stable")
+            gap_item, gap_days = gap_item[by_item], gap_days[by_item]
+            bounds = np.r_[0, np.flatnonzero(np.diff(gap_item)) + 1, len(gap_item)]
+            for lo, hi in itertools.pairwise(bounds):
+                if hi - lo >= self.config.min_repeats:
+                    ids.append(events.item_ids[int(gap_item[lo])])
+                    medians.append(float(np.median(gap_days[lo:hi])))
+        data.report(NAME, 1.0)
+        return BuyAgainState(tuple(ids), np.array(medians, dtype=np.float32))
+
+    async def recommend(self, ctx: RequestContext, slot: Slot) -> Sequence[Candidate]:
+        if not personal(ctx) or ctx.profile is None:
+            return []
+        intervals = self.state.intervals if self.state else {}
+        scored: list[tuple[float, str, str]] = []
+        for pid, purchase in ctx.profile.purchases.items():
+            elapsed = max((ctx.now - purchase.last_at).total_seconds() / DAY, 0.0)
+            interval = intervals.get(pid)
+            frequency = math.log1p(purchase.count)
+            if interval:
+                due = self.due(elapsed, interval)
+                score = frequency * (0.25 + 0.75 * due)
+                if elapsed >= 0.8 * interval:
+                    text = f"Time to restock? You last bought this {elapsed:.0f} days ago"
+                else:
+                    text = self.bought_text(purchase.count)
+            else:
+                score = frequency * 0.5 ** (elapsed / self.config.half_life_days)
+                text = self.bought_text(purchase.count)
+            scored.append((score, pid, text))
+        scored.sort(key=lambda s: (-s[0], s[1]))
+        return [
+            candidate(pid, score, "BUY_AGAIN", text)
+            for score, pid, text in scored[: pool_size(slot)]
+        ]
+
+    def due(self, elapsed_days: float, interval_days: float) -> float:
+        """1.0 when the usual interval has just passed, falling off on a log scale."""
+        distance = math.log(max(elapsed_days, 0.5) / interval_days)
+        return math.exp(-0.5 * (distance / self.config.due_tolerance) ** 2)
+
+    @staticmethod
+    def bought_text(count: int) -> str:
+        return f"You bought this {count} times" if count > 1 else "You bought this before"
+
+
+def create(setup: StrategySetup) -> BuyAgain:
+    return BuyAgain(setup)

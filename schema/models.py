@@ -1,0 +1,94 @@
+"""Model versions: list them, and choose which one every instance serves (rollback)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.types import Info
+
+from schema.context import Context
+from schema.errors import user_error
+from schema.permissions import merchant_field, merchant_mutation
+from schema.scalars import JSON
+from service import models
+
+MAX_VERSIONS = 100
+
+
+@strawberry.type(description="One strategy's saved model inside a version.")
+class ModelArtifact:
+    strategy: str
+    bytes: int
+    fit_seconds: float
+
+
+@strawberry.type(description="One training run's models: what it learned from and how it scored.")
+class ModelVersion:
+    version: str
+    status: str = strawberry.field(description="`active` (served everywhere) or `inactive`.")
+    trained_at: datetime
+    activated_at: datetime | None
+    window_start: datetime
+    window_end: datetime
+    sizes: JSON = strawberry.field(description="Products, events and shoppers trained on.")
+    metrics: JSON = strawberry.field(description="Offline metrics per strategy, if measured.")
+    artifacts: list[ModelArtifact]
+    loaded: bool = strawberry.field(description="Whether this instance is serving it now.")
+
+    @classmethod
+    def of(cls, v: models.ModelVersion, loaded: str | None) -> ModelVersion:
+        return cls(
+            version=v.version,
+            status=v.status,
+            trained_at=v.trained_at,
+            activated_at=v.activated_at,
+            window_start=v.window_start,
+            window_end=v.window_end,
+            sizes=JSON(dict(v.sizes)),
+            metrics=JSON({k: dict(m) for k, m in v.metrics.items()}),
+            artifacts=[
+                ModelArtifact(strategy=a.strategy, bytes=a.bytes, fit_seconds=a.fit_seconds)
+                for a in v.artifacts
+            ],
+            loaded=v.version == loaded,
+        )
+
+
+def _registry(info: Info[Context, Any]) -> models.ModelRegistry | None:
+    registry = info.context.runtime.components.get("models")
+    return registry if isinstance(registry, models.ModelRegistry) else None
+
+
+def _loaded(info: Info[Context, Any]) -> str | None:
+    registry = _registry(info)
+    return registry.loaded.version if registry and registry.loaded else None
+
+
+@strawberry.type
+class ModelsQuery:
+    @merchant_field(description="Model versions, newest first.")
+    async def models(self, info: Info[Context, Any], first: int = 20) -> list[ModelVersion]:
+        if not 1 <= first <= MAX_VERSIONS:
+            raise user_error(f"first must be between 1 and {MAX_VERSIONS}, got {first}")
+        versions = await models.list_versions(info.context.runtime.store, limit=first)
+        loaded = _loaded(info)
+        return [ModelVersion.of(v, loaded) for v in versions]
+
+
+@strawberry.type
+class ModelsMutation:
+    @merchant_mutation(
+        description="Serve this model version on every instance (within the poll interval); "
+        "activating an older version rolls back."
+    )
+    async def activate_model(self, info: Info[Context, Any], version: str) -> ModelVersion:
+        try:
+            activated = await models.activate(info.context.runtime.store, version)
+        except models.ModelError as exc:
+            raise user_error(str(exc), code="NOT_FOUND") from None
+        registry = _registry(info)
+        if registry is not None:
+            await registry.refresh()  # this instance at once; the others at their next poll
+        return ModelVersion.of(activated, _loaded(info))

@@ -1,0 +1,72 @@
+"""Merchants list model versions and roll back through GraphQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from plugins.recommenders import trending
+from service import models
+from service.catalog import upsert_products
+from service.config import Settings
+from service.models import ModelRegistry
+from service.runtime import Runtime
+from service.store import Store
+from service.testing import GraphQLCall
+from service.training import train
+from tests.plugins.recommenders.kit import NOW, event, product, setup
+
+LIST = """
+query { models(first: 10) {
+  version status trainedAt activatedAt windowStart windowEnd sizes metrics loaded
+  artifacts { strategy bytes fitSeconds }
+} }
+"""
+ACTIVATE = "mutation($v: String!) { activateModel(version: $v) { version status loaded } }"
+
+
+async def two_versions(store: Store, settings: Settings) -> tuple[str, str]:
+    await upsert_products(store, [product("a").to_doc(), product("b").to_doc()])
+    await store.collection("events").insert_many(
+        [event("purchase", f"u{i}", "a") for i in range(3)]
+    )
+    names = []
+    for k in range(2):
+        result = await train(
+            store,
+            settings,
+            {"trending": trending.create(setup("trending"))},
+            now=NOW + timedelta(minutes=k),
+        )
+        names.append(result.version.version)
+    return names[0], names[1]
+
+
+async def test_models_lists_versions_and_activate_rolls_back(
+    graphql: GraphQLCall, store: Store, settings: Settings, app: object
+) -> None:
+    old, new = await two_versions(store, settings)
+    runtime: Runtime = app.state.runtime  # type: ignore[attr-defined]
+    registry = ModelRegistry(store, settings)
+    registry.attach("trending", trending.create(setup("trending")))
+    await registry.refresh()
+    runtime.components["models"] = registry
+
+    listed = (await graphql(LIST))["data"]["models"]
+    assert [v["version"] for v in listed] == [new, old]
+    assert [v["status"] for v in listed] == ["active", "inactive"]
+    assert listed[0]["loaded"] is True and listed[0]["sizes"]["events"] == 3
+    assert listed[0]["artifacts"][0]["strategy"] == "trending"
+
+    rolled = (await graphql(ACTIVATE, {"v": old}))["data"]["activateModel"]
+    assert rolled == {"version": old, "status": "active", "loaded": True}
+    assert (await models.active_version(store)).version == old  # type: ignore[union-attr]
+
+
+async def test_activate_unknown_version_and_storefront_key_are_refused(
+    graphql: GraphQLCall, storefront_key: str
+) -> None:
+    missing = await graphql(ACTIVATE, {"v": "20200101T000000Z-000000"})
+    assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+    assert "no model version" in missing["errors"][0]["message"]
+    refused = await graphql(LIST, key=storefront_key)
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
