@@ -971,16 +971,13 @@ async def start_components(
 
     # Trained models: every instance loads the active version and follows activations.
     from service.models import ModelRegistry
-    from service.training import scheduled_training
 
     registry = ModelRegistry(runtime.store, runtime.settings)
     for hosted in host.strategies(StrategyKind.RECOMMENDER):
         if hosted.obj is not None:
             registry.attach(hosted.name, hosted.obj)
-    await registry.start()
+    await registry.start()  # also retrains on SHOPFRONT_TRAINING_INTERVAL_MINUTES, if set
     runtime.components["models"] = registry
-    if runtime.settings.training_interval_minutes > 0:
-        runtime.components["training"] = asyncio.create_task(scheduled_training(registry))
     from service.promotions import cart_pricer
 
     # The engine's shipping fees come from the settings; a [shipping] table in the config
@@ -1037,11 +1034,6 @@ def _observe_strategies(runtime: Runtime, host: PluginHost) -> None:
 
 
 async def stop_components(runtime: Runtime) -> None:
-    training = runtime.components.pop("training", None)
-    if isinstance(training, asyncio.Task):
-        training.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await training
     from service.models import ModelRegistry
 
     registry = runtime.components.pop("models", None)
