@@ -360,6 +360,7 @@ def create_app(
         registry = await start_experiments(runtime)
         composer = runtime.components.get("storefront")
         if isinstance(composer, storefront.Storefront):
+            composer.database_up = lambda: monitor.database_up
             composer.experiments = registry
             composer.exposures = runtime.components.get("exposures")
         log.info("shopfront ready (database %s, driver %s)", store.db.name, store.driver)

@@ -321,6 +321,14 @@ class Settings:
     default_currency: str = field(
         default="EUR", metadata=_meta("Currency of a storefront request that names none.")
     )
+    storefront_budget_ms: int = field(
+        default=2000,
+        metadata=_meta(
+            "Time budget of one storefront answer; past it (a slow or failing database) the "
+            "last known good non-personalized slots are served, flagged in `degraded`.",
+            min=50,
+        ),
+    )
     recommendation_ttl_days: int = field(
         default=30,
         metadata=_meta("How long served recommendations are kept for attribution.", min=1),

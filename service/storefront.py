@@ -25,6 +25,7 @@ import inspect
 import logging
 import math
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -70,7 +71,7 @@ from service.plugin_host import (
 from service.pricing import CartPricer, PricingError, PromotionRunner, base_cart
 from service.runtime import Runtime
 from service.shopper import Profile
-from service.store import PyMongoError, Store
+from service.store import DatabaseUnavailable, PyMongoError, Store
 
 log = logging.getLogger(__name__)
 
@@ -549,6 +550,14 @@ class RecommendationLog:
 # -- composition ---------------------------------------------------------------------------
 
 
+FALLBACK_ENTRIES = 1024
+
+
+def _fallback_key(req: StorefrontRequest) -> tuple[str, ...]:
+    """Which earlier answer may stand in for this request: same page, product and category."""
+    return (req.page.value, req.product_id or "", " > ".join(req.category_path or ()))
+
+
 class Storefront:
     """Composes storefront answers; one per service, shared by all requests."""
 
@@ -575,6 +584,10 @@ class Storefront:
         self.experiments: ExperimentRegistry | None = None
         self.exposures: ExposureRecorder | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        # Last good non-personalized slots per page, served while the database is down.
+        self._fallback: OrderedDict[tuple[str, ...], tuple[SlotResult, ...]] = OrderedDict()
+        # Set by the app to its health monitor's view; always up without one.
+        self.database_up: Callable[[], bool] = lambda: True
 
     def resolve_slots(self, req: StorefrontRequest) -> list[Slot]:
         page_slots = self.slots[req.page]
@@ -631,8 +644,75 @@ class Storefront:
         now: datetime | None = None,
         loader: DataLoader[str, Product | None] | None = None,
     ) -> StorefrontResult:
-        """The whole answer for ``request``; raises `StorefrontInputError` for bad input."""
+        """The whole answer for ``request``; raises `StorefrontInputError` for bad input.
+
+        When the database is known to be down, or the answer cannot be composed within
+        ``storefront_budget_ms`` because the database is slow or failing, the last good
+        non-personalized slots for the same page are served instead, flagged in ``degraded``
+        (the cart is not priced: money paths fail closed). Without such an answer to fall
+        back on, `DatabaseUnavailable` is raised.
+        """
         req = validate_request(request, self.settings)
+        key = _fallback_key(req)
+        if not self.database_up():
+            return self._last_known_good(key, request_id, req, "database unavailable")
+        try:
+            async with asyncio.timeout(self.settings.storefront_budget_ms / 1000):
+                result = await self._compose(req, request_id=request_id, now=now, loader=loader)
+        except (PyMongoError, OSError, TimeoutError) as exc:
+            log.warning(
+                "storefront %s: database problem, serving last known good: %s", request_id, exc
+            )
+            return self._last_known_good(key, request_id, req, "database unavailable")
+        self._remember(key, result)
+        return result
+
+    def _remember(self, key: tuple[str, ...], result: StorefrontResult) -> None:
+        """Keep the answer's non-personalized slots for this page (bounded, LRU)."""
+        keep = tuple(
+            r
+            for r in result.slots
+            if r.items and all(self._non_personalized(i.strategy) for i in r.items)
+        )
+        if not keep:
+            return
+        self._fallback[key] = keep
+        self._fallback.move_to_end(key)
+        while len(self._fallback) > FALLBACK_ENTRIES:
+            self._fallback.popitem(last=False)
+
+    def _non_personalized(self, strategy: str) -> bool:
+        hosted = self.host.strategy(strategy)
+        return hosted is not None and not hosted.personalized
+
+    def _last_known_good(
+        self, key: tuple[str, ...], request_id: str, req: StorefrontRequest, why: str
+    ) -> StorefrontResult:
+        slots = self._fallback.get(key)
+        if slots is None:
+            raise DatabaseUnavailable(f"{why}, and no earlier answer for this page to fall back on")
+        currency = req.currency or self.settings.default_currency
+        return StorefrontResult(
+            request_id=request_id,
+            currency=currency,
+            slots=tuple(replace(r, recommendation_id=uuid.uuid4().hex) for r in slots),
+            coupons=(),
+            cart=None if req.cart_lines else base_cart((), {}, currency),
+            cart_error="the cart cannot be priced while the database is unavailable"
+            if req.cart_lines
+            else None,
+            products={},
+            degraded=(Degradation("database", f"{why}: last known good results"),),
+        )
+
+    async def _compose(
+        self,
+        req: StorefrontRequest,
+        *,
+        request_id: str,
+        now: datetime | None = None,
+        loader: DataLoader[str, Product | None] | None = None,
+    ) -> StorefrontResult:
         slots = self.resolve_slots(req)
         currency = req.currency or self.settings.default_currency
         now = now or datetime.now(UTC)

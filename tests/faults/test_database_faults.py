@@ -22,7 +22,10 @@ from asgi_lifespan import LifespanManager
 
 from service.app import create_app
 from service.auth import Role, create_key
+from service.catalog import upsert_products
 from service.embedded import EmbeddedMongo
+from service.hookspecs import hookimpl
+from service.plugin_api import Candidate, Reason, RecommenderSpec, RequestContext, Slot
 from service.store import Store, open_store
 from service.testing import test_settings
 
@@ -329,3 +332,108 @@ async def test_injected_write_failures_fail_the_write_clearly(faulty: Faulty) ->
     # Once the fault is gone the same write succeeds.
     status, body = await faulty.query(UPSERT, {"p": [product]}, key=faulty.merchant)
     assert body == {"data": {"upsertProducts": [{"status": "CREATED", "reason": None}]}}
+
+
+class _Picks:
+    """A non-personalized recommender that needs no database: always the same two products."""
+
+    async def recommend(self, ctx: RequestContext, slot: Slot) -> list[Candidate]:
+        reason = (Reason("STAFF_PICK", "Picked by our staff"),)
+        return [Candidate("p1", 1.0, reason), Candidate("p2", 0.5, reason)]
+
+
+class _PicksPlugin:
+    @hookimpl
+    def register_recommenders(self) -> list[RecommenderSpec]:
+        return [
+            RecommenderSpec(
+                name="picks",
+                factory=lambda setup: _Picks(),
+                description="Staff picks.",
+                personalized=False,
+            )
+        ]
+
+
+STOREFRONT = """
+query($cart: [CartLineInput!]!) {
+  storefront(input: {userId: "u1", page: HOME, cart: {lines: $cart, couponCodes: []},
+                     slots: [{name: "picks", strategy: "picks", limit: 2}]}) {
+    slots { name recommendationId items { product { id } reasons { text } } }
+    cart { total { amount } }
+    degraded { strategy reason }
+  }
+}
+"""
+
+
+async def test_storefront_serves_last_known_good_while_the_database_is_paused(
+    db_server: EmbeddedMongo,
+) -> None:
+    settings = test_settings(db_server.uri, **FAULT_SETTINGS)
+    store = await open_store(settings, settings.mongodb_uri)
+    try:
+        _, key = await create_key(store, Role.STOREFRONT, "fallback-storefront")
+        await upsert_products(
+            store,
+            [
+                {"id": pid, "title": pid, "price": {"amount": 100, "currency": "EUR"}, "stock": 5}
+                for pid in ("p1", "p2")
+            ],
+        )
+        app = create_app(settings, plugins=[("picks", _PicksPlugin())])
+        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://shopfront.test", timeout=BUDGET_S
+            ) as client:
+
+                async def storefront(cart: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+                    resp = await client.post(
+                        "/graphql",
+                        json={"query": STOREFRONT, "variables": {"cart": cart}},
+                        headers={"authorization": f"Bearer {key}"},
+                    )
+                    return resp.status_code, resp.json()
+
+                status, good = await storefront([])
+                assert status == 200 and "errors" not in good, good
+                served = good["data"]["storefront"]
+                assert [i["product"]["id"] for i in served["slots"][0]["items"]] == ["p1", "p2"]
+                assert served["degraded"] == []
+
+                db_server.pause()
+                try:
+                    deadline = time.monotonic() + 5
+                    while (await client.get("/readyz")).status_code == 200:
+                        assert time.monotonic() < deadline, "readyz never noticed the outage"
+                        await asyncio.sleep(0.05)
+                    status, body = await storefront([{"productId": "p1", "quantity": 1}])
+                finally:
+                    db_server.resume()
+                assert status == 200, body
+                fallback = body["data"]["storefront"]
+                assert fallback["slots"][0]["items"] == served["slots"][0]["items"]
+                assert (
+                    fallback["slots"][0]["recommendationId"]
+                    != served["slots"][0]["recommendationId"]
+                )
+                assert fallback["degraded"] == [
+                    {
+                        "strategy": "database",
+                        "reason": "database unavailable: last known good results",
+                    }
+                ]
+                # Money fails closed: no price rather than a wrong one.
+                assert fallback["cart"] is None
+                assert body["errors"][0]["path"] == ["storefront", "cart"]
+
+                deadline = time.monotonic() + 10
+                while (await client.get("/readyz")).status_code != 200:
+                    assert time.monotonic() < deadline, "the service did not recover"
+                    await asyncio.sleep(0.05)
+                status, after = await storefront([])
+                assert status == 200 and after["data"]["storefront"]["degraded"] == []
+    finally:
+        await store.drop_database()
+        await store.close()
