@@ -26,7 +26,7 @@ position``.
 ``recommendations`` (service.storefront, one per served slot): ``_id`` (the
 recommendationId), ``slot``, ``items [{product_id, strategy, position, score}]``,
 ``experiment`` (experiment id) and ``variant`` when an experiment changed the slot.
-``redemptions`` (service.coupons): ``code, campaign_id, strategy, user_id, order_id,
+``coupon_redemptions`` (service.coupons): ``code, campaign_id, strategy, user_id, order_id,
 amount {amount, currency}`` (the discount given), ``redeemed_at``, ``released_at`` (set when
 the order was cancelled).
 ``exposures`` (service.experiments): sampled slot and offer impressions with ``weight``.
@@ -54,7 +54,7 @@ from service.store import Store, UpdateOne, aggregate
 
 EVENTS = "events"
 RECOMMENDATIONS = "recommendations"
-REDEMPTIONS = "redemptions"
+REDEMPTIONS = "coupon_redemptions"  # written by service.coupons
 ATTRIBUTIONS = "attributions"
 
 CLICK = "click"

@@ -557,12 +557,14 @@ class Redemption:
     status: str  # "redeemed" | "released"
     redeemed_at: datetime
     released_at: datetime | None = None
+    strategy: str | None = None  # the coupon strategy that minted the code (attribution)
 
     def to_doc(self) -> dict[str, Any]:
         return {
             "_id": self.id,
             "campaign_id": self.campaign_id,
             "code": self.code,
+            "strategy": self.strategy,
             "user_id": self.user_id,
             "order_id": self.order_id,
             "amount": self.amount.to_doc(),
@@ -583,6 +585,7 @@ class Redemption:
             status=doc["status"],
             redeemed_at=doc["redeemed_at"],
             released_at=doc.get("released_at"),
+            strategy=doc.get("strategy"),
         )
 
 
@@ -1016,6 +1019,7 @@ class CouponService:
             amount=amount,
             status="redeemed",
             redeemed_at=now,
+            strategy=record.strategy,
         )
         result = RedeemResult(redemption=redemption)
         db = self.store

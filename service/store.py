@@ -257,7 +257,7 @@ INDEXES.setdefault("events", []).extend(
         IndexModel([("order_id", ASCENDING)], name="order_id_1"),
     ]
 )
-INDEXES.setdefault("redemptions", []).append(
+INDEXES.setdefault("coupon_redemptions", []).append(
     IndexModel([("redeemed_at", ASCENDING)], name="redeemed_at_1")
 )
 
