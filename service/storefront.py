@@ -51,6 +51,7 @@ from service.plugin_api import (
     CouponOffer,
     PageType,
     PricedCart,
+    ProductScope,
     Promotion,
     PromotionOutcome,
     PromotionTerms,
@@ -68,7 +69,13 @@ from service.plugin_host import (
     PluginHost,
     StrategyKind,
 )
-from service.pricing import CartPricer, PricingError, PromotionRunner, base_cart
+from service.pricing import (
+    CartPricer,
+    NudgeSuggester,
+    PricingError,
+    PromotionRunner,
+    base_cart,
+)
 from service.runtime import Runtime
 from service.shopper import Profile
 from service.store import DatabaseUnavailable, PyMongoError, Store
@@ -552,6 +559,68 @@ class RecommendationLog:
 
 FALLBACK_ENTRIES = 1024
 
+# Strategies asked for products that complete a nudge, in order of preference.
+NUDGE_STRATEGIES = ("bought_together", "recommended_for_you", "session", "trending")
+NUDGE_POOL = 50
+
+
+class RecommendedCompletions:
+    """Promotion-aware suggestions: the recommenders' candidates for this shopper, kept when
+    they count towards the nudge (eligible, in stock, not in the cart, and for a spend nudge
+    priced to close the gap), ranked by the recommenders; the catalog suggester fills up
+    when they do not give enough."""
+
+    def __init__(self, host: PluginHost, fallback: NudgeSuggester | None) -> None:
+        self.host = host
+        self.fallback = fallback
+
+    async def __call__(
+        self,
+        ctx: RequestContext,
+        kind: str,
+        missing: Money | None,
+        eligible: ProductScope,
+        limit: int,
+    ) -> list[str]:
+        names = [
+            n
+            for n in NUDGE_STRATEGIES
+            if self.host.unavailable(n, StrategyKind.RECOMMENDER) is None
+            and (ctx.personalized or not self._personalized(n))
+        ]
+        slot = Slot(
+            name="nudge", title="Complete your order", strategies=tuple(names), limit=NUDGE_POOL
+        )
+        results = await asyncio.gather(*(self.host.recommend(n, ctx, slot) for n in names))
+        score: dict[str, float] = {}
+        for weight, result in zip(range(len(names), 0, -1), results, strict=True):
+            for rank, cand in enumerate(result.value or ()):
+                score[cand.product_id] = score.get(cand.product_id, 0.0) + weight / (rank + 1)
+        in_cart = {line.product_id for line in ctx.cart_lines}
+        found = await ctx.catalog.get_many([pid for pid in score if pid not in in_cart])
+        usable = [
+            pid
+            for pid, product in found.items()
+            if product.active
+            and product.in_stock
+            and product.price.currency == ctx.currency
+            and eligible.matches(product)
+        ]
+
+        # A spend nudge prefers products that close the gap on their own.
+        def closes(pid: str) -> bool:
+            return missing is None or found[pid].price.amount >= missing.amount
+
+        chosen = sorted(usable, key=lambda pid: (not closes(pid), -score[pid], pid))[:limit]
+        if len(chosen) < limit and self.fallback is not None:
+            more = await self.fallback(ctx, kind, missing, eligible, limit)
+            chosen += [pid for pid in more if pid not in chosen][: limit - len(chosen)]
+        return chosen
+
+    def _personalized(self, name: str) -> bool:
+        hosted = self.host.strategy(name)
+        return hosted is None or hosted.personalized
+
 
 def _fallback_key(req: StorefrontRequest) -> tuple[str, ...]:
     """Which earlier answer may stand in for this request: same page, product and category."""
@@ -918,7 +987,13 @@ class Storefront:
                 plan = await fallback if inspect.isawaitable(fallback) else fallback
             return plan
 
-        return replace(base, promotions=promotions, runner_for=runner_for, stacking=stacking)
+        return replace(
+            base,
+            promotions=promotions,
+            runner_for=runner_for,
+            stacking=stacking,
+            suggest=RecommendedCompletions(host, base.suggest),
+        )
 
     # -- recording what was served ---------------------------------------------------------
 
