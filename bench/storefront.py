@@ -87,6 +87,23 @@ def generate_products(n: int, seed: int = 7) -> list[dict[str, Any]]:
     return out
 
 
+async def seed_behaviour(
+    store: Any, settings: Settings, products: list[dict[str, Any]], shoppers: int
+) -> None:
+    """Shoppers' histories through the real ingestion, then one training run, so the built-in
+    recommenders serve what they would in a live shop."""
+    from service.demo import generate_history
+    from service.events import ingest_events
+    from service.training import builtin_recommenders, train
+
+    history = sorted(
+        generate_history(products, n_shoppers=shoppers),
+        key=lambda e: (e["user_id"] or "", e["timestamp"]),
+    )
+    await ingest_events(store, settings, history)
+    await train(store, settings, builtin_recommenders(settings, store))
+
+
 def shopper_inputs(
     products: list[dict[str, Any]], shoppers: int, seed: int = 11
 ) -> list[dict[str, Any]]:
@@ -99,7 +116,11 @@ def shopper_inputs(
             for pid in rng.sample(stocked, rng.randint(1, 3))
         ]
         inputs.append(
-            {"userId": f"shopper-{s}", "page": "HOME", "cart": {"lines": lines, "couponCodes": []}}
+            {
+                "userId": f"demo-{s + 1:04d}",  # the shoppers `seed_behaviour` gives a history
+                "page": "HOME",
+                "cart": {"lines": lines, "couponCodes": []},
+            }
         )
     return inputs
 
@@ -218,6 +239,7 @@ async def run(args: argparse.Namespace, uri: str) -> None:
     products = generate_products(args.products)
     for start in range(0, len(products), 250):
         await upsert_products(store, products[start : start + 250])
+    await seed_behaviour(store, settings, products, args.shoppers)
     _, key = await create_key(store, Role.STOREFRONT, "bench")
     inputs = shopper_inputs(products, args.shoppers)
 
