@@ -30,14 +30,11 @@ async def _attribute(
         raws[r.index]
         for r in results
         if r.status is events_service.EventStatus.ACCEPTED
+        and r.personal  # ingestion already kept only a receipt for shoppers without consent
         and raws[r.index].get("type") in ("click", "add_to_cart", "purchase")
     ]
     if not accepted:
         return
-    withheld = await privacy.withheld_consent(
-        runtime.store, [e["user_id"] for e in accepted if e.get("user_id")]
-    )
-    accepted = [e for e in accepted if e.get("user_id") not in withheld]
     await attribution.attribute_events(
         runtime.store,
         accepted,

@@ -102,6 +102,8 @@ class EventResult:
     event_id: str | None
     status: EventStatus
     reason: str | None = None
+    # False when only an anonymous receipt was kept (the shopper withheld consent).
+    personal: bool = True
 
 
 class EventError(ValueError):
@@ -492,7 +494,8 @@ async def _insert(
         client_id = client_ids.get(doc["event_id"], doc["event_id"])
         error = failed.get(position)
         if error is None:
-            results[i] = EventResult(i, client_id, EventStatus.ACCEPTED)
+            personal = doc["event_id"] not in client_ids
+            results[i] = EventResult(i, client_id, EventStatus.ACCEPTED, personal=personal)
             inserted.append((i, doc))
         elif error.get("code") == _DUPLICATE_KEY:
             results[i] = EventResult(

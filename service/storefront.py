@@ -559,6 +559,13 @@ class RecommendationLog:
 
 FALLBACK_ENTRIES = 1024
 
+
+def is_personalized(host: PluginHost, name: str) -> bool:
+    """Whether strategy ``name`` uses shopper data (an unknown strategy counts as one)."""
+    hosted = host.strategy(name)
+    return hosted is None or hosted.personalized
+
+
 # Strategies asked for products that complete a nudge, in order of preference.
 NUDGE_STRATEGIES = ("bought_together", "recommended_for_you", "session", "trending")
 NUDGE_POOL = 50
@@ -573,6 +580,8 @@ class RecommendedCompletions:
     def __init__(self, host: PluginHost, fallback: NudgeSuggester | None) -> None:
         self.host = host
         self.fallback = fallback
+        # Made per request (see `Storefront._request_pricer`), so this cache is per request.
+        self._pool: asyncio.Future[tuple[dict[str, float], Mapping[str, Product]]] | None = None
 
     async def __call__(
         self,
@@ -582,22 +591,9 @@ class RecommendedCompletions:
         eligible: ProductScope,
         limit: int,
     ) -> list[str]:
-        names = [
-            n
-            for n in NUDGE_STRATEGIES
-            if self.host.unavailable(n, StrategyKind.RECOMMENDER) is None
-            and (ctx.personalized or not self._personalized(n))
-        ]
-        slot = Slot(
-            name="nudge", title="Complete your order", strategies=tuple(names), limit=NUDGE_POOL
-        )
-        results = await asyncio.gather(*(self.host.recommend(n, ctx, slot) for n in names))
-        score: dict[str, float] = {}
-        for weight, result in zip(range(len(names), 0, -1), results, strict=True):
-            for rank, cand in enumerate(result.value or ()):
-                score[cand.product_id] = score.get(cand.product_id, 0.0) + weight / (rank + 1)
-        in_cart = {line.product_id for line in ctx.cart_lines}
-        found = await ctx.catalog.get_many([pid for pid in score if pid not in in_cart])
+        if self._pool is None:  # one ask of the recommenders per request, whatever the nudges
+            self._pool = asyncio.ensure_future(self._candidates(ctx))
+        score, found = await self._pool
         usable = [
             pid
             for pid, product in found.items()
@@ -617,9 +613,27 @@ class RecommendedCompletions:
             chosen += [pid for pid in more if pid not in chosen][: limit - len(chosen)]
         return chosen
 
-    def _personalized(self, name: str) -> bool:
-        hosted = self.host.strategy(name)
-        return hosted is None or hosted.personalized
+    async def _candidates(
+        self, ctx: RequestContext
+    ) -> tuple[dict[str, float], Mapping[str, Product]]:
+        """The recommenders' products for this shopper (not in the cart), scored by rank."""
+        names = [
+            n
+            for n in NUDGE_STRATEGIES
+            if self.host.unavailable(n, StrategyKind.RECOMMENDER) is None
+            and (ctx.personalized or not is_personalized(self.host, n))
+        ]
+        slot = Slot(
+            name="nudge", title="Complete your order", strategies=tuple(names), limit=NUDGE_POOL
+        )
+        results = await asyncio.gather(*(self.host.recommend(n, ctx, slot) for n in names))
+        score: dict[str, float] = {}
+        for weight, result in zip(range(len(names), 0, -1), results, strict=True):
+            for rank, cand in enumerate(result.value or ()):
+                score[cand.product_id] = score.get(cand.product_id, 0.0) + weight / (rank + 1)
+        in_cart = {line.product_id for line in ctx.cart_lines}
+        found = await ctx.catalog.get_many([pid for pid in score if pid not in in_cart])
+        return score, found
 
 
 def _fallback_key(req: StorefrontRequest) -> tuple[str, ...]:
@@ -741,7 +755,7 @@ class Storefront:
         keep = tuple(
             r
             for r in result.slots
-            if r.items and all(self._non_personalized(i.strategy) for i in r.items)
+            if r.items and not any(is_personalized(self.host, i.strategy) for i in r.items)
         )
         if not keep:
             return
@@ -749,10 +763,6 @@ class Storefront:
         self._fallback.move_to_end(key)
         while len(self._fallback) > FALLBACK_ENTRIES:
             self._fallback.popitem(last=False)
-
-    def _non_personalized(self, strategy: str) -> bool:
-        hosted = self.host.strategy(strategy)
-        return hosted is not None and not hosted.personalized
 
     def _last_known_good(
         self, key: tuple[str, ...], request_id: str, req: StorefrontRequest, why: str
@@ -835,8 +845,7 @@ class Storefront:
                 if problem is not None:
                     degraded.append(problem)
                     continue
-                strategy = self.host.strategy(name)
-                if strategy is not None and strategy.personalized and not ctx.personalized:
+                if not ctx.personalized and is_personalized(self.host, name):
                     continue  # the shopper withheld consent: personalized strategies sit out
                 calls.append((i, name))
         results, offers, (cart, cart_error) = await asyncio.gather(

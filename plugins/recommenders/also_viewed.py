@@ -11,15 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Self
 
-import numpy.typing as npt
-
-from plugins.recommenders.base import Arrays, TrainedRecommender, pool_size, titles
+from plugins.recommenders.base import TrainedRecommender, pool_size, titles
 from plugins.recommenders.config import knob, parse_config
 from plugins.recommenders.history import because, shopper_seeds
 from plugins.recommenders.matrices import shopper_items
-from plugins.recommenders.neighbours import NeighbourTable, cosine_neighbours
+from plugins.recommenders.neighbours import NeighbourState, NeighbourTable, cosine_neighbours
 from service.plugin_api import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
 
 NAME = "also_viewed"
@@ -51,26 +48,14 @@ class AlsoViewedConfig:
     history_floor: float = knob(0.1, "Weight left to the oldest seeds (0 to 1).", min=0, max=1)
 
 
-@dataclass(frozen=True, eq=False)
-class AlsoViewedState:
-    neighbours: NeighbourTable
-
-    def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
-        return self.neighbours.to_arrays("neighbours.")
-
-    @classmethod
-    def from_arrays(cls, arrays: Arrays) -> Self:
-        return cls(NeighbourTable.from_arrays(arrays, "neighbours."))
-
-
-class AlsoViewed(TrainedRecommender[AlsoViewedState]):
-    state_type = AlsoViewedState
+class AlsoViewed(TrainedRecommender[NeighbourState]):
+    state_type = NeighbourState
 
     def __init__(self, setup: StrategySetup) -> None:
         super().__init__(setup)
         self.config = parse_config(AlsoViewedConfig, setup.config)
 
-    def train(self, data: TrainingData) -> AlsoViewedState:
+    def train(self, data: TrainingData) -> NeighbourState:
         events = data.interactions
         matrix = shopper_items(events, self.config.event_weights, self.config.max_per_shopper)
         rows = cosine_neighbours(
@@ -79,7 +64,7 @@ class AlsoViewed(TrainedRecommender[AlsoViewedState]):
             min_support=self.config.min_support,
             progress=lambda done: data.report(NAME, done),
         )
-        return AlsoViewedState(NeighbourTable.from_rows(events.item_ids, rows))
+        return NeighbourState(NeighbourTable.from_rows(events.item_ids, rows))
 
     async def recommend(self, ctx: RequestContext, slot: Slot) -> Sequence[Candidate]:
         state = self.state

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Self
 
-import numpy.typing as npt
-
-from plugins.recommenders.base import Arrays, TrainedRecommender, pool_size, titles
+from plugins.recommenders.base import TrainedRecommender, pool_size, titles
 from plugins.recommenders.config import knob, parse_config
 from plugins.recommenders.history import personal
 from plugins.recommenders.matrices import order_items
-from plugins.recommenders.neighbours import NeighbourTable, cosine_neighbours
+from plugins.recommenders.neighbours import NeighbourState, NeighbourTable, cosine_neighbours
 from service.plugin_api import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
 
 NAME = "bought_together"
@@ -33,26 +30,14 @@ class BoughtTogetherConfig:
     )
 
 
-@dataclass(frozen=True, eq=False)
-class BoughtTogetherState:
-    neighbours: NeighbourTable
-
-    def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
-        return self.neighbours.to_arrays("neighbours.")
-
-    @classmethod
-    def from_arrays(cls, arrays: Arrays) -> Self:
-        return cls(NeighbourTable.from_arrays(arrays, "neighbours."))
-
-
-class BoughtTogether(TrainedRecommender[BoughtTogetherState]):
-    state_type = BoughtTogetherState
+class BoughtTogether(TrainedRecommender[NeighbourState]):
+    state_type = NeighbourState
 
     def __init__(self, setup: StrategySetup) -> None:
         super().__init__(setup)
         self.config = parse_config(BoughtTogetherConfig, setup.config)
 
-    def train(self, data: TrainingData) -> BoughtTogetherState:
+    def train(self, data: TrainingData) -> NeighbourState:
         events = data.interactions
         rows = cosine_neighbours(
             order_items(events),
@@ -60,7 +45,7 @@ class BoughtTogether(TrainedRecommender[BoughtTogetherState]):
             min_support=self.config.min_co_purchases,
             progress=lambda done: data.report(NAME, done),
         )
-        return BoughtTogetherState(NeighbourTable.from_rows(events.item_ids, rows))
+        return NeighbourState(NeighbourTable.from_rows(events.item_ids, rows))
 
     async def recommend(self, ctx: RequestContext, slot: Slot) -> Sequence[Candidate]:
         state = self.state

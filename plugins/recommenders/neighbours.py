@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -233,3 +234,18 @@ def cosine_neighbours(
         yield top_k_sparse(block, k, row_offset=start)
         if progress is not None:
             progress(min(1.0, (start + chunk) / max(n, 1)))
+
+
+@dataclass(frozen=True, eq=False)
+class NeighbourState:
+    """The trained state of a neighbour-list strategy (also viewed, bought together, session):
+    one `NeighbourTable`, stored as arrays under the ``neighbours.`` prefix."""
+
+    neighbours: NeighbourTable
+
+    def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        return self.neighbours.to_arrays("neighbours.")
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, npt.NDArray[Any]]) -> Self:
+        return cls(NeighbourTable.from_arrays(arrays, "neighbours."))

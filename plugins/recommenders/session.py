@@ -12,16 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from plugins.recommenders.base import Arrays, TrainedRecommender, pool_size, titles
+from plugins.recommenders.base import TrainedRecommender, pool_size, titles
 from plugins.recommenders.config import knob, parse_config
 from plugins.recommenders.history import because, personal
-from plugins.recommenders.neighbours import NeighbourTable, top_k_sparse
+from plugins.recommenders.neighbours import NeighbourState, NeighbourTable, top_k_sparse
 from service.interactions import NONE, Interactions
 from service.plugin_api import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
 
@@ -38,26 +38,14 @@ class SessionConfig:
     seed_half_life: float = knob(1.0, "Recency half-life of the seeds, in steps.", min=0.1)
 
 
-@dataclass(frozen=True, eq=False)
-class SessionState:
-    neighbours: NeighbourTable
-
-    def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
-        return self.neighbours.to_arrays("neighbours.")
-
-    @classmethod
-    def from_arrays(cls, arrays: Arrays) -> Self:
-        return cls(NeighbourTable.from_arrays(arrays, "neighbours."))
-
-
-class SessionNeighbours(TrainedRecommender[SessionState]):
-    state_type = SessionState
+class SessionNeighbours(TrainedRecommender[NeighbourState]):
+    state_type = NeighbourState
 
     def __init__(self, setup: StrategySetup) -> None:
         super().__init__(setup)
         self.config = parse_config(SessionConfig, setup.config)
 
-    def train(self, data: TrainingData) -> SessionState:
+    def train(self, data: TrainingData) -> NeighbourState:
         events = data.interactions
         session, item = self.sequences(events)
         n = events.n_items
@@ -81,7 +69,7 @@ class SessionNeighbours(TrainedRecommender[SessionState]):
             events.item_ids, iter([top_k_sparse(pairs, self.config.neighbours)])
         )
         data.report(NAME, 1.0)
-        return SessionState(table)
+        return NeighbourState(table)
 
     def sequences(self, events: Interactions) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
         """(session, item) of every browsing event, grouped by session in time order, with
