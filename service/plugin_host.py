@@ -305,6 +305,7 @@ class PluginHost:
         self._pm.add_hookspecs(hookspecs)
         self._plugins: dict[str, PluginRecord] = {}
         self._strategies: dict[str, Strategy] = {}
+        self._managed_promotions: list[PromotionSpec] = []
         self._observers: list[Callable[[CallObservation], None]] = []
         self._skipped: dict[str, str] = {}
         self._closed = False
@@ -492,7 +493,10 @@ class PluginHost:
                     )
             # Managed promotion types are built per stored promotion (service.promotions),
             # not once at start-up: the host only runs the strategies built here.
-            found = [(kind, spec) for kind, spec in found if not getattr(spec, "managed", False)]
+            # The host hands them to the promotion book (`managed_promotion_types`).
+            managed = [s for _, s in found if isinstance(s, PromotionSpec) and s.managed]
+            self._managed_promotions.extend(managed)
+            found = [(kind, spec) for kind, spec in found if spec not in managed]
             for kind, spec in found:
                 owners[spec.name] = record.name
                 config = resolve_strategy_config(
@@ -681,6 +685,11 @@ class PluginHost:
     def skipped(self) -> Mapping[str, str]:
         """Plugins not loaded, and why (denied, not allowed, or the error)."""
         return MappingProxyType(self._skipped)
+
+    def managed_promotion_types(self) -> list[PromotionSpec]:
+        """Promotion types (``PromotionSpec.managed``) the loaded plugins register: merchants
+        create promotions of these types through the API (`service.promotions`)."""
+        return list(self._managed_promotions)
 
     def strategy(self, name: str) -> Strategy | None:
         return self._strategies.get(name)

@@ -1142,7 +1142,16 @@ async def start_components(
             registry.attach(hosted.name, hosted.obj)
     await registry.start()  # also retrains on SHOPFRONT_TRAINING_INTERVAL_MINUTES, if set
     runtime.components["models"] = registry
-    from service.promotions import cart_pricer
+    from service.promotions import PromotionBook, PromotionTypes, cart_pricer
+
+    # Stored promotions may be of the built-in types or of a type a loaded plugin registers.
+    builtin_types = PromotionTypes.builtin()
+    extra = [s for s in host.managed_promotion_types() if s.name not in builtin_types.names]
+    runtime.components["promotion_book"] = PromotionBook(
+        runtime.store,
+        runtime.settings,
+        PromotionTypes([*(builtin_types.get(n) for n in builtin_types.names), *extra]),
+    )
 
     # The engine's shipping fees come from the settings; a [shipping] table in the config
     # file overrides them per currency.
