@@ -42,6 +42,7 @@ from schema.gate import bearer_token, rate_limited_error
 from service import admission, health, keycache, ratelimit, storefront
 from service import metrics as metrics_module
 from service.config import Settings
+from service.console import console_routes
 from service.experiments import start_experiments, stop_experiments
 from service.logs import RequestInfo, bind_request, current_request, log_request
 from service.metrics import Metrics
@@ -408,6 +409,7 @@ def create_app(
         Route("/livez", livez),
         Route("/readyz", readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        *console_routes(),
     ]
     if settings.metrics_enabled:
         routes.append(Route("/metrics", metrics_endpoint))

@@ -714,3 +714,14 @@ async def identify(
             {"_id": token}, {"$set": {"done": True}}
         )
     return IdentifyResult(session_id, user_id, linked=True, merged_events=claimed.modified_count)
+
+
+async def recent_events(store: Store, user_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The shopper's newest stored events first (the merchant console's timeline)."""
+    cursor = (
+        store.collection("events")
+        .find({"user_id": user_id}, {"_id": 0, "batch": 0})
+        .sort("timestamp", -1)
+        .limit(limit)
+    )
+    return list(await cursor.to_list(None))

@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from service.config import Settings
-from service.coupons import coupon_service
+from service.coupons import CouponService, coupon_service
 from service.money import Money
 from service.plugin_api import (
     ProductScope,
@@ -46,7 +46,8 @@ from service.plugin_api import (
     StrategySetup,
 )
 from service.pricing import CartPricer, NudgePolicy, shipping_fees
-from service.rules import RuleError, optional_datetime, text_value
+from service.rules import RuleError, Segment, optional_datetime, text_value
+from service.shopper import Profile
 from service.store import ReturnDocument, Store
 
 if TYPE_CHECKING:
@@ -484,3 +485,66 @@ async def seed_demo_promotions(store: Store, settings: Settings) -> None:
         await coupons.create_campaign(DEMO_CAMPAIGN)
     with contextlib.suppress(CouponError):  # the code is already there
         await coupons.add_shared_code(DEMO_CAMPAIGN["id"], DEMO_CODE)
+
+
+async def set_promotion_active(
+    store: Store, promotion_id: str, active: bool
+) -> StoredPromotion | None:
+    """Switch a stored promotion on or off, its definition unchanged; None when there is no
+    such promotion. Bumps the revision so every instance picks the change up."""
+    if active:
+        others = await store.collection(COLLECTION).count_documents(
+            {"active": True, "id": {"$ne": str(promotion_id)}}
+        )
+        if others >= MAX_PROMOTIONS:
+            raise PromotionError(f"active: at most {MAX_PROMOTIONS} promotions can be active")
+    doc = await store.collection(COLLECTION).find_one_and_update(
+        {"id": str(promotion_id)},
+        {"$set": {"active": active, "updated_at": datetime.now(UTC)}},
+        return_document=ReturnDocument.AFTER,
+        projection={"_id": 0},
+    )
+    if doc is None:
+        return None
+    await bump_revision(store)
+    return StoredPromotion.from_doc(doc)
+
+
+@dataclass(frozen=True)
+class SegmentMembership:
+    """Whether a shopper is in the segment of one promotion or coupon campaign."""
+
+    kind: str  # "promotion" or "coupon_campaign"
+    id: str
+    title: str
+    member: bool
+    reason: str | None  # why not, shopper-readable (None for members)
+
+
+async def segment_memberships(
+    store: Store, settings: Settings, profile: Profile | None, now: datetime
+) -> list[SegmentMembership]:
+    """The active promotions and coupon campaigns that target a segment, each with whether
+    this shopper is in it, decided by the same `Segment.unmet` the pricing engine uses."""
+    personalized = profile.personalized if profile is not None else False
+    found: list[SegmentMembership] = []
+    for promotion in await list_promotions(store, active=True, first=MAX_PROMOTIONS):
+        conditions = promotion.config.get("conditions") or {}
+        raw = conditions.get("segment") if isinstance(conditions, Mapping) else None
+        if not raw:
+            continue
+        segment = Segment.from_doc(raw)
+        if segment.everyone:
+            continue
+        why = segment.unmet(profile, now, personalized)
+        title = str(promotion.config.get("title") or promotion.id)
+        found.append(SegmentMembership("promotion", promotion.id, title, why is None, why))
+    campaigns = await CouponService(store, settings).list_campaigns(active=True, first=1000)
+    for campaign in campaigns:
+        if campaign.segment.everyone:
+            continue
+        why = campaign.segment.unmet(profile, now, personalized)
+        found.append(
+            SegmentMembership("coupon_campaign", campaign.id, campaign.title, why is None, why)
+        )
+    return found
