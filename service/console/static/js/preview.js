@@ -243,39 +243,51 @@ async function show(results, current) {
 
 function experimentsBar(sf, running, results, current) {
   const box = h("div", { class: "experiments-bar", id: "served-experiments" });
-  if (!sf.experiments.length) {
-    box.append(h("span", { class: "muted" }, "In no running experiment on this page."));
-    return box;
-  }
-  for (const served of sf.experiments) {
-    const exp = running.find((e) => e.name === served.experiment);
-    const chip = h(
-      "div",
-      { class: "served" },
-      h("span", {}, "Experiment ", h("strong", {}, served.experiment), ": variant "),
-      h("strong", { class: "variant", "data-variant": served.variant }, served.variant),
-      state.forced && state.forced.experiment === served.experiment ? badge("chosen in the console", "warn") : null,
-    );
-    for (const v of exp ? exp.variants : []) {
-      if (v.name === served.variant) continue;
-      chip.append(
+  const switcher = (experiment, variants, except) =>
+    variants
+      .filter((v) => v.name !== except)
+      .map((v) =>
         h(
           "button",
           {
             type: "button",
-            class: "switch-variant",
+            class: "switch-variant small",
             "data-variant": v.name,
             onclick: () => {
-              state.forced = { experiment: served.experiment, variant: v.name };
+              state.forced = { experiment, variant: v.name };
               show(results, current);
             },
           },
           `Show as ${v.name}${v.control ? " (control)" : ""}`,
         ),
       );
-    }
-    box.append(chip);
+  for (const served of sf.experiments) {
+    const exp = running.find((e) => e.name === served.experiment);
+    const chosen = state.forced && state.forced.experiment === served.experiment;
+    box.append(
+      h(
+        "div",
+        { class: "served", "data-experiment": served.experiment },
+        h("span", {}, "Experiment ", h("strong", {}, served.experiment), ": variant "),
+        h("strong", { class: "variant", "data-variant": served.variant }, served.variant),
+        chosen ? badge("chosen in the console", "warn") : null,
+        switcher(served.experiment, exp ? exp.variants : [], served.variant),
+      ),
+    );
   }
+  const servedNames = new Set(sf.experiments.map((e) => e.experiment));
+  for (const exp of running) {
+    if (servedNames.has(exp.name)) continue;
+    box.append(
+      h(
+        "div",
+        { class: "served outside", "data-experiment": exp.name },
+        h("span", {}, "Not in ", h("strong", {}, exp.name), " here. "),
+        switcher(exp.name, exp.variants, null),
+      ),
+    );
+  }
+  if (!box.childElementCount) box.append(h("span", { class: "muted" }, "No experiment is running."));
   return box;
 }
 
