@@ -14,14 +14,13 @@ from typing import Any, TypeVar
 
 import httpx
 import uvicorn
-
-from service.app import create_app
-from service.config import Settings
-from service.demo_setup import prepare_demo
-from service.embedded import free_port
-from service.store import open_store
-from service.training import builtin_recommenders, train
-from service.testing import test_settings
+from shopfront.app import create_app
+from shopfront.demo.setup import prepare_demo
+from shopfront.platform.config import Settings
+from shopfront.platform.embedded import free_port
+from shopfront.platform.store import open_store
+from shopfront.recommend.training import builtin_recommenders, train
+from shopfront.testing import test_settings
 
 T = TypeVar("T")
 
@@ -50,7 +49,9 @@ class Shop:
 async def _seed(settings: Settings) -> tuple[str, str]:
     store = await open_store(settings, settings.mongodb_uri)
     try:
-        keys = await prepare_demo(store, settings)  # catalog, history, promotions, a model, an experiment
+        keys = await prepare_demo(
+            store, settings
+        )  # catalog, history, promotions, a model, an experiment
         # A second training run, so there is a version to roll back to.
         await train(store, settings, builtin_recommenders(settings, store))
         return keys.merchant, keys.storefront

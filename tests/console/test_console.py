@@ -65,7 +65,7 @@ def test_sign_in_keeps_the_key_in_the_tab_only_and_sign_out_forgets_it(
 
 def _cart_products(shop: Shop) -> list[dict[str, Any]]:
     data = shop.graphql(
-        "{ products(filter: {inStock: true, minPrice: 3000, currency: \"EUR\"}, first: 2) "
+        '{ products(filter: {inStock: true, minPrice: 3000, currency: "EUR"}, first: 2) '
         "{ nodes { id title price { amount } } } }"
     )
     nodes: list[dict[str, Any]] = data["products"]["nodes"]
@@ -113,14 +113,16 @@ def test_preview_shows_slots_with_reasons_and_the_priced_cart_the_api_gives(
     # The priced cart: lines, the total and the promotions that applied, as the API priced it.
     assert cart.locator("tbody tr").count() == 2
     total = api["cart"]["total"]
-    assert f"{total['amount'] // 100}.{total['amount'] % 100:02d}" in cart.locator(
-        "tfoot .total"
-    ).inner_text()
+    assert (
+        f"{total['amount'] // 100}.{total['amount'] % 100:02d}"
+        in cart.locator("tfoot .total").inner_text()
+    )
     applied = cart.locator(".applied li").all_inner_texts()
-    assert [a["title"] for a in api["cart"]["appliedPromotions"]] == [
-        t.split(" −")[0].removeprefix("applied ").strip() for t in applied
-    ]
-    assert applied, "a cart over 50 EUR gets the demo's spend and free-shipping promotions"
+    titles = [a["title"] for a in api["cart"]["appliedPromotions"]]
+    assert titles, "a cart over 50 EUR gets the demo's spend and free-shipping promotions"
+    assert len(applied) == len(titles)
+    for shown_text, title in zip(applied, titles, strict=True):
+        assert title in shown_text
     # Beside it: the shopper's tastes as a chart and recent events as a timeline.
     side = page.locator(".preview-side")
     assert side.locator("svg.chart").count() >= 1
@@ -201,13 +203,17 @@ def test_a_promotion_is_switched_off_and_on(page: Any, shop: Shop, screenshot: A
     assert page.locator("#campaigns progress").count() >= 1  # budget and usage bars
     screenshot("offers")
     row.get_by_role("button", name="Disable").click()
-    page.locator('#promotions tr[data-promotion="demo-spend-more"] .badge', has_text="off").wait_for()
+    page.locator(
+        '#promotions tr[data-promotion="demo-spend-more"] .badge', has_text="off"
+    ).wait_for()
     found = shop.graphql('{ promotion(id: "demo-spend-more") { active } }')
     assert found["promotion"]["active"] is False
     page.locator('#promotions tr[data-promotion="demo-spend-more"]').get_by_role(
         "button", name="Enable"
     ).click()
-    page.locator('#promotions tr[data-promotion="demo-spend-more"] .badge', has_text="live").wait_for()
+    page.locator(
+        '#promotions tr[data-promotion="demo-spend-more"] .badge', has_text="live"
+    ).wait_for()
     assert shop.graphql('{ promotion(id: "demo-spend-more") { active } }')["promotion"]["active"]
 
 
@@ -227,15 +233,15 @@ def test_a_model_is_rolled_back_to_the_previous_version(
         "button", name="Roll back to this"
     ).click()
     page.locator(f'#models tr[data-version="{previous}"][data-status="active"]').wait_for()
-    now = {v["version"]: v["status"] for v in shop.graphql("{ models { version status } }")["models"]}
+    now = {
+        v["version"]: v["status"] for v in shop.graphql("{ models { version status } }")["models"]
+    }
     assert now[previous] == "active"
     assert now[versions[0]["version"]] == "inactive"
     screenshot("models-rolled-back")
 
 
-def test_a_product_opens_with_its_scored_neighbours(
-    page: Any, shop: Shop, screenshot: Any
-) -> None:
+def test_a_product_opens_with_its_scored_neighbours(page: Any, shop: Shop, screenshot: Any) -> None:
     signed_in(page, shop)
     page.get_by_role("link", name="Catalog").click()
     first = page.locator("#catalog-results .product-card a").first
