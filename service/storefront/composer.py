@@ -30,7 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shopfront.catalog.products import Product
-from shopfront.experiments.assignment import ExperimentRegistry
+from shopfront.experiments.assignment import Assignment, ExperimentRegistry
+from shopfront.experiments.definitions import ExperimentError
 from shopfront.experiments.exposure import ExposureRecorder, ServedItem, ServedOffer, ServedSlot
 from shopfront.experiments.overrides import StorefrontOverrides, apply_overrides
 from shopfront.extend.config import ConfigFile
@@ -242,9 +243,7 @@ class Storefront:
         currency = req.currency or self.settings.default_currency
         now = now or datetime.now(UTC)
         # Experiments: assignment is in-memory hashing, no database round trip.
-        assignments = (
-            self.experiments.assign(req.user_id or req.session_id, now) if self.experiments else []
-        )
+        assignments = self._assign(req, now)
         overrides: StorefrontOverrides | None = None
         if assignments:
             overrides = apply_overrides(
@@ -327,9 +326,10 @@ class Storefront:
                 ranked = blended if blended is not None else merge_by_score(slot, candidates)
                 items = enforce_rules(ranked, slot_products, slot.limit)
             slot_results.append(SlotResult(slot.name, slot.title, uuid.uuid4().hex, items))
-        self._record(req, request_id, now, slots, slot_results, overrides)
-        if overrides is not None:
-            self._record_exposure(req, request_id, now, slot_results, offers, overrides)
+        if not req.preview:  # a merchant looking is not a shopper seeing
+            self._record(req, request_id, now, slots, slot_results, overrides)
+            if overrides is not None:
+                self._record_exposure(req, request_id, now, slot_results, offers, overrides)
         return StorefrontResult(
             request_id=request_id,
             currency=currency,
@@ -344,6 +344,17 @@ class Storefront:
                 for a in (overrides.assignments if overrides is not None else ())
             ),
         )
+
+    def _assign(self, req: StorefrontRequest, now: datetime) -> list[Assignment]:
+        shopper = req.user_id or req.session_id
+        if not req.variants:
+            return self.experiments.assign(shopper, now) if self.experiments else []
+        if self.experiments is None:
+            raise StorefrontInputError("preview.variants: no experiment is running")
+        try:
+            return self.experiments.assign_chosen(shopper, now, dict(req.variants))
+        except ExperimentError as exc:
+            raise StorefrontInputError(f"preview.variants: {exc}") from None
 
     async def _offers(
         self,
