@@ -37,7 +37,9 @@ def _missing_browser() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running on the test
+# thread while it is open, and the async tests of later modules need that thread's loop.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     reason = _missing_browser()
     if reason is not None:

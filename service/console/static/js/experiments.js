@@ -102,13 +102,39 @@ function controls(e, status, refresh) {
   return out;
 }
 
+const HEADER = `
+query ConsoleExperiment($id: ID!) {
+  experiment(id: $id) { id name description status layer traffic startedAt }
+}`;
+
 async function renderReport(root, id, current) {
   root.append(h("p", {}, h("a", { href: "#/experiments" }, "← All experiments")));
-  const data = await gql(REPORT, { id });
+  // The report aggregates every exposure and order: its header comes first, from the
+  // experiment itself, while the figures are computed.
+  const reportCall = gql(REPORT, { id });
+  reportCall.catch(() => {}); // reported below, once the header is on screen
+  const head = await gql(HEADER, { id });
+  if (!current()) return;
+  if (!head.experiment) {
+    root.append(section("Not found", h("p", {}, `No experiment ${id}.`)));
+    return;
+  }
+  const e = head.experiment;
+  const pending = h("p", { class: "loading", id: "report-pending" }, "Computing the report…");
+  root.append(
+    h("h1", { id: "report-title" }, e.name, " ", statusBadge(e.status)),
+    h("p", { class: "muted" }, e.description),
+    pending,
+  );
+  let data;
+  try {
+    data = await reportCall;
+  } finally {
+    pending.remove();
+  }
   if (!current()) return;
   const r = data.experimentReport;
   root.append(
-    h("h1", {}, r.name, " ", statusBadge(r.status)),
     h("p", { class: "muted" }, `From ${when(r.startedAt)} to ${when(r.windowEnd)} · ${pct(r.confidence, 0)} intervals · revenue in ${r.currency}`),
   );
   if (r.sampleRatioMismatch) {

@@ -44,7 +44,7 @@ query ConsoleProfile($userId: ID!) {
     brandAffinities { key score }
     recentlyViewed
   }
-  shopperSegments(userId: $userId) { kind id title }
+  shopperSegments(userId: $userId) { kind id title member reason }
   recentEvents(userId: $userId, first: 15) {
     type timestamp productId query quantity orderId rating price ${M}
   }
@@ -427,11 +427,27 @@ function profileBoxes(data, sf) {
     chart("Brand affinity", p.brandAffinities),
     !p.categoryAffinities.length && !p.brandAffinities.length ? h("p", { class: "muted" }, "No affinities yet.") : null,
   );
+  const inSegments = data.shopperSegments.filter((sgm) => sgm.member);
+  const outSegments = data.shopperSegments.filter((sgm) => !sgm.member);
+  const segmentItem = (sgm) =>
+    h(
+      "li",
+      { "data-segment": sgm.id },
+      badge(sgm.kind === "PROMOTION" ? "promotion" : "coupon"),
+      ` ${sgm.title}`,
+      sgm.reason ? h("small", { class: "block muted" }, sgm.reason) : null,
+    );
   const segments = section(
     "Segments",
     data.shopperSegments.length
-      ? h("ul", { class: "segments" }, data.shopperSegments.map((sgm) => h("li", {}, badge(sgm.kind.toLowerCase()), ` ${sgm.title}`, h("small", {}, ` ${sgm.id}`))))
-      : h("p", { class: "muted" }, "In no promotion or coupon segment."),
+      ? [
+          inSegments.length
+            ? h("ul", { class: "segments in" }, inSegments.map(segmentItem))
+            : h("p", { class: "muted" }, "In none of the targeted offers' segments."),
+          outSegments.length ? h("h3", {}, "Not in") : null,
+          outSegments.length ? h("ul", { class: "segments out" }, outSegments.map(segmentItem)) : null,
+        ]
+      : h("p", { class: "muted" }, "No active promotion or coupon targets a segment."),
   );
   const variants = section(
     "Experiments",
