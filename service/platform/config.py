@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shopfront.platform.money import Money, is_currency
+from shopfront.platform.vocabulary import EVENT_TYPES
 
 PREFIX = "SHOPFRONT_"
 
@@ -26,19 +27,6 @@ class ConfigError(ValueError):
     """A setting has a value the service cannot run with."""
 
 
-# Behaviour event types, as stored (GraphQL's EventType enum names them in upper case).
-EVENT_TYPES: tuple[str, ...] = (
-    "view",
-    "click",
-    "add_to_cart",
-    "remove_from_cart",
-    "purchase",
-    "search",
-    "impression",
-    "rating",
-    "review",
-    "not_interested",
-)
 DEFAULT_EVENT_WEIGHTS = (
     "view=1,click=2,add_to_cart=4,purchase=8,rating=3,review=3,search=0.5,"
     "remove_from_cart=-1,not_interested=-5,impression=0"

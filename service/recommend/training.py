@@ -30,8 +30,9 @@ from shopfront.catalog.products import Product
 from shopfront.platform.config import ConfigError, Settings
 from shopfront.platform.store import DuplicateKeyError, ReturnDocument, Store
 from shopfront.platform.strategy_setup import StrategySetup
+from shopfront.platform.vocabulary import EVENT_TYPES
 from shopfront.recommend.contract import Recommender, Trainable, TrainingData
-from shopfront.recommend.interactions import EVENT_TYPES, InteractionsBuilder
+from shopfront.recommend.interactions import InteractionsBuilder
 from shopfront.recommend.models import ModelVersion, PersistentModel, activate, prune, save_version
 
 if TYPE_CHECKING:
