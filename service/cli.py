@@ -715,13 +715,22 @@ EXPORT_TIMEOUT_MS = 600_000
     is_flag=True,
     help="Also measure offline metrics on a temporal split (fits twice) and store them.",
 )
-def train(window_days: int | None, activate: bool, with_metrics: bool) -> None:
+@click.option(
+    "--schedule",
+    is_flag=True,
+    help="Keep running: retrain every SHOPFRONT_TRAINING_INTERVAL_MINUTES under the database "
+    "lease lock (one trainer at a time across instances); for a dedicated training process.",
+)
+def train(window_days: int | None, activate: bool, with_metrics: bool, schedule: bool) -> None:
     """Fit every recommender on the catalog and events; store a new model version."""
     from shopfront.recommend.evaluation import evaluate_shop
     from shopfront.recommend.training import builtin_recommenders
     from shopfront.recommend.training import train as run_training
 
     settings = load_settings(training_window_days=window_days)
+    if schedule:
+        _train_on_schedule(settings)
+        return
 
     async def work(store: Store) -> Any:
         with stage_progress() as report:
@@ -755,6 +764,36 @@ def train(window_days: int | None, activate: bool, with_metrics: bool) -> None:
             f"  {artifact.strategy:<22} {artifact.bytes / 1e6:8.2f} MB  "
             f"fit {artifact.fit_seconds:7.2f}s"
         )
+
+
+def _train_on_schedule(settings: Settings) -> None:
+    """Retrain every ``training_interval_minutes`` when this process holds the lease lock;
+    serving instances pick each new version up by polling the model registry."""
+    from shopfront.recommend.training import TrainingLock, builtin_recommenders, train_under_lock
+
+    if settings.training_interval_minutes <= 0:
+        raise click.UsageError(
+            "--schedule needs SHOPFRONT_TRAINING_INTERVAL_MINUTES > 0 (minutes between runs)"
+        )
+
+    async def forever(store: Store) -> None:
+        lock = TrainingLock(store, "training", settings.training_lock_lease_s)
+        while True:
+            try:
+                result = await train_under_lock(
+                    lock, store, settings, builtin_recommenders(settings, store)
+                )
+            except Exception as exc:  # the served version stays; try again next time
+                click.echo(f"training failed: {type(exc).__name__}: {exc}", err=True)
+            else:
+                if result is None:
+                    click.echo("another trainer holds the lock; waiting", err=True)
+                else:
+                    click.echo(f"model version {result.version.version} saved", err=True)
+            await asyncio.sleep(settings.training_interval_minutes * 60)
+
+    with database(settings) as live:
+        run_with_store(live, forever)
 
 
 def _numbers(row: dict[str, Any]) -> dict[str, float]:

@@ -251,6 +251,27 @@ class TrainingLock:
         )
 
 
+async def train_under_lock(
+    lock: TrainingLock,
+    store: Store,
+    settings: Settings,
+    recommenders: Mapping[str, Recommender],
+) -> TrainResult | None:
+    """Train once if this process gets the lease lock (renewed while it trains, released
+    after); None when another trainer holds it. A trainer that crashes stops renewing, so its
+    lease expires and the next one takes over."""
+    if not await lock.acquire():
+        return None
+    renewer = asyncio.create_task(_keep_renewing(lock, settings.training_lock_lease_s))
+    try:
+        return await train(store, settings, recommenders)
+    finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
+        await lock.release()
+
+
 async def scheduled_training(registry: ModelRegistry) -> None:
     """Every ``training_interval_minutes``: if this instance gets the lock, retrain the
     registry's attached strategies, save and activate the version, and serve it."""
@@ -259,19 +280,11 @@ async def scheduled_training(registry: ModelRegistry) -> None:
     while True:
         await asyncio.sleep(settings.training_interval_minutes * 60)
         try:
-            if not await lock.acquire():
-                continue
-            renewer = asyncio.create_task(_keep_renewing(lock, settings.training_lock_lease_s))
-            try:
-                recommenders = {n: s[0] for n, s in registry.attached.items() if s}
-                result = await train(registry.store, settings, recommenders)
+            recommenders = {n: s[0] for n, s in registry.attached.items() if s}
+            result = await train_under_lock(lock, registry.store, settings, recommenders)
+            if result is not None:
                 await registry.refresh(force=True)  # every attached copy serves it
                 log.info("scheduled training saved version %s", result.version.version)
-            finally:
-                renewer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewer
-                await lock.release()
         except asyncio.CancelledError:
             raise
         except Exception:
