@@ -255,7 +255,7 @@ async def train_under_lock(
     lock: TrainingLock,
     store: Store,
     settings: Settings,
-    recommenders: Mapping[str, Recommender],
+    recommenders: Mapping[str, object],
 ) -> TrainResult | None:
     """Train once if this process gets the lease lock (renewed while it trains, released
     after); None when another trainer holds it. A trainer that crashes stops renewing, so its
