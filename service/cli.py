@@ -13,9 +13,10 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,18 +30,80 @@ T = TypeVar("T")
 log = logging.getLogger("shopfront")
 
 
+DATA_DIR_KEY = "shopfront.data_dir"  # click context meta: --data-dir given anywhere
+CREATE_KEY = "shopfront.create"  # click context meta: --create given
+
+
 def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment; ``overrides`` (not None) and ``--data-dir`` win."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and overrides.get("data_dir") is None and DATA_DIR_KEY in ctx.meta:
+        overrides["data_dir"] = ctx.meta[DATA_DIR_KEY]
     try:
         return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
 
 
-RUNNING_FILE = "db.running"  # {"pid", "uri"} of the embedded server serving the data folder
+def _remember(key: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value:  # a flag left off (False) or an option not given (None) changes nothing
+            ctx.meta[key] = value
+        return value
+
+    return callback
 
 
-def running_embedded(data: Path) -> str | None:
-    """The URI of the embedded server another Shopfront process runs on ``data``, if any.
+F = TypeVar("F", bound=Callable[..., Any])
+
+_DATA_DIR_HELP = (
+    "Data folder of the embedded database and demo keys (default SHOPFRONT_DATA_DIR, else the "
+    "source checkout's .shopfront/ or ~/.local/share/shopfront)."
+)
+
+
+def data_dir_option(f: F) -> F:
+    """``--data-dir``, on the group and on every command that uses the database."""
+    option = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=_remember(DATA_DIR_KEY),
+        help=_DATA_DIR_HELP,
+    )
+    return option(f)
+
+
+def database_options(f: F) -> F:
+    """``--data-dir`` and ``--create`` for a command that reads or writes the database."""
+    create = click.option(
+        "--create",
+        is_flag=True,
+        expose_value=False,
+        callback=_remember(CREATE_KEY),
+        help="Start a new, empty embedded database when the data folder has none "
+        "(without it the command stops instead of creating one).",
+    )
+    return data_dir_option(create(f))
+
+
+RUNNING_FILE = "db.running"  # {"pid", "uri", "owner_pid", "command"} of the live server
+
+
+@dataclasses.dataclass(frozen=True)
+class RunningServer:
+    """The embedded server another Shopfront process runs on a data folder."""
+
+    uri: str
+    pid: int
+    owner_pid: int | None
+    command: str
+
+
+def running_embedded(data: Path) -> RunningServer | None:
+    """The embedded server another Shopfront process runs on ``data``, if any.
 
     One data folder holds one database, and only one server process can open it, so a command
     run beside `shopfront serve` (say `shopfront keys create`) talks to the running server.
@@ -48,6 +111,10 @@ def running_embedded(data: Path) -> str | None:
     try:
         info = json.loads((data / RUNNING_FILE).read_text())
         pid, uri = int(info["pid"]), str(info["uri"])
+        owner = info.get("owner_pid")
+        found = RunningServer(
+            uri, pid, int(owner) if owner is not None else None, str(info.get("command", ""))
+        )
     except (OSError, ValueError, KeyError, TypeError):
         return None
     try:
@@ -60,23 +127,64 @@ def running_embedded(data: Path) -> str | None:
         wait_until_reachable(uri, 2.0, lambda: True)
     except DatabaseUnavailable:
         return None
-    return uri
+    return found
+
+
+def has_embedded_database(data: Path) -> bool:
+    """Whether ``data`` already holds embedded database files."""
+    folder = data / "db"
+    return folder.is_dir() and any(folder.iterdir())
+
+
+def redacted(uri: str) -> str:
+    """``uri`` without its password, fit to print."""
+    return re.sub(r"(//[^:/@]+):[^@/]*@", r"\1:***@", uri)
+
+
+def say(text: str) -> None:
+    """A status line on stderr, so stdout stays clean for --json and CSV."""
+    click.echo(text, err=True)
+
+
+def _command_name() -> str:
+    ctx = click.get_current_context(silent=True)
+    return ctx.command_path if ctx is not None else "shopfront"
 
 
 @contextlib.contextmanager
-def database(settings: Settings) -> Iterator[Settings]:
+def database(settings: Settings, *, create: bool | None = None) -> Iterator[Settings]:
     """Settings whose ``mongodb_uri`` answers: the configured server, the embedded server
-    already running on the data folder, or a new embedded server for as long as this lasts."""
+    already running on the data folder, or a new embedded server for as long as this lasts.
+
+    The first line it prints names the database. A data folder without a database is an error
+    unless ``create`` (default: ``--create`` was given), so a command run from the wrong place
+    never fills a new, empty database by mistake.
+    """
+    if create is None:
+        ctx = click.get_current_context(silent=True)
+        create = bool(ctx is not None and ctx.meta.get(CREATE_KEY))
     if settings.mongodb_uri:
+        say(
+            f"database: {settings.mongodb_database} on {redacted(settings.mongodb_uri)} "
+            "(SHOPFRONT_MONGODB_URI)"
+        )
         yield settings
         return
-    data = settings.data_dir
-    data.mkdir(parents=True, exist_ok=True)
+    data = settings.data_dir.expanduser().absolute()
     shared = running_embedded(data)
     if shared is not None:
-        click.echo(f"using the embedded MongoDB already running on {data / 'db'}", err=True)
-        yield dataclasses.replace(settings, mongodb_uri=shared)
+        by = f"{shared.command} (pid {shared.owner_pid})" if shared.owner_pid else "another command"
+        say(f"database: embedded, {data / 'db'} (already running, started by {by})")
+        yield dataclasses.replace(settings, mongodb_uri=shared.uri, data_dir=data)
         return
+    if not create and not has_embedded_database(data):
+        raise click.ClickException(
+            f"no Shopfront database in {data}. Start the service there with `shopfront serve "
+            "--demo`, point --data-dir (or SHOPFRONT_DATA_DIR) at the folder that holds one, "
+            "or pass --create to start a new, empty database in this folder."
+        )
+    say(f"database: embedded, {data / 'db'} (started for this command)")
+    data.mkdir(parents=True, exist_ok=True)
     server = EmbeddedMongo(
         data / "db",
         start_timeout_s=settings.embedded_start_timeout_s,
@@ -86,15 +194,19 @@ def database(settings: Settings) -> Iterator[Settings]:
         server.start()
     except EmbeddedUnavailable as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(
-        f"embedded MongoDB running on {server.host}:{server.port} (data in {data / 'db'})", err=True
-    )
+    log.info("embedded MongoDB running on %s:%s", server.host, server.port)
     marker = data / RUNNING_FILE
     try:
         tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": server.pid, "uri": server.uri}))
+        state = {
+            "pid": server.pid,
+            "uri": server.uri,
+            "owner_pid": os.getpid(),
+            "command": _command_name(),
+        }
+        tmp.write_text(json.dumps(state))
         tmp.replace(marker)
-        yield dataclasses.replace(settings, mongodb_uri=server.uri)
+        yield dataclasses.replace(settings, mongodb_uri=server.uri, data_dir=data)
     finally:
         marker.unlink(missing_ok=True)
         server.stop()
@@ -112,6 +224,60 @@ def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) ->
             await store.close()
 
     return asyncio.run(main())
+
+
+# -- output ------------------------------------------------------------------------------
+
+EMPTY = "—"  # how an empty value reads in a table (never "None")
+
+
+def json_option(f: F) -> F:
+    """``--json``: the listing as JSON on stdout, for scripts."""
+    option = click.option(
+        "--json", "as_json", is_flag=True, help="Print JSON (for scripts) instead of a table."
+    )
+    return option(f)
+
+
+def print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def cell(value: Any) -> str:
+    """A table cell: empty values as an em dash, times to the minute (UTC as stored)."""
+    from datetime import datetime
+
+    if value is None or value == "":
+        return EMPTY
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return f"{value:%Y-%m-%d %H:%M}"
+    return str(value)
+
+
+def new_table(*headings: str, title: str | None = None, right: Sequence[str] = ()) -> Any:
+    """A rich table with these headings; values wrap rather than being cut off."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for heading in headings:
+        table.add_column(heading, justify="right" if heading in right else "left", overflow="fold")
+    return table
+
+
+def print_table(table: Any, *, stderr: bool = False) -> None:
+    """Print at the terminal's width; piped or redirected, as wide as the table needs
+    (rich would otherwise assume 80 columns and cut values)."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = Console(stderr=stderr)
+    if not console.is_terminal:
+        wide = console.options.update_width(10_000)
+        needed = Measurement.get(console, wide, table).maximum
+        console = Console(stderr=stderr, width=max(80, needed))
+    console.print(table)
 
 
 class _Stopped(Exception):
@@ -140,6 +306,7 @@ def run_until_stopped(server: Any) -> None:
 
 @click.group()
 @click.version_option(package_name="shopfront")
+@data_dir_option
 def main() -> None:
     """Shopfront: recommendations, coupons and a priced cart in one GraphQL query."""
     logging.basicConfig(
@@ -177,6 +344,7 @@ def draining_server(config: Any, app: Any) -> Any:
     help="Seconds in-flight requests get to finish on SIGTERM "
     "(default SHOPFRONT_SHUTDOWN_DRAIN_S).",
 )
+@data_dir_option
 def serve(host: str | None, port: int | None, demo: bool, drain: float | None) -> None:
     """Serve GraphQL at /graphql (starting the embedded database if no URI is set).
 
@@ -204,7 +372,7 @@ def serve(host: str | None, port: int | None, demo: bool, drain: float | None) -
         shipping_fee=shipping,
     )
     configure_logging(settings.log_level, settings.log_format)
-    with database(settings) as live:
+    with database(settings, create=True) as live:
         if demo:
             from service.demo_setup import prepare_demo
 
@@ -235,6 +403,7 @@ def keys() -> None:
 
 
 @keys.command("create")
+@database_options
 @click.option("--role", type=click.Choice(["storefront", "merchant"]), required=True)
 @click.option("--name", required=True, help="Who or what uses the key.")
 def keys_create(role: str, name: str) -> None:
@@ -255,18 +424,43 @@ def keys_create(role: str, name: str) -> None:
 
 
 @keys.command("list")
-def keys_list() -> None:
+@database_options
+@json_option
+def keys_list(as_json: bool) -> None:
     """List keys (never their values)."""
     from service.auth import list_keys
 
     with database(load_settings()) as live:
         records = run_with_store(live, list_keys)
+    rows = [
+        {
+            "id": k.id,
+            "role": k.role.value,
+            "name": k.name,
+            "created_at": k.created_at.isoformat(),
+            "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+            "state": "active" if k.active else "revoked",
+        }
+        for k in records
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = new_table("Id", "Role", "Name", "Created", "State", "Revoked")
     for k in records:
-        state = "revoked " + k.revoked_at.isoformat() if k.revoked_at else "active"
-        click.echo(f"{k.id}  {k.role.value:<10}  {k.name:<30}  {k.created_at:%Y-%m-%d}  {state}")
+        table.add_row(
+            k.id,
+            k.role.value,
+            k.name,
+            cell(k.created_at),
+            "active" if k.active else "revoked",
+            cell(k.revoked_at),
+        )
+    print_table(table)
 
 
 @keys.command("revoke")
+@database_options
 @click.argument("key")
 def keys_revoke(key: str) -> None:
     """Revoke a key by id, or every active key with this name."""
@@ -281,6 +475,7 @@ def keys_revoke(key: str) -> None:
 
 
 @main.command("import")
+@database_options
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--format",
@@ -330,6 +525,7 @@ def import_command(file: Path, fmt: str | None) -> None:
 
 
 @main.command()
+@database_options
 @click.option("--demo", is_flag=True, help="Load the demo data set (the only seed there is).")
 @click.option("--force", is_flag=True, help="Seed even if the catalog already has products.")
 def seed(demo: bool, force: bool) -> None:
@@ -384,9 +580,6 @@ def report() -> None:
     """Experiment results and strategy performance, as a table, CSV or JSON."""
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
 def _format_option(f: F) -> F:
     option = click.option(
         "--format",
@@ -396,17 +589,18 @@ def _format_option(f: F) -> F:
         show_default=True,
         help="A table for people, CSV or JSON for tools.",
     )
-    return option(f)
+    return option(json_option(f))
 
 
 def _pct(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:.{digits}%}"
+    return EMPTY if x is None else f"{x:.{digits}%}"
 
 
 @report.command("experiment")
+@database_options
 @click.argument("experiment_id")
 @_format_option
-def report_experiment(experiment_id: str, fmt: str) -> None:
+def report_experiment(experiment_id: str, fmt: str, as_json: bool) -> None:
     """Per variant: exposed shoppers, CTR, conversion and revenue with 95% intervals, lift
     against the control, significance and sample ratio mismatch."""
     import csv
@@ -429,7 +623,7 @@ def report_experiment(experiment_id: str, fmt: str) -> None:
             )
         except ExperimentError as exc:
             raise click.ClickException(str(exc)) from None
-    if fmt == "json":
+    if fmt == "json" or as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
     if fmt == "csv":
@@ -439,18 +633,11 @@ def report_experiment(experiment_id: str, fmt: str) -> None:
         writer.writerows(report_rows(result))
         return
     from rich.console import Console
-    from rich.table import Table
 
     def money(m: Any) -> str:
-        return "-" if m is None else str(m.format())
+        return EMPTY if m is None else str(m.format())
 
-    table = Table(
-        title=f"{result.name} ({result.status}, {result.currency}), "
-        f"{result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M}"
-        if result.start
-        else f"{result.name} ({result.status}): not started",
-    )
-    for heading in (
+    headings = (
         "Variant",
         "Exposed",
         "Clicks",
@@ -462,8 +649,15 @@ def report_experiment(experiment_id: str, fmt: str) -> None:
         "Revenue/shopper (95% CI)",
         "AOV",
         "Verdict",
-    ):
-        table.add_column(heading, justify="left" if heading in ("Variant", "Verdict") else "right")
+    )
+    table = new_table(
+        *headings,
+        title=f"{result.name} ({result.status}, {result.currency}), "
+        f"{result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M}"
+        if result.start
+        else f"{result.name} ({result.status}): not started",
+        right=[h for h in headings if h not in ("Variant", "Verdict")],
+    )
     for v in result.variants:
         conv_ci = v.conversion_rate_ci
         lift_ci = v.lift_ci
@@ -478,14 +672,14 @@ def report_experiment(experiment_id: str, fmt: str) -> None:
             + (f" [{_pct(conv_ci.low)}, {_pct(conv_ci.high)}]" if conv_ci else ""),
             _pct(v.lift_vs_control, 1)
             + (f" [{_pct(lift_ci.low, 1)}, {_pct(lift_ci.high, 1)}]" if lift_ci else ""),
-            "-" if v.conversion_p_value is None else f"{v.conversion_p_value:.3g}",
+            EMPTY if v.conversion_p_value is None else f"{v.conversion_p_value:.3g}",
             money(v.revenue_per_shopper)
             + (f" [{money(rps_ci.low)}, {money(rps_ci.high)}]" if rps_ci else ""),
             money(v.average_order_value),
             v.verdict + (" *" if v.significant else ""),
         )
+    print_table(table)
     console = Console()
-    console.print(table)
     srm = "yes" if result.sample_ratio_mismatch else "no"
     p = "" if result.srm_p_value is None else f" (chi-square p = {result.srm_p_value:.3g})"
     console.print(f"Sample ratio mismatch: {srm}{p}")
@@ -494,6 +688,7 @@ def report_experiment(experiment_id: str, fmt: str) -> None:
 
 
 @report.command("strategies")
+@database_options
 @click.option(
     "--from", "start", type=click.DateTime(), required=True, help="Start (UTC), inclusive."
 )
@@ -502,7 +697,7 @@ def report_experiment(experiment_id: str, fmt: str) -> None:
     "--currency", default=None, help="Revenue currency (default SHOPFRONT_REPORT_CURRENCY)."
 )
 @_format_option
-def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> None:
+def report_strategies(start: Any, end: Any, currency: str | None, fmt: str, as_json: bool) -> None:
     """Impressions, clicks, CTR, add-to-cart and conversion rates, attributed revenue and
     revenue per thousand impressions, per strategy and per slot."""
     import csv
@@ -540,7 +735,7 @@ def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> N
         for kind, group in (("strategy", perf.by_strategy), ("slot", perf.by_slot))
         for r in group
     ]
-    if fmt == "json":
+    if fmt == "json" or as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if fmt == "csv":
@@ -550,11 +745,7 @@ def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> N
         writer.writeheader()
         writer.writerows(rows)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Strategy performance {start:%Y-%m-%d} to {end:%Y-%m-%d} ({code})")
-    for heading in (
+    headings = (
         "Kind",
         "Name",
         "Impr.",
@@ -564,8 +755,12 @@ def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> N
         "Conv. rate",
         "Revenue",
         "RPM",
-    ):
-        table.add_column(heading, justify="left" if heading in ("Kind", "Name") else "right")
+    )
+    table = new_table(
+        *headings,
+        title=f"Strategy performance {start:%Y-%m-%d} to {end:%Y-%m-%d} ({code})",
+        right=headings[2:],
+    )
     for kind, group in (("strategy", perf.by_strategy), ("slot", perf.by_slot)):
         for r in group:
             rpm = r.revenue_per_mille
@@ -578,9 +773,9 @@ def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> N
                 _pct(r.add_to_cart_rate),
                 _pct(r.conversion_rate),
                 r.revenue.format(),
-                rpm.format() if rpm else "-",
+                rpm.format() if rpm else EMPTY,
             )
-    Console().print(table)
+    print_table(table)
 
 
 @contextlib.contextmanager
@@ -613,17 +808,31 @@ def stage_progress() -> Iterator[Callable[[str, float], None]]:
     default=None,
     help="Rewrite the settings table in this README instead of printing it.",
 )
-def settings(update_readme: Path | None) -> None:
-    """Print every setting (variable, default, description) as a Markdown table."""
+@click.option("--markdown", is_flag=True, help="Print the README's Markdown table.")
+@json_option
+def settings(update_readme: Path | None, markdown: bool, as_json: bool) -> None:
+    """Every setting: variable, default (as you would write it) and what it does."""
     from service.config import describe
 
-    rows = [
-        f"| `{name}` | {f'`{default}`' if default else '—'} | {doc} |"
-        for name, default, doc in describe()
-    ]
+    described = describe()
+    if as_json:
+        print_json(
+            [
+                {"variable": name, "default": default.strip("`") or None, "description": doc}
+                for name, default, doc in described
+            ]
+        )
+        return
+    rows = [f"| `{name}` | {default or EMPTY} | {doc} |" for name, default, doc in described]
     table = ["| Variable | Default | What it does |", "| --- | --- | --- |", *rows]
-    if update_readme is None:
+    if update_readme is None and markdown:
         click.echo("\n".join(table))
+        return
+    if update_readme is None:
+        shown = new_table("Variable", "Default", "What it does")
+        for name, default, doc in described:
+            shown.add_row(name, default.replace("`", "") or EMPTY, doc.replace("`", ""))
+        print_table(shown)
         return
     lines = update_readme.read_text().splitlines()
     try:
@@ -644,6 +853,7 @@ def coupons() -> None:
 
 
 @coupons.command("export")
+@database_options
 @click.argument("campaign")
 @click.option(
     "--out",
@@ -700,6 +910,7 @@ EXPORT_TIMEOUT_MS = 600_000
 
 
 @main.command()
+@database_options
 @click.option(
     "--window-days",
     type=click.IntRange(min=1),
@@ -764,6 +975,7 @@ def _numbers(row: dict[str, Any]) -> dict[str, float]:
 
 
 @main.command()
+@database_options
 @click.option(
     "--split",
     type=click.Choice(["time", "user"]),
@@ -780,7 +992,10 @@ def _numbers(row: dict[str, Any]) -> dict[str, float]:
     help="Keep products the shopper already interacted with (credits repeat purchases).",
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def evaluate(split: str, test_fraction: float, users: int, include_seen: bool, fmt: str) -> None:
+@json_option
+def evaluate(
+    split: str, test_fraction: float, users: int, include_seen: bool, fmt: str, as_json: bool
+) -> None:
     """Offline metrics per strategy and for the blend, on a temporal split of the events."""
     import json
 
@@ -802,19 +1017,19 @@ def evaluate(split: str, test_fraction: float, users: int, include_seen: bool, f
 
     with database(settings) as live:
         rows = run_with_store(live, work)
-    if fmt == "json":
+    if fmt == "json" or as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Offline evaluation ({split} split, {test_fraction:.0%} test)")
     columns = ["name", "ndcg@10", "hr@10", "recall@20", "map@10", "coverage", "fit_seconds"]
-    for column in [*columns, "users"]:
-        table.add_column(column, justify="left" if column == "name" else "right")
+    table = new_table(
+        *columns,
+        "users",
+        title=f"Offline evaluation ({split} split, {test_fraction:.0%} test)",
+        right=[*columns[1:], "users"],
+    )
     for row in rows:
-        table.add_row(*(str(row.get(c, "")) for c in [*columns, "users"]))
-    Console().print(table)
+        table.add_row(*(cell(row.get(c)) for c in [*columns, "users"]))
+    print_table(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,11 +28,12 @@ class DemoKeys:
 
 
 def read_keys_file(path: Path) -> dict[str, str]:
+    """The ``NAME=value`` lines of a keys file (with or without a leading ``export``)."""
     values: dict[str, str] = {}
     if not path.exists():
         return values
     for line in path.read_text().splitlines():
-        name, sep, value = line.partition("=")
+        name, sep, value = line.strip().removeprefix("export ").partition("=")
         if sep and not name.startswith("#"):
             values[name.strip()] = value.strip()
     return values
@@ -57,7 +58,8 @@ async def ensure_demo_keys(store: Store, data_dir: Path) -> DemoKeys:
     assert storefront is not None and merchant is not None
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{STOREFRONT_VAR}={storefront}\n{MERCHANT_VAR}={merchant}\n")
+    # `export` so that `source demo-keys.env` hands the keys to child processes (curl, node).
+    tmp.write_text(f"export {STOREFRONT_VAR}={storefront}\nexport {MERCHANT_VAR}={merchant}\n")
     tmp.chmod(0o600)
     tmp.replace(path)
     return DemoKeys(storefront, merchant, path)
