@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -314,9 +315,10 @@ def main() -> None:
     )
 
 
-def draining_server(config: Any, app: Any) -> Any:
+def draining_server(config: Any, app: Any, on_ready: Callable[[int], None] | None = None) -> Any:
     """A uvicorn server that marks the app as draining the moment a shutdown signal arrives,
-    so /readyz turns unready while in-flight requests finish."""
+    so /readyz turns unready while in-flight requests finish; ``on_ready(port)`` runs once
+    the app has started and the port accepts connections."""
     import uvicorn
 
     class Server(uvicorn.Server):
@@ -326,7 +328,34 @@ def draining_server(config: Any, app: Any) -> Any:
                 runtime.draining = True
             super().handle_exit(sig, frame)
 
+        async def startup(self, sockets: list[Any] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started and on_ready is not None:
+                port = config.port
+                for server in self.servers:
+                    for sock in server.sockets:
+                        port = sock.getsockname()[1]  # the real one when asked for port 0
+                on_ready(port)
+
     return Server(config)
+
+
+STARTED = time.monotonic()  # the time to ready counts the interpreter's start-up too
+
+
+def banner(host: str, port: int, keys: Any, seconds: float) -> list[str]:
+    """What `serve` prints once it accepts connections."""
+    url = f"http://{host}:{port}/graphql"
+    if keys is None:
+        return [f"Shopfront: {url} (ready in {seconds:.1f} s)"]
+    return [
+        "",
+        f"Shopfront demo: {url} (ready in {seconds:.1f} s; open it in a browser for GraphiQL)",
+        f"  SHOPFRONT_STOREFRONT_KEY={keys.storefront}",
+        f"  SHOPFRONT_MERCHANT_KEY={keys.merchant}",
+        f"  (also in {keys.path}: `source` it in another shell)",
+        "",
+    ]
 
 
 @main.command()
@@ -373,18 +402,15 @@ def serve(host: str | None, port: int | None, demo: bool, drain: float | None) -
     )
     configure_logging(settings.log_level, settings.log_format)
     with database(settings, create=True) as live:
+        keys = None
         if demo:
             from service.demo_setup import prepare_demo
 
-            keys = run_with_store(live, lambda store: prepare_demo(store, live))
-            url = f"http://{live.host}:{live.port}/graphql"
-            click.echo("")
-            click.echo(f"Shopfront demo: {url}")
-            click.echo(f"  SHOPFRONT_STOREFRONT_KEY={keys.storefront}")
-            click.echo(f"  SHOPFRONT_MERCHANT_KEY={keys.merchant}")
-            click.echo(f"  (also in {keys.path})")
-            click.echo("")
-        app = create_app(live)
+            with stage_progress(stderr=True) as report:
+                keys = run_with_store(
+                    live, lambda store: prepare_demo(store, live, progress=report)
+                )
+        app = create_app(live, demo=demo)
         config = uvicorn.Config(
             app,
             host=live.host,
@@ -394,7 +420,12 @@ def serve(host: str | None, port: int | None, demo: bool, drain: float | None) -
             # uvicorn types this as int but only hands it to asyncio.wait_for (seconds).
             timeout_graceful_shutdown=live.shutdown_drain_s,  # type: ignore[arg-type]
         )
-        run_until_stopped(draining_server(config, app))
+
+        def ready(port: int) -> None:
+            lines = banner(live.host, port, keys, time.monotonic() - STARTED)
+            click.echo("\n".join(lines))
+
+        run_until_stopped(draining_server(config, app, on_ready=ready))
 
 
 @main.group()
@@ -779,16 +810,19 @@ def report_strategies(start: Any, end: Any, currency: str | None, fmt: str, as_j
 
 
 @contextlib.contextmanager
-def stage_progress() -> Iterator[Callable[[str, float], None]]:
-    """A rich progress bar per training stage; yields the ``(stage, fraction)`` callback."""
+def stage_progress(*, stderr: bool = False) -> Iterator[Callable[[str, float], None]]:
+    """A rich progress bar per stage (training, loading the demo); yields the
+    ``(stage, fraction)`` callback."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     bars = Progress(
-        TextColumn("{task.description:<22}"),
+        TextColumn("{task.description:<30}"),
         BarColumn(),
         TextColumn("{task.percentage:>5.1f}%"),
         TimeElapsedColumn(),
         transient=False,
+        console=Console(stderr=stderr),
     )
     tasks: dict[str, Any] = {}
 

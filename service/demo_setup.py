@@ -7,6 +7,7 @@ data folder; a second start reuses them while they are still valid, else makes n
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,24 +66,38 @@ async def ensure_demo_keys(store: Store, data_dir: Path) -> DemoKeys:
     return DemoKeys(storefront, merchant, path)
 
 
-async def prepare_demo(store: Store, settings: Settings) -> DemoKeys:
+async def prepare_demo(
+    store: Store, settings: Settings, *, progress: Callable[[str, float], None] | None = None
+) -> DemoKeys:
+    """Load the demo on an empty database (reporting ``progress(stage, fraction)``), then
+    make sure the demo keys are valid and written."""
     from service.demo import seed_demo
     from service.experiment_demo import simulate_experiment
     from service.promotions import seed_demo_promotions
     from service.training import builtin_recommenders, train
 
+    report = progress or (lambda stage, done: None)
     if await store.products.estimated_document_count() == 0:
         log.info("loading the demo data set (catalog, shoppers' history, an experiment)...")
-        summary = await seed_demo(store, settings)
+        summary = await seed_demo(store, settings, progress=report)
         log.info(
             "demo: %d products, %d shoppers, %d events",
             summary.products,
             summary.shoppers,
             summary.events_accepted,
         )
+        report("promotions", 0.0)
         await seed_demo_promotions(store, settings)
+        report("promotions", 1.0)
         # Train once, so the demo serves model-based recommendations from the first request.
-        result = await train(store, settings, builtin_recommenders(settings, store))
+        result = await train(
+            store,
+            settings,
+            builtin_recommenders(settings, store),
+            progress=lambda stage, done: report(f"training: {stage}", done),
+        )
         log.info("demo: trained model version %s", result.version.version)
+        report("experiment", 0.0)
         await simulate_experiment(store, shoppers=min(settings.demo_shoppers, 300))
+        report("experiment", 1.0)
     return await ensure_demo_keys(store, settings.data_dir)
