@@ -1,1 +1,1 @@
-pytest_plugins = ["service.testing", "tests.demo_service"]
+pytest_plugins = ["shopfront.testing", "tests.demo_service"]

@@ -21,9 +21,8 @@ from typing import Any
 
 import httpx
 import pytest
-
-from service.demo_setup import MERCHANT_VAR, STOREFRONT_VAR, read_keys_file
-from service.embedded import free_port
+from shopfront.demo.setup import MERCHANT_VAR, STOREFRONT_VAR, read_keys_file
+from shopfront.platform.embedded import free_port
 
 DEMO_SHOPPERS = 40  # a small history keeps the start quick; demo-0001... all exist
 

@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from plugins.recommenders.history import personal
-from plugins.recommenders.popularity import category_keys
-from service.catalog import Product
-from service.plugin_api import Candidate, Reason, RequestContext, Slot
+from shopfront import Candidate, Product, Reason, RequestContext, Slot
+from shopfront.plugins.recommenders.history import personal
+from shopfront.plugins.recommenders.popularity import category_keys
 
 # Built-in strategies that use no shopper data (see each module).
 BUILTIN_NON_PERSONALIZED: frozenset[str] = frozenset({"trending", "similar_items"})

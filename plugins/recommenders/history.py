@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.plugin_api import RequestContext
+from shopfront import RequestContext
 
 # How much each kind of action says about taste, before recency.
 ACTION_WEIGHTS: dict[str, float] = {"carted": 1.0, "bought": 1.0, "rated": 1.0, "viewed": 0.8}

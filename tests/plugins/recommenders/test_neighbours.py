@@ -7,8 +7,7 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from plugins.recommenders.neighbours import (
+from shopfront.plugins.recommenders.neighbours import (
     NeighbourTable,
     cosine_neighbours,
     top_k_dense,

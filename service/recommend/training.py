@@ -1,0 +1,285 @@
+"""Training: fit every recommender on the shop's catalog and events, save a model version.
+
+``shopfront train`` and the in-service scheduler both run `train`: load the catalog and the
+events of the training window (``SHOPFRONT_TRAINING_WINDOW_DAYS``) as numpy columns, call each
+trainable strategy's ``fit``, save the fitted states as a new version
+(`shopfront.recommend.models`) and,
+by default, activate it so every instance picks it up.
+
+The scheduler (``SHOPFRONT_TRAINING_INTERVAL_MINUTES`` > 0) takes a lease lock in the
+``locks`` collection before training — an atomic ``find_one_and_update`` that only succeeds
+when the lock is free or expired — and renews it while training, so one instance trains at a
+time and a crashed trainer's lock expires after ``SHOPFRONT_TRAINING_LOCK_LEASE_S``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import socket
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from shopfront.catalog.products import Product
+from shopfront.platform.config import ConfigError, Settings
+from shopfront.platform.store import DuplicateKeyError, ReturnDocument, Store
+from shopfront.platform.strategy_setup import StrategySetup
+from shopfront.recommend.contract import Recommender, Trainable, TrainingData
+from shopfront.recommend.interactions import EVENT_TYPES, InteractionsBuilder
+from shopfront.recommend.models import ModelVersion, PersistentModel, activate, prune, save_version
+
+if TYPE_CHECKING:
+    from shopfront.recommend.models import ModelRegistry
+
+log = logging.getLogger("shopfront.training")
+
+Progress = Callable[[str, float], None]
+# Impressions and searches carry no product preference the built-ins learn from, and can
+# outnumber every other event ten to one: they are not loaded for training.
+TRAINING_EVENT_TYPES: tuple[str, ...] = tuple(
+    t for t in EVENT_TYPES if t not in ("impression", "search")
+)
+EVENT_FIELDS = (
+    "type", "user_id", "session_id", "timestamp", "product_id", "quantity", "order_id", "rating"
+)  # fmt: skip
+BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    version: ModelVersion
+    fit_seconds: Mapping[str, float]
+    total_seconds: float
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+async def load_training_data(
+    store: Store,
+    *,
+    window_days: int,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+) -> TrainingData:
+    """The whole catalog and the window's events, streamed in batches into columns."""
+    end = now or datetime.now(UTC)
+    start = end - timedelta(days=window_days)
+    report = progress or (lambda stage, done: None)
+    total_products = max(await store.products.count_documents({}), 1)
+    products: list[Product] = []
+    async for doc in store.products.find({}, {"_id": 0}).sort("id", 1).batch_size(BATCH):
+        products.append(Product.from_doc(doc))
+        if len(products) % BATCH == 0:
+            report("products", len(products) / total_products)
+    report("products", 1.0)
+    query = {"timestamp": {"$gte": start, "$lt": end}, "type": {"$in": TRAINING_EVENT_TYPES}}
+    total_events = max(await store.collection("events").count_documents(query), 1)
+    builder = InteractionsBuilder([p.id for p in products])
+    projection = {"_id": 0, **dict.fromkeys(EVENT_FIELDS, 1)}
+    seen = 0
+    async for doc in store.collection("events").find(query, projection).batch_size(BATCH):
+        builder.add(doc)
+        seen += 1
+        if seen % BATCH == 0:
+            report("events", seen / total_events)
+    report("events", 1.0)
+    return TrainingData(
+        products=products,
+        events=builder.build(),
+        window_start=start,
+        window_end=end,
+        progress=progress,
+    )
+
+
+def data_sizes(data: TrainingData) -> dict[str, int]:
+    events = data.interactions
+    return {
+        "products": len(data.products),
+        "events": len(events),
+        "shoppers": events.n_users,
+        "products_with_events": len(set(events.item[events.item >= 0].tolist())),
+    }
+
+
+# -- fitting -------------------------------------------------------------------------------
+
+
+async def fit_all(recommenders: Mapping[str, object], data: TrainingData) -> dict[str, float]:
+    """Fit each trainable recommender in turn; returns seconds per strategy. A strategy whose
+    fit fails is logged and left out (it keeps serving its previous model)."""
+    seconds: dict[str, float] = {}
+    for name, recommender in recommenders.items():
+        if not isinstance(recommender, Trainable):
+            continue
+        started = time.perf_counter()
+        try:
+            await recommender.fit(data)
+        except Exception:
+            log.exception("training %s failed; it keeps its previous model", name)
+            continue
+        seconds[name] = time.perf_counter() - started
+        data.report(name, 1.0)
+    return seconds
+
+
+async def train(
+    store: Store,
+    settings: Settings,
+    recommenders: Mapping[str, object],
+    *,
+    data: TrainingData | None = None,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+    activate_version: bool = True,
+    metrics: Mapping[str, Mapping[str, float]] | None = None,
+) -> TrainResult:
+    """Fit ``recommenders`` and save (and by default activate) a new model version."""
+    started = time.perf_counter()
+    if data is None:
+        data = await load_training_data(
+            store, window_days=settings.training_window_days, now=now, progress=progress
+        )
+    fit_seconds = await fit_all(recommenders, data)
+    artifacts = {}
+    for name in fit_seconds:
+        recommender = recommenders[name]
+        if isinstance(recommender, PersistentModel):
+            arrays = recommender.dump_model()
+            if arrays is not None:
+                artifacts[name] = arrays
+    report = progress or (lambda stage, done: None)
+    report("save", 0.0)
+    version = await save_version(
+        store,
+        artifacts=artifacts,
+        fit_seconds=fit_seconds,
+        window_start=data.window_start,
+        window_end=data.window_end,
+        sizes=data_sizes(data),
+        metrics=metrics,
+        now=now,
+    )
+    if activate_version:
+        version = await activate(store, version.version)
+    await prune(store, settings.model_keep_versions)
+    report("save", 1.0)
+    return TrainResult(version, fit_seconds, time.perf_counter() - started)
+
+
+# -- the built-in strategies, outside the service ------------------------------------------
+
+
+def builtin_recommenders(settings: Settings, store: Store) -> dict[str, Recommender]:
+    """The built-in recommenders, configured from ``[strategies.<name>]`` of the config file
+    (for commands that run without the plugin host; host-only keys such as ``timeout_ms``
+    are ignored here)."""
+    from shopfront.plugins.recommenders import SPECS
+
+    sections: Mapping[str, Any] = {}
+    if settings.config_file is not None:
+        try:
+            with settings.config_file.open("rb") as fh:
+                sections = tomllib.load(fh).get("strategies", {})
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(
+                f"SHOPFRONT_CONFIG: cannot read {settings.config_file}: {exc}"
+            ) from exc
+    built: dict[str, Recommender] = {}
+    for spec in SPECS:
+        given = sections.get(spec.name, {})
+        config = {
+            **spec.default_config,
+            **{k: v for k, v in given.items() if k in spec.default_config},
+        }
+        setup = StrategySetup(
+            name=spec.name,
+            config=config,
+            settings=settings,
+            store=store,
+            log=logging.getLogger(f"shopfront.strategy.{spec.name}"),
+        )
+        try:
+            recommender = spec.factory(setup)
+        except ValueError as exc:
+            raise ConfigError(f"[strategies.{spec.name}] {exc}") from exc
+        if not isinstance(recommender, Recommender):
+            raise ConfigError(f"strategy {spec.name!r}: its factory returned no recommender")
+        built[spec.name] = recommender
+    return built
+
+
+# -- the in-service scheduler --------------------------------------------------------------
+
+
+class TrainingLock:
+    """A lease lock document: held by one owner until released or expired."""
+
+    COLLECTION = "locks"
+
+    def __init__(self, store: Store, name: str, lease_s: float, owner: str | None = None) -> None:
+        self.store = store
+        self.name = name
+        self.lease = timedelta(seconds=lease_s)
+        self.owner = owner or f"{socket.gethostname()}:{secrets.token_hex(4)}"
+
+    async def acquire(self, now: datetime | None = None) -> bool:
+        """Take (or renew) the lock; False when another owner holds an unexpired lease."""
+        when = now or datetime.now(UTC)
+        try:
+            await self.store.collection(self.COLLECTION).find_one_and_update(
+                {"_id": self.name, "$or": [{"expires_at": {"$lte": when}}, {"owner": self.owner}]},
+                {"$set": {"owner": self.owner, "expires_at": when + self.lease}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # the document exists and its filter did not match
+            return False
+        return True
+
+    async def release(self) -> None:
+        await self.store.collection(self.COLLECTION).delete_one(
+            {"_id": self.name, "owner": self.owner}
+        )
+
+
+async def scheduled_training(registry: ModelRegistry) -> None:
+    """Every ``training_interval_minutes``: if this instance gets the lock, retrain the
+    registry's attached strategies, save and activate the version, and serve it."""
+    settings = registry.settings
+    lock = TrainingLock(registry.store, "training", settings.training_lock_lease_s)
+    while True:
+        await asyncio.sleep(settings.training_interval_minutes * 60)
+        try:
+            if not await lock.acquire():
+                continue
+            renewer = asyncio.create_task(_keep_renewing(lock, settings.training_lock_lease_s))
+            try:
+                recommenders = {n: s[0] for n, s in registry.attached.items() if s}
+                result = await train(registry.store, settings, recommenders)
+                await registry.refresh(force=True)  # every attached copy serves it
+                log.info("scheduled training saved version %s", result.version.version)
+            finally:
+                renewer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewer
+                await lock.release()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("scheduled training failed; the current model keeps serving")
+
+
+async def _keep_renewing(lock: TrainingLock, lease_s: float) -> None:
+    while True:
+        await asyncio.sleep(lease_s / 3)
+        if not await lock.acquire():
+            log.warning("lost the training lock %s", lock.name)
+            return
