@@ -254,7 +254,8 @@ class Tastes:
             return None
         stated = profile.preferences
         low, high = stated.price_min, stated.price_max
-        currency = (low or high).currency if (low or high) else ""
+        given = low or high
+        currency = given.currency if given is not None else ""
         return cls(
             categories=_relative(profile.category_affinities),
             brands=_relative(profile.brand_affinities),
