@@ -170,7 +170,7 @@ def build_cases(
             if kind == KIND["purchase"]:
                 known = purchases.get(pid)
                 purchases[pid] = Purchase(
-                    (known.count if known else 0) + 1, known.last_at if known else when
+                    (known.count if known else 0) + 1, known.last_at if known else when, when
                 )
             if kind == KIND["rating"]:
                 ratings.setdefault(pid, int(train.rating[row]) or 5)
