@@ -23,6 +23,7 @@ import click
 
 from service.config import ConfigError, Settings
 from service.embedded import EmbeddedMongo, EmbeddedUnavailable
+from service.plugin_api import Slot
 from service.store import DatabaseUnavailable, Store, open_store, wait_until_reachable
 
 T = TypeVar("T")
@@ -717,46 +718,90 @@ EXPORT_TIMEOUT_MS = 600_000
     is_flag=True,
     help="Also measure offline metrics on a temporal split (fits twice) and store them.",
 )
-def train(window_days: int | None, activate: bool, with_metrics: bool) -> None:
+@click.option(
+    "--tune",
+    is_flag=True,
+    help="Also choose slot strategies and blend weights on a time-based holdout and save "
+    "them with the version (fits twice).",
+)
+def train(window_days: int | None, activate: bool, with_metrics: bool, tune: bool) -> None:
     """Fit every recommender on the catalog and events; store a new model version."""
-    from service.evaluation import evaluate_shop
-    from service.training import builtin_recommenders
-    from service.training import train as run_training
-
     settings = load_settings(training_window_days=window_days)
-
-    async def work(store: Store) -> Any:
-        with stage_progress() as report:
-            metrics = None
-            if with_metrics:
-                rows = await evaluate_shop(store, settings, progress=report)
-                metrics = {str(r["name"]): _numbers(r) for r in rows}
-            recommenders = builtin_recommenders(settings, store)
-            return await run_training(
-                store,
-                settings,
-                recommenders,
-                progress=report,
-                activate_version=activate,
-                metrics=metrics,
-            )
-
     with database(settings) as live:
         try:
-            result = run_with_store(live, work)
+            result = run_with_store(
+                live,
+                lambda store: _train_and_save(
+                    store, settings, activate=activate, with_metrics=with_metrics, tune=tune
+                ),
+            )
         except ConfigError as exc:
             raise click.ClickException(f"configuration: {exc}") from None
+        except TimeoutError as exc:
+            raise click.ClickException(str(exc)) from None
+    _print_training(result)
+
+
+async def _train_and_save(
+    store: Store, settings: Settings, *, activate: bool, with_metrics: bool, tune: bool
+) -> Any:
+    """Load the data once; optionally measure and tune; fit, save and activate a version."""
+    from service.evaluation import evaluate_shop
+    from service.training import builtin_recommenders, load_training_data, tune_shop
+    from service.training import train as run_training
+
+    with stage_progress() as report:
+        metrics = None
+        if with_metrics:
+            rows = await evaluate_shop(store, settings, progress=report)
+            metrics = {str(r["name"]): _numbers(r) for r in rows}
+        data = await load_training_data(
+            store, window_days=settings.training_window_days, progress=report
+        )
+        tuning = (
+            await tune_shop(store, settings, data, configured_slots(settings)) if tune else None
+        )
+        return await run_training(
+            store,
+            settings,
+            builtin_recommenders(settings, store),
+            data=data,
+            progress=report,
+            activate_version=activate,
+            metrics=metrics,
+            tuning=tuning,
+        )
+
+
+def configured_slots(settings: Settings) -> list[Slot]:
+    """Every page's slots as configured (``[slots]`` of the config file, else the defaults)."""
+    from service.plugin_config import load_config_file
+    from service.storefront import slots_from_config
+
+    config = load_config_file(settings.config_file)
+    return [
+        Slot(c.name, c.title, c.strategies, limit=c.limit, weights=c.weights, params=c.params)
+        for page in slots_from_config(config.slots, config.source).values()
+        for c in page
+    ]
+
+
+def _print_training(result: Any) -> None:
     v = result.version
     click.echo(
         f"model version {v.version} ({v.status}): {v.sizes.get('products', 0)} products, "
         f"{v.sizes.get('events', 0)} events, {len(v.artifacts)} strategies, "
-        f"{result.total_seconds:.1f}s"
+        f"{result.total_seconds:.1f}s, peak memory {result.peak_memory_mb:.0f} MB"
     )
     for artifact in v.artifacts:
         click.echo(
             f"  {artifact.strategy:<22} {artifact.bytes / 1e6:8.2f} MB  "
             f"fit {artifact.fit_seconds:7.2f}s"
         )
+    if result.tuning is not None:
+        click.echo("tuning saved with this version:")
+        for line in result.tuning.report():
+            click.echo(f"  {line}")
 
 
 def _numbers(row: dict[str, Any]) -> dict[str, float]:
@@ -780,13 +825,44 @@ def _numbers(row: dict[str, Any]) -> dict[str, float]:
     help="Keep products the shopper already interacted with (credits repeat purchases).",
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def evaluate(split: str, test_fraction: float, users: int, include_seen: bool, fmt: str) -> None:
+@click.option(
+    "--tune",
+    is_flag=True,
+    help="Choose each personalized slot's strategies and blend weights on a time-based "
+    "holdout, say what was chosen and why, then train and activate a version that serves it.",
+)
+def evaluate(
+    split: str, test_fraction: float, users: int, include_seen: bool, fmt: str, tune: bool
+) -> None:
     """Offline metrics per strategy and for the blend, on a temporal split of the events."""
     import json
 
     from service.evaluation import evaluate_shop
 
     settings = load_settings()
+    if tune:
+        with database(settings) as live:
+            try:
+                result = run_with_store(
+                    live,
+                    lambda store: _train_and_save(
+                        store, settings, activate=True, with_metrics=False, tune=True
+                    ),
+                )
+            except ConfigError as exc:
+                raise click.ClickException(f"configuration: {exc}") from None
+            except TimeoutError as exc:
+                raise click.ClickException(str(exc)) from None
+        if fmt == "json":
+            click.echo(
+                json.dumps(
+                    {"version": result.version.version, "tuning": result.tuning.to_doc()},
+                    indent=2,
+                )
+            )
+        else:
+            _print_training(result)
+        return
 
     async def work(store: Store) -> Any:
         with stage_progress() as report:

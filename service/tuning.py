@@ -11,7 +11,8 @@ serves them with the models they were chosen for:
 2. **Slot tuning** (`tune`): for each slot that uses a personalized strategy, the strategies
    and blend weights that rank best on a **time-based holdout** of the shop's recent history
    (the models fitted on what came before the cut, scored with NDCG@10 on what each shopper
-   did after it, through the same `blend` the storefront runs). The search starts from the
+   did after it -- in a shop that sells, their first basket after the cut, asked for when
+   they came back -- through the same `blend` the storefront runs). The search starts from the
    configured slot and from each strategy alone, and walks each weight over a small grid, so
    the chosen blend is never worse on the holdout than the configured slot or any single
    strategy. Every choice keeps a sentence that says why.
@@ -42,6 +43,7 @@ from service.evaluation import (
     context,
     ranking_metrics,
     split_by_time,
+    split_first_basket_after,
 )
 from service.interactions import Interactions
 from service.plugin_api import Candidate, Recommender, Slot, TrainingData
@@ -61,6 +63,8 @@ PERSONAL_POOL: tuple[str, ...] = (
 )
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0)
 ROUNDS = 2
+# A weight changes only for at least this relative gain on the holdout (not for noise).
+MIN_GAIN = 0.01
 SAME_DAY_S = 3_600.0  # lines of one checkout are not a re-buy
 
 
@@ -272,13 +276,17 @@ async def tune(
     events = data.interactions
     repeat = learn_repeatability(events, data.products)
     purchases = int(events.of_kinds("purchase").sum())
-    truth = ("purchase",) if purchases >= MIN_PURCHASES else POSITIVE
-    split = split_by_time(events, test_fraction, positive=truth)
-    holdout: dict[str, Any] = {"test_fraction": test_fraction, "truth": "+".join(truth)}
+    if purchases >= MIN_PURCHASES:  # a shop that sells: the truth is the next basket
+        split = split_first_basket_after(events, test_fraction)
+        truth = "each shopper's first basket after the cut"
+    else:
+        split = split_by_time(events, test_fraction, positive=POSITIVE)
+        truth = "what each shopper interacted with after the cut"
+    holdout: dict[str, Any] = {"test_fraction": test_fraction, "truth": truth}
     tunable = [s for s in slots if any(personalized(n) for n in s.strategies)]
     if not split.test or not tunable:
         return Tuning(repeat, (), {**holdout, "shoppers": 0})
-    cut = next(iter(split.now.values()))
+    cut = float(split.train.timestamp.max()) + 1.0 if len(split.train) else 0.0
     train = TrainingData(
         products=data.products,
         events=split.train,
@@ -361,7 +369,7 @@ def _search(slot: Slot, pool: Sequence[str], score: _Scorer) -> SlotChoice:
         improved = False
         for name, value in itertools.product(pool, WEIGHT_GRID):
             trial = {**weights, name: value}
-            if score(trial) > score(weights) + 1e-9:
+            if score(trial) > score(weights) * (1 + MIN_GAIN) + 1e-9:
                 weights, improved = trial, True
         if not improved:
             break
