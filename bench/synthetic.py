@@ -9,6 +9,7 @@ ratings) are generated as numpy columns directly, as `shopfront train` loads the
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -124,7 +125,7 @@ STAPLE_EVERY = (1, 1, 2, 2, 3, 4, 6)  # a staple is bought every N trips
 
 def repeat_shop(
     n_shoppers: int = 600, n_products: int = 1500, days: int = 300, seed: int = 5
-) -> tuple[list[Product], list[dict[str, object]]]:
+) -> tuple[list[Product], list[dict[str, Any]]]:
     """A grocery-like shop whose shoppers re-buy on known rhythms, as event documents.
 
     Each shopper shops every 4 to 12 days (a little jitter). They have 4 to 14 staples from
@@ -150,7 +151,7 @@ def repeat_shop(
     ]
     appeal = rng.pareto(1.2, n_products) + 0.05
     by_department = [np.flatnonzero(category // 5 == d) for d in range(len(REPEAT_DEPARTMENTS))]
-    events: list[dict[str, object]] = []
+    events: list[dict[str, Any]] = []
     start = END - timedelta(days=days)
     for s in range(n_shoppers):
         user = f"s{s:04d}"
@@ -180,20 +181,20 @@ def repeat_shop(
                 events.append(_doc("purchase", user, products[i].id, at, order))
             trip += 1
             t += trip_days * float(rng.uniform(0.8, 1.25))
-    events.sort(key=lambda e: e["timestamp"])  # type: ignore[arg-type,return-value]
+    events.sort(key=lambda e: e["timestamp"])
     return products, events
 
 
 def _doc(
     kind: str, user: str, pid: str, when: datetime, order: str | None = None
-) -> dict[str, object]:
+) -> dict[str, Any]:
     return {
         "type": kind,
         "user_id": user,
         "session_id": None,
         "timestamp": when,
         "product_id": pid,
-        "quantity": 1,
+        "quantity": 1 if kind == "purchase" else None,
         "order_id": order,
         "rating": None,
     }
