@@ -9,12 +9,21 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[embedded]"
+# service/, plugins/ and schema/ install as one package, `shopfront`. An editable install only
+# follows that mapping in setuptools' strict mode, which links each file: a new or removed file
+# needs a re-install, so the install steps depend on the file list (rewritten only on change).
+FILELIST := $(VENV)/.filelist
+$(shell mkdir -p $(VENV) && find service plugins schema -type f -not -path '*/__pycache__/*' \
+	| LC_ALL=C sort > $(FILELIST).new && (cmp -s $(FILELIST).new $(FILELIST) \
+	|| mv $(FILELIST).new $(FILELIST)); rm -f $(FILELIST).new)
+STRICT := --config-settings editable_mode=strict
+
+$(VENV)/.installed-run: pyproject.toml $(FILELIST) | $(BIN)/python
+	$(BIN)/pip install --quiet $(STRICT) -e ".[embedded]"
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml examples/shopfront-plugin-example/pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test,embedded]"
+$(VENV)/.installed-test: pyproject.toml $(FILELIST) examples/shopfront-plugin-example/pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet $(STRICT) -e ".[test,embedded]"
 	# the example merchant plugin: the suite checks it is discovered through its entry point
 	$(BIN)/pip install --quiet -e examples/shopfront-plugin-example
 	touch $@
@@ -28,6 +37,8 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy --strict examples/shopfront-plugin-example
+	$(BIN)/lint-imports
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -35,6 +46,8 @@ lint: $(VENV)/.installed-test
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
+	$(BIN)/mypy --strict examples/shopfront-plugin-example
+	$(BIN)/lint-imports
 
 schema: $(VENV)/.installed-test
 	$(BIN)/shopfront schema

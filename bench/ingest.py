@@ -30,14 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a sourc
 
 import httpx
 import uvicorn
-
-from service.app import create_app
-from service.auth import Role, create_key
-from service.catalog import upsert_products
-from service.config import Settings
-from service.embedded import EmbeddedMongo, free_port
-from service.events import validate_event
-from service.store import INDEXES, open_store
+from shopfront.app import create_app
+from shopfront.catalog.products import upsert_products
+from shopfront.platform.config import Settings
+from shopfront.platform.embedded import EmbeddedMongo, free_port
+from shopfront.platform.keys import Role, create_key
+from shopfront.platform.store import INDEXES, open_store
+from shopfront.shoppers.events import validate_event
 
 TRACK = """
 mutation($events: [EventInput!]!) {

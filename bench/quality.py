@@ -39,12 +39,14 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-
-from plugins.recommenders import also_viewed, recommended_for_you, trending
-from plugins.recommenders.blend import BlendPolicy, blend
-from service.catalog import Product
-from service.config import Settings
-from service.evaluation import (
+from shopfront.catalog.products import Product
+from shopfront.platform.config import Settings
+from shopfront.platform.money import Money
+from shopfront.platform.strategy_setup import StrategySetup
+from shopfront.plugins.recommenders import also_viewed, recommended_for_you, trending
+from shopfront.plugins.recommenders.blend import BlendPolicy, blend
+from shopfront.recommend.contract import Candidate, Recommender, Slot, TrainingData
+from shopfront.recommend.evaluation import (
     K_RECALL,
     Case,
     MemoryCatalog,
@@ -55,9 +57,7 @@ from service.evaluation import (
     context,
     split_per_user,
 )
-from service.interactions import Interactions
-from service.money import Money
-from service.plugin_api import Candidate, Recommender, Slot, StrategySetup, TrainingData
+from shopfront.recommend.interactions import Interactions
 
 SEED = 20240601
 STRATEGIES = ("recommended_for_you", "also_viewed", "trending")

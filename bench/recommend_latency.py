@@ -23,23 +23,16 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import numpy as np
+from shopfront.platform.config import Settings
+from shopfront.platform.strategy_setup import StrategySetup
+from shopfront.plugins.recommenders import SPECS
+from shopfront.plugins.recommenders.blend import BlendPolicy, blend
+from shopfront.recommend.contract import Candidate, Recommender, Slot, TrainingData
+from shopfront.recommend.evaluation import MemoryCatalog
+from shopfront.shoppers.context import CartLine, PageType, RequestContext
+from shopfront.shoppers.profile_view import Profile, Purchase
 
 from bench import synthetic
-from plugins.recommenders import SPECS
-from plugins.recommenders.blend import BlendPolicy, blend
-from service.config import Settings
-from service.evaluation import MemoryCatalog
-from service.plugin_api import (
-    Candidate,
-    CartLine,
-    PageType,
-    Recommender,
-    RequestContext,
-    Slot,
-    StrategySetup,
-    TrainingData,
-)
-from service.shopper import Profile, Purchase
 
 SEED = 5
 

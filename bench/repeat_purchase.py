@@ -32,12 +32,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.synthetic import repeat_shop
-from plugins.recommenders import SPECS
-from plugins.recommenders.blend import BlendPolicy, blend
-from service.catalog import Product
-from service.config import Settings
-from service.evaluation import (
+from shopfront.catalog.products import Product
+from shopfront.platform.config import Settings
+from shopfront.platform.strategy_setup import StrategySetup
+from shopfront.plugins.recommenders import SPECS
+from shopfront.plugins.recommenders.blend import BlendPolicy, blend
+from shopfront.recommend.contract import Recommender, Slot, TrainingData
+from shopfront.recommend.evaluation import (
     Case,
     MemoryCatalog,
     Scores,
@@ -46,10 +47,11 @@ from service.evaluation import (
     context,
     split_next_basket,
 )
-from service.interactions import Interactions
-from service.plugin_api import Recommender, Slot, StrategySetup, TrainingData
-from service.training import fit_all
-from service.tuning import tune
+from shopfront.recommend.interactions import Interactions
+from shopfront.recommend.training import fit_all
+from shopfront.recommend.tuning import tune
+
+from bench.synthetic import repeat_shop
 
 HOME = Slot(
     "recommended_for_you",

@@ -27,13 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-
-from service.auth import Role, create_key
-from service.catalog import upsert_products
-from service.config import Settings
-from service.embedded import EmbeddedMongo, free_port
-from service.plugin_config import config_from_mapping
-from service.store import open_store
+from shopfront.catalog.products import upsert_products
+from shopfront.extend.config import config_from_mapping
+from shopfront.platform.config import Settings
+from shopfront.platform.embedded import EmbeddedMongo, free_port
+from shopfront.platform.keys import Role, create_key
+from shopfront.platform.store import open_store
 
 CATEGORIES = ["Shoes", "Apparel", "Outdoor", "Home", "Electronics", "Toys", "Beauty", "Sports"]
 BRANDS = ["Stride", "Northwind", "Acme", "Lumen", "Kestrel", "Orbit"]
@@ -92,9 +91,9 @@ async def seed_behaviour(
 ) -> None:
     """Shoppers' histories through the real ingestion, then one training run, so the built-in
     recommenders serve what they would in a live shop."""
-    from service.demo import generate_history
-    from service.events import ingest_events
-    from service.training import builtin_recommenders, train
+    from shopfront.demo.data import generate_history
+    from shopfront.recommend.training import builtin_recommenders, train
+    from shopfront.shoppers.events import ingest_events
 
     history = sorted(
         generate_history(products, n_shoppers=shoppers),
@@ -130,10 +129,10 @@ def shopper_inputs(
 
 def serve(uri: str, database: str, port: int) -> None:
     import uvicorn
+    from shopfront.app import create_app
+    from shopfront.extend.host import BUILTIN_PLUGINS
 
     from bench import storefront_plugin
-    from service.app import create_app
-    from service.plugin_host import BUILTIN_PLUGINS
 
     settings = Settings.from_env(
         {},
@@ -143,7 +142,7 @@ def serve(uri: str, database: str, port: int) -> None:
         log_level="WARNING",
         plugins_entry_points=False,  # measure the service, not whatever else is installed
     )
-    builtin_home = "plugins.recommenders" in BUILTIN_PLUGINS
+    builtin_home = "shopfront.plugins.recommenders" in BUILTIN_PLUGINS
     config = config_from_mapping({} if builtin_home else {"slots": BENCH_SLOTS})
     app = create_app(settings, plugins=[("bench", storefront_plugin)], plugin_config=config)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

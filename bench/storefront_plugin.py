@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.hookspecs import hookimpl
-from service.plugin_api import (
-    Candidate,
+from shopfront.extend.hookspecs import hookimpl
+from shopfront.offers.contract import (
     CouponOffer,
     CouponStrategySpec,
     PricedCart,
@@ -16,12 +15,10 @@ from service.plugin_api import (
     PromotionOutcome,
     PromotionSpec,
     PromotionTerms,
-    Reason,
-    RecommenderSpec,
-    RequestContext,
-    Slot,
-    StrategySetup,
 )
+from shopfront.platform.strategy_setup import StrategySetup
+from shopfront.recommend.contract import Candidate, Reason, RecommenderSpec, Slot
+from shopfront.shoppers.context import RequestContext
 
 TOP_N = 200
 

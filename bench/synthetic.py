@@ -12,11 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-
-from service.catalog import Product
-from service.interactions import KIND, NONE, Interactions
-from service.money import Money
-from service.plugin_api import TrainingData
+from shopfront.catalog.products import Product
+from shopfront.platform.money import Money
+from shopfront.recommend.contract import TrainingData
+from shopfront.recommend.interactions import KIND, NONE, Interactions
 
 END = datetime(2025, 6, 1, tzinfo=UTC)
 DAYS = 180

@@ -19,10 +19,11 @@ import sys
 import time
 from collections.abc import Sequence
 
+from shopfront.platform.config import Settings
+from shopfront.platform.strategy_setup import StrategySetup
+from shopfront.recommend.models import encode
+
 from bench import synthetic
-from service.config import Settings
-from service.models import encode
-from service.plugin_api import StrategySetup
 
 BUDGET_SECONDS = 600
 BUDGET_BYTES = 8 * 1024**3
@@ -37,7 +38,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--products", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     args = parser.parse_args(argv)
-    from plugins.recommenders import SPECS
+    from shopfront.plugins.recommenders import SPECS
 
     started = time.perf_counter()
     data = synthetic.training_data(args.products, args.events)

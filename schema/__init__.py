@@ -8,17 +8,16 @@ from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
+from shopfront.platform.config import Settings
+from shopfront.schema.errors import MaskInternalErrors
+from shopfront.schema.gate import RequestGate
+from shopfront.schema.limits import Limits, RequestLimits, limits_rule
+from shopfront.schema.observe import OperationObserver
+from shopfront.schema.root import Mutation, Query
+from shopfront.schema.scalars import SCALARS
 from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
-
-from schema.errors import MaskInternalErrors
-from schema.gate import RequestGate
-from schema.limits import Limits, RequestLimits, limits_rule
-from schema.observe import OperationObserver
-from schema.root import Mutation, Query
-from schema.scalars import SCALARS
-from service.config import Settings
 
 SDL_PATH = Path(__file__).with_name("schema.graphql")
 

@@ -6,11 +6,11 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.types import Info
-
-from schema.context import Context
-from schema.permissions import merchant_mutation, storefront_field
-from schema.types import (
+from shopfront.catalog import products as catalog
+from shopfront.platform.keys import Role
+from shopfront.schema.context import Context
+from shopfront.schema.permissions import merchant_mutation, storefront_field
+from shopfront.schema.types import (
     DeleteProductsResult,
     PageInfo,
     Product,
@@ -20,8 +20,7 @@ from schema.types import (
     ProductUpsertResult,
     UpsertStatus,
 )
-from service import catalog
-from service.auth import Role
+from strawberry.types import Info
 
 BAD_INPUT = "BAD_USER_INPUT"
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from shopfront.platform.keys import ApiKey, Role
+from shopfront.runtime import Runtime
 from starlette.requests import Request
-
-from service.auth import ApiKey, Role
-from service.runtime import Runtime
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Coupons: campaigns and codes (merchant), validation and redemption (storefront).
 
 ``validateCoupons`` prices the cart with the entered codes and says, for each code that gives
-no discount, why (a code from `service.coupons.REFUSAL_CODES`). ``redeemCoupon`` prices the
+no discount, why (a code from `shopfront.offers.coupon_service.REFUSAL_CODES`). ``redeemCoupon``
+prices the
 order's cart the same way and charges the coupon's real discount to the campaign's budget,
 atomically; its ``idempotencyKey`` makes a retry return the first result. ``releaseCoupon``
 undoes an order's redemptions (merchant key: a public storefront key must not be able to
@@ -16,17 +17,20 @@ from enum import Enum
 from typing import Any
 
 import strawberry
-from strawberry.types import Info
-
-from schema.context import Context
-from schema.errors import user_error
-from schema.permissions import (
+from shopfront.offers import campaigns, coupon_promotion
+from shopfront.offers import coupon_service as svc
+from shopfront.offers import redemption as redemptions
+from shopfront.offers.contract import PricedCart as PricedCartModel
+from shopfront.platform.money import Money as MoneyModel
+from shopfront.schema.context import Context
+from shopfront.schema.errors import user_error
+from shopfront.schema.permissions import (
     merchant_field,
     merchant_mutation,
     storefront_field,
     storefront_mutation,
 )
-from schema.promotions import (
+from shopfront.schema.promotions import (
     CartInput,
     ProductScope,
     ProductScopeInput,
@@ -36,12 +40,10 @@ from schema.promotions import (
     money_doc,
     price,
 )
-from schema.scalars import Long
-from schema.storefront_types import PricedCart
-from schema.types import Money, MoneyInput
-from service import coupons as svc
-from service.money import Money as MoneyModel
-from service.plugin_api import PricedCart as PricedCartModel
+from shopfront.schema.scalars import Long
+from shopfront.schema.storefront_types import PricedCart
+from shopfront.schema.types import Money, MoneyInput
+from strawberry.types import Info
 
 IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 MAX_KEY_LEN = 200
@@ -158,7 +160,7 @@ class CouponCampaign:
     updated_at: datetime | None
 
     @classmethod
-    def of(cls, c: svc.Campaign) -> CouponCampaign:
+    def of(cls, c: campaigns.Campaign) -> CouponCampaign:
         def money(m: MoneyModel | None) -> Money | None:
             return Money.of(m) if m is not None else None
 
@@ -205,7 +207,7 @@ class CouponCode:
     expires_at: datetime | None
 
     @classmethod
-    def of(cls, c: svc.CodeRecord) -> CouponCode:
+    def of(cls, c: campaigns.CodeRecord) -> CouponCode:
         return cls(
             code=c.code,
             campaign_id=strawberry.ID(c.campaign_id),
@@ -260,7 +262,7 @@ class CouponRedemption:
     released_at: datetime | None
 
     @classmethod
-    def of(cls, r: svc.Redemption) -> CouponRedemption:
+    def of(cls, r: redemptions.Redemption) -> CouponRedemption:
         return cls(
             id=strawberry.ID(r.id),
             campaign_id=strawberry.ID(r.campaign_id),
@@ -287,11 +289,11 @@ class RedeemCouponResult:
     redemption: CouponRedemption | None
 
     @classmethod
-    def of(cls, result: svc.RedeemResult) -> RedeemCouponResult:
+    def of(cls, result: redemptions.RedeemResult) -> RedeemCouponResult:
         if result.redemption is not None:
             return cls(
                 ok=True,
-                code=svc.REDEEMED,
+                code=campaigns.REDEEMED,
                 message=f"{result.redemption.amount.format()} off",
                 missing=None,
                 conflicts_with=[],
@@ -321,8 +323,8 @@ class ReleaseCouponResult:
 def _checks(cart: PricedCartModel, codes: list[str]) -> list[CouponCheck]:
     """Each entered code's result, from the priced cart."""
     checks: list[CouponCheck] = []
-    for code in dict.fromkeys(svc.normalize_code(c) for c in codes if c.strip()):
-        outcome = svc.coupon_outcome(cart, code)
+    for code in dict.fromkeys(campaigns.normalize_code(c) for c in codes if c.strip()):
+        outcome = coupon_promotion.coupon_outcome(cart, code)
         if isinstance(outcome, MoneyModel):
             checks.append(
                 CouponCheck(
@@ -406,7 +408,7 @@ class CouponsMutation:
             campaign = await service.create_campaign(input.to_raw())
             if input.shared_code:
                 await service.add_shared_code(campaign.id, input.shared_code)
-        except svc.CouponError as exc:
+        except campaigns.CouponError as exc:
             raise user_error(str(exc)) from None
         return CouponCampaign.of(campaign)
 
@@ -418,7 +420,7 @@ class CouponsMutation:
             raise user_error("sharedCode: add codes with addCouponCode")
         try:
             campaign = await _coupons(info).update_campaign(str(input.id), input.to_raw())
-        except svc.CouponError as exc:
+        except campaigns.CouponError as exc:
             raise user_error(str(exc)) from None
         return CouponCampaign.of(campaign)
 
@@ -428,7 +430,7 @@ class CouponsMutation:
     ) -> CouponCode:
         try:
             record = await _coupons(info).add_shared_code(str(campaign), code)
-        except svc.CouponError as exc:
+        except campaigns.CouponError as exc:
             raise user_error(str(exc)) from None
         return CouponCode.of(record)
 
@@ -440,7 +442,7 @@ class CouponsMutation:
     ) -> GenerateCouponCodesResult:
         try:
             made = await _coupons(info).generate_codes(str(campaign), count)
-        except svc.CouponError as exc:
+        except campaigns.CouponError as exc:
             raise user_error(str(exc)) from None
         return GenerateCouponCodesResult(campaign_id=campaign, generated=made)
 
@@ -466,13 +468,13 @@ class CouponsMutation:
         key = idempotency_key.strip()
         if not 1 <= len(key) <= MAX_KEY_LEN:
             raise user_error(f"idempotencyKey: must be 1-{MAX_KEY_LEN} characters")
-        normalized = svc.normalize_code(code)
-        request = svc.RedeemRequest(
+        normalized = campaigns.normalize_code(code)
+        request = redemptions.RedeemRequest(
             code=normalized,
             user_id=user,
             order_id=str(order_id),
             idempotency_key=key,
-            fingerprint=svc.fingerprint(normalized, user, str(order_id), cart.canonical()),
+            fingerprint=campaigns.fingerprint(normalized, user, str(order_id), cart.canonical()),
         )
         try:
             earlier = await service.recorded(request)
@@ -480,8 +482,10 @@ class CouponsMutation:
                 return RedeemCouponResult.of(earlier)
             ctx, products = await cart_context(info, cart, user, [normalized])
             priced = await price(info, ctx, products)
-            result = await service.redeem(request, svc.coupon_outcome(priced, normalized))
-        except svc.IdempotencyKeyReused as exc:
+            result = await service.redeem(
+                request, coupon_promotion.coupon_outcome(priced, normalized)
+            )
+        except campaigns.IdempotencyKeyReused as exc:
             raise user_error(str(exc), code=IDEMPOTENCY_KEY_REUSED) from None
         return RedeemCouponResult.of(result)
 

@@ -5,9 +5,9 @@ message; anything else is an internal error, shown as a generic message with the
 Two kinds of non-client errors are not bugs and are never masked as internal, in any
 environment, because the caller can act on them:
 
-- the database is unreachable, slow or restarting (`service.store.is_unavailable`): code
+- the database is unreachable, slow or restarting (`shopfront.platform.store.is_unavailable`): code
   ``SERVICE_UNAVAILABLE``, "try again shortly" — merchant writes fail fast with it;
-- an admission gate is full (`service.admission.Overloaded`): code ``OVERLOADED`` with
+- an admission gate is full (`shopfront.platform.admission.Overloaded`): code ``OVERLOADED`` with
   ``retryAfter`` seconds; the HTTP layer answers 503 with ``Retry-After``.
 """
 
@@ -17,10 +17,9 @@ import logging
 from typing import Any
 
 from graphql import GraphQLError
+from shopfront.platform.admission import Overloaded
+from shopfront.platform.store import is_unavailable
 from strawberry.extensions import MaskErrors
-
-from service.admission import Overloaded
-from service.store import is_unavailable
 
 log = logging.getLogger("shopfront.graphql")
 

@@ -7,16 +7,17 @@ from enum import Enum
 from typing import Any
 
 import strawberry
+from shopfront.experiments import attribution
+from shopfront.platform import admission
+from shopfront.platform.metrics import metrics_of
+from shopfront.runtime import Runtime
+from shopfront.schema.context import Context
+from shopfront.schema.errors import user_error
+from shopfront.schema.permissions import storefront_mutation
+from shopfront.schema.types import MoneyInput, PageType
+from shopfront.shoppers import events as events_service
+from shopfront.shoppers import privacy
 from strawberry.types import Info
-
-from schema.context import Context
-from schema.errors import user_error
-from schema.permissions import storefront_mutation
-from schema.types import MoneyInput, PageType
-from service import admission, attribution, privacy
-from service import events as events_service
-from service.metrics import metrics_of
-from service.runtime import Runtime
 
 
 async def _attribute(
@@ -92,7 +93,7 @@ class EventInput:
     page_type: PageType | None = None
 
     def to_raw(self) -> dict[str, Any]:
-        """The event as `service.events.ingest_events` takes it."""
+        """The event as `shopfront.shoppers.events.ingest_events` takes it."""
         return {
             "event_id": str(self.event_id),
             "type": self.type.value,
@@ -220,7 +221,8 @@ class EventsMutation:
         except events_service.IdentifyError as exc:
             raise user_error(str(exc)) from None
         if result.linked:
-            from service.experiments import REGISTRY_COMPONENT, inherit_assignments
+            from shopfront.experiments.assignment import inherit_assignments
+            from shopfront.runtime import REGISTRY_COMPONENT
 
             registry = runtime.components.get(REGISTRY_COMPONENT)
             await inherit_assignments(

@@ -9,17 +9,20 @@ from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
+from shopfront.experiments import assignment as experiments_assignment
+from shopfront.experiments import attribution, reports
+from shopfront.experiments import definitions as experiments_definitions
+from shopfront.experiments import lifecycle as experiments_lifecycle
+from shopfront.experiments.definitions import ExperimentError, KnownStrategies
+from shopfront.platform.money import Money as MoneyModel
+from shopfront.platform.money import is_currency
+from shopfront.runtime import REGISTRY_COMPONENT
+from shopfront.schema.context import Context
+from shopfront.schema.errors import user_error
+from shopfront.schema.permissions import merchant_field, merchant_mutation
+from shopfront.schema.scalars import JSON, Long
+from shopfront.schema.types import Money
 from strawberry.types import Info
-
-from schema.context import Context
-from schema.errors import user_error
-from schema.permissions import merchant_field, merchant_mutation
-from schema.scalars import JSON, Long
-from schema.types import Money
-from service import attribution, experiments, reports
-from service.experiments import ExperimentError, KnownStrategies
-from service.money import Money as MoneyModel
-from service.money import is_currency
 
 # -- output types --------------------------------------------------------------------------
 
@@ -101,7 +104,7 @@ class Experiment:
     ends_at: datetime | None
 
     @classmethod
-    def of(cls, e: experiments.Experiment) -> Experiment:
+    def of(cls, e: experiments_definitions.Experiment) -> Experiment:
         return cls(
             id=strawberry.ID(e.id),
             name=e.name,
@@ -123,7 +126,7 @@ class Experiment:
         )
 
 
-def _variant(v: experiments.Variant) -> ExperimentVariant:
+def _variant(v: experiments_definitions.Variant) -> ExperimentVariant:
     o = v.override
     return ExperimentVariant(
         name=v.name,
@@ -387,7 +390,7 @@ class CreateExperimentInput:
     variants: list[ExperimentVariantInput]
     description: str = ""
     layer: str = strawberry.field(
-        default=experiments.DEFAULT_LAYER,
+        default=experiments_definitions.DEFAULT_LAYER,
         description="Experiments in one layer split its traffic; experiments in different "
         "layers may not change the same area.",
     )
@@ -465,8 +468,8 @@ def _now() -> datetime:
 
 
 async def _refresh_registry(ctx: Context) -> None:
-    registry = ctx.runtime.components.get(experiments.REGISTRY_COMPONENT)
-    if isinstance(registry, experiments.ExperimentRegistry):
+    registry = ctx.runtime.components.get(REGISTRY_COMPONENT)
+    if isinstance(registry, experiments_assignment.ExperimentRegistry):
         await registry.refresh()
 
 
@@ -482,15 +485,17 @@ class ExperimentsQuery:
         cap = info.context.runtime.settings.max_page_size
         if not 1 <= first <= cap:
             raise user_error(f"first must be between 1 and {cap}, got {first}")
-        statuses = [experiments.ExperimentStatus(s.value) for s in status] if status else None
-        found = await experiments.list_experiments(
+        statuses = (
+            [experiments_definitions.ExperimentStatus(s.value) for s in status] if status else None
+        )
+        found = await experiments_lifecycle.list_experiments(
             info.context.runtime.store, statuses, limit=first
         )
         return [Experiment.of(e) for e in found]
 
     @merchant_field(description="One experiment by id.")
     async def experiment(self, info: Info[Context, Any], id: strawberry.ID) -> Experiment | None:
-        found = await experiments.get_experiment(info.context.runtime.store, str(id))
+        found = await experiments_lifecycle.get_experiment(info.context.runtime.store, str(id))
         return Experiment.of(found) if found else None
 
     @merchant_field(
@@ -562,10 +567,10 @@ class ExperimentsMutation:
         self, info: Info[Context, Any], input: CreateExperimentInput
     ) -> Experiment:
         runtime = info.context.runtime
-        known = runtime.components.get(experiments.KNOWN_STRATEGIES)
+        known = runtime.components.get(experiments_definitions.KNOWN_STRATEGIES)
         try:
             raw = _raw(input, runtime.settings.report_currency)
-            created = await experiments.create_experiment(
+            created = await experiments_lifecycle.create_experiment(
                 runtime.store,
                 raw,
                 now=_now(),
@@ -580,18 +585,18 @@ class ExperimentsMutation:
         "a changed area with a running experiment of another layer, or its layer is full."
     )
     async def start_experiment(self, info: Info[Context, Any], id: strawberry.ID) -> Experiment:
-        return await _change(info, experiments.start_experiment, str(id))
+        return await _change(info, experiments_lifecycle.start_experiment, str(id))
 
     @merchant_mutation(description="Stop assigning shoppers; resuming restores the same split.")
     async def pause_experiment(self, info: Info[Context, Any], id: strawberry.ID) -> Experiment:
-        return await _change(info, experiments.pause_experiment, str(id))
+        return await _change(info, experiments_lifecycle.pause_experiment, str(id))
 
     @merchant_mutation(description="End the experiment for good (its report stays).")
     async def stop_experiment(self, info: Info[Context, Any], id: strawberry.ID) -> Experiment:
-        return await _change(info, experiments.stop_experiment, str(id))
+        return await _change(info, experiments_lifecycle.stop_experiment, str(id))
 
 
-Transition = Callable[..., Awaitable[experiments.Experiment]]
+Transition = Callable[..., Awaitable[experiments_definitions.Experiment]]
 
 
 async def _change(info: Info[Context, Any], action: Transition, experiment_id: str) -> Experiment:

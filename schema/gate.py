@@ -19,22 +19,21 @@ from collections.abc import AsyncIterator
 
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
+from shopfront.platform import keys as auth
+from shopfront.platform.health import health_of
+from shopfront.platform.keycache import COMPONENT as KEY_CACHE
+from shopfront.platform.keycache import KeyCache
+from shopfront.platform.logs import current_request
+from shopfront.platform.metrics import metrics_of
+from shopfront.platform.ratelimit import COMPONENT as RATE_LIMITER
+from shopfront.platform.ratelimit import RateLimited, RateLimiter
+from shopfront.platform.store import is_unavailable
+from shopfront.schema.context import Context
+from shopfront.schema.errors import INTERNAL, RATE_LIMITED, unavailable_error
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
-
-from schema.context import Context
-from schema.errors import INTERNAL, RATE_LIMITED, unavailable_error
-from service import auth
-from service.health import health_of
-from service.keycache import COMPONENT as KEY_CACHE
-from service.keycache import KeyCache
-from service.logs import current_request
-from service.metrics import metrics_of
-from service.ratelimit import COMPONENT as RATE_LIMITER
-from service.ratelimit import RateLimited, RateLimiter
-from service.store import is_unavailable
 
 log = logging.getLogger("shopfront.auth")
 

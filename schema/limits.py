@@ -61,10 +61,9 @@ from graphql import (
     parse,
 )
 from graphql.error import GraphQLSyntaxError
+from shopfront.platform.config import Settings
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
-
-from service.config import Settings
 
 TOO_MANY_TOKENS = "TOO_MANY_TOKENS"
 QUERY_TOO_DEEP = "QUERY_TOO_DEEP"

@@ -6,13 +6,12 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
+from shopfront.recommend import models
+from shopfront.schema.context import Context
+from shopfront.schema.errors import user_error
+from shopfront.schema.permissions import merchant_field, merchant_mutation
+from shopfront.schema.scalars import JSON
 from strawberry.types import Info
-
-from schema.context import Context
-from schema.errors import user_error
-from schema.permissions import merchant_field, merchant_mutation
-from schema.scalars import JSON
-from service import models
 
 MAX_VERSIONS = 100
 

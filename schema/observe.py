@@ -11,10 +11,9 @@ import time
 from collections.abc import Iterator
 
 from graphql import GraphQLError
+from shopfront.platform.logs import current_request
+from shopfront.platform.metrics import metrics_of
 from strawberry.extensions import SchemaExtension
-
-from service.logs import current_request
-from service.metrics import metrics_of
 
 
 def _outcome(data: object, errors: list[GraphQLError]) -> str:

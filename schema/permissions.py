@@ -9,11 +9,10 @@ from typing import Any, TypeVar, cast
 
 import strawberry
 from graphql import GraphQLError
+from shopfront.platform.keys import Role
+from shopfront.schema.context import Context
 from strawberry.permission import BasePermission
 from strawberry.types import Info
-
-from schema.context import Context
-from service.auth import Role
 
 UNAUTHENTICATED = "UNAUTHENTICATED"
 FORBIDDEN = "FORBIDDEN"

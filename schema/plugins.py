@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from shopfront.extend import host as ph
+from shopfront.extend import records
+from shopfront.extend.isolation import BreakerState as BreakerStateModel
+from shopfront.schema.context import Context
+from shopfront.schema.errors import UNAVAILABLE, user_error
+from shopfront.schema.permissions import merchant_field
+from shopfront.schema.scalars import JSON
 from strawberry.types import Info
-
-from schema.context import Context
-from schema.errors import UNAVAILABLE, user_error
-from schema.permissions import merchant_field
-from schema.scalars import JSON
-from service import plugin_host as ph
-from service.plugin_isolation import BreakerState as BreakerStateModel
 
 BreakerState = strawberry.enum(
     BreakerStateModel,
@@ -20,7 +20,7 @@ BreakerState = strawberry.enum(
     description="CLOSED: called normally; OPEN: not called until its cool-down ends; "
     "HALF_OPEN: the next call is a probe.",
 )
-StrategyKind = strawberry.enum(ph.StrategyKind, name="StrategyKind")
+StrategyKind = strawberry.enum(records.StrategyKind, name="StrategyKind")
 
 
 @strawberry.type(description="A strategy's calls since start-up.")
@@ -58,7 +58,7 @@ class Plugin:
     strategies: list[PluginStrategy]
 
     @classmethod
-    def of(cls, r: ph.PluginReport) -> Plugin:
+    def of(cls, r: records.PluginReport) -> Plugin:
         return cls(
             name=r.name,
             source=r.source,

@@ -6,14 +6,13 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
+from shopfront.schema.context import Context
+from shopfront.schema.errors import user_error
+from shopfront.schema.permissions import merchant_field, merchant_mutation, storefront_mutation
+from shopfront.schema.profiles import checked_user_id
+from shopfront.schema.scalars import JSON
+from shopfront.shoppers import privacy
 from strawberry.types import Info
-
-from schema.context import Context
-from schema.errors import user_error
-from schema.permissions import merchant_field, merchant_mutation, storefront_mutation
-from schema.profiles import checked_user_id
-from schema.scalars import JSON
-from service import privacy
 
 
 @strawberry.type

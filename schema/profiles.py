@@ -6,15 +6,14 @@ from datetime import datetime
 from typing import Any
 
 import strawberry
+from shopfront.schema.context import Context
+from shopfront.schema.errors import user_error
+from shopfront.schema.permissions import merchant_field, storefront_mutation
+from shopfront.schema.types import Money, MoneyInput
+from shopfront.shoppers import privacy, profiles
+from shopfront.shoppers.profile_view import Profile as ProfileModel
+from shopfront.shoppers.profile_view import StatedPreferences as StatedPreferencesModel
 from strawberry.types import Info
-
-from schema.context import Context
-from schema.errors import user_error
-from schema.permissions import merchant_field, storefront_mutation
-from schema.types import Money, MoneyInput
-from service import privacy, profiles
-from service.shopper import Profile as ProfileModel
-from service.shopper import StatedPreferences as StatedPreferencesModel
 
 
 @strawberry.type(

@@ -16,22 +16,22 @@ from typing import Any
 
 import strawberry
 from graphql import GraphQLError
+from shopfront.catalog import products as catalog
+from shopfront.offers import contract as offers_contract
+from shopfront.offers import promotions as store_promotions
+from shopfront.offers.pricing import PricingError
+from shopfront.offers.rules import category_text
+from shopfront.platform.money import Money as MoneyModel
+from shopfront.runtime import Runtime
+from shopfront.schema.context import Context
+from shopfront.schema.errors import user_error
+from shopfront.schema.permissions import merchant_field, merchant_mutation
+from shopfront.schema.scalars import JSON
+from shopfront.schema.storefront_types import CartLineInput
+from shopfront.schema.types import Money, MoneyInput
+from shopfront.shoppers.context import CartLine, PageType, RequestContext
+from shopfront.shoppers.profile_view import Profile
 from strawberry.types import Info
-
-from schema.context import Context
-from schema.errors import user_error
-from schema.permissions import merchant_field, merchant_mutation
-from schema.scalars import JSON
-from schema.storefront_types import CartLineInput
-from schema.types import Money, MoneyInput
-from service import catalog, plugin_api
-from service import promotions as store_promotions
-from service.money import Money as MoneyModel
-from service.plugin_api import CartLine, PageType, RequestContext
-from service.pricing import PricingError
-from service.rules import category_text
-from service.runtime import Runtime
-from service.shopper import Profile
 
 # -- shared value types --------------------------------------------------------------------
 
@@ -88,7 +88,7 @@ class ProductScope:
     brands: list[str]
 
     @classmethod
-    def of(cls, scope: plugin_api.ProductScope) -> ProductScope:
+    def of(cls, scope: offers_contract.ProductScope) -> ProductScope:
         return cls(
             product_ids=[strawberry.ID(p) for p in sorted(scope.product_ids)],
             categories=sorted(category_text(c) for c in scope.categories),
@@ -538,7 +538,7 @@ async def cart_context(
 
 async def price(
     info: Info[Context, Any], ctx: RequestContext, products: Any
-) -> plugin_api.PricedCart:
+) -> offers_contract.PricedCart:
     pricer = store_promotions.cart_pricer(info.context.runtime)
     try:
         return await pricer.price(ctx, ctx.cart_lines, products)

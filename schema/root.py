@@ -6,18 +6,17 @@ class; adding a domain means adding it to the lists below.
 
 from __future__ import annotations
 
+from shopfront.schema.catalog import CatalogMutation, CatalogQuery
+from shopfront.schema.coupons import CouponsMutation, CouponsQuery
+from shopfront.schema.events import EventsMutation
+from shopfront.schema.experiments import ExperimentsMutation, ExperimentsQuery
+from shopfront.schema.models import ModelsMutation, ModelsQuery
+from shopfront.schema.plugins import PluginsQuery
+from shopfront.schema.privacy import PrivacyMutation, PrivacyQuery
+from shopfront.schema.profiles import ProfilesMutation, ProfilesQuery
+from shopfront.schema.promotions import PromotionsMutation, PromotionsQuery
+from shopfront.schema.storefront import StorefrontQuery
 from strawberry.tools import merge_types
-
-from schema.catalog import CatalogMutation, CatalogQuery
-from schema.coupons import CouponsMutation, CouponsQuery
-from schema.events import EventsMutation
-from schema.experiments import ExperimentsMutation, ExperimentsQuery
-from schema.models import ModelsMutation, ModelsQuery
-from schema.plugins import PluginsQuery
-from schema.privacy import PrivacyMutation, PrivacyQuery
-from schema.profiles import ProfilesMutation, ProfilesQuery
-from schema.promotions import PromotionsMutation, PromotionsQuery
-from schema.storefront import StorefrontQuery
 
 QUERY_PARTS: tuple[type, ...] = (
     CatalogQuery,

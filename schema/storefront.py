@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from shopfront.schema.context import Context
+from shopfront.schema.errors import UNAVAILABLE, user_error
+from shopfront.schema.permissions import storefront_field
+from shopfront.schema.storefront_types import Storefront, StorefrontInput
+from shopfront.storefront import composer as sf
+from shopfront.storefront import request, sources
 from strawberry.types import Info
-
-from schema.context import Context
-from schema.errors import UNAVAILABLE, user_error
-from schema.permissions import storefront_field
-from schema.storefront_types import Storefront, StorefrontInput
-from service import storefront as sf
 
 
 @strawberry.type
@@ -28,11 +28,11 @@ class StorefrontQuery:
             raise user_error("the storefront is not running", code=UNAVAILABLE)
         loader = ctx.loaders.get("products")
         if loader is None:
-            loader = ctx.loaders["products"] = sf.product_loader(ctx.runtime.store)
+            loader = ctx.loaders["products"] = sources.product_loader(ctx.runtime.store)
         try:
             result = await composer.compose(
                 input.to_request(), request_id=ctx.request_id, loader=loader
             )
-        except sf.StorefrontInputError as exc:
+        except request.StorefrontInputError as exc:
             raise user_error(str(exc)) from None
         return Storefront.of(result)

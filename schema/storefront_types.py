@@ -9,20 +9,18 @@ from collections.abc import Mapping
 from datetime import datetime
 
 import strawberry
-
-from schema.errors import user_error
-from schema.scalars import Long
+from shopfront.catalog.products import Product as ProductModel
+from shopfront.extend.records import Degradation
+from shopfront.offers import contract as offers_contract
+from shopfront.recommend import contract as recommend_contract
+from shopfront.schema.errors import user_error
+from shopfront.schema.scalars import Long
 
 # One PageType enum for the whole schema (events and storefront), values as in plugin_api.
-from schema.types import (
-    Money,
-    PageType,
-    Product,
-)
-from service import plugin_api
-from service import storefront as sf
-from service.catalog import Product as ProductModel
-from service.plugin_host import Degradation
+from shopfront.schema.types import Money, PageType, Product
+from shopfront.shoppers import context as shoppers_context
+from shopfront.storefront import answer as storefront_answer
+from shopfront.storefront import request as storefront_request
 
 
 @strawberry.input(description="One cart line: a product and how many.")
@@ -70,22 +68,25 @@ class StorefrontInput:
         description="The slots to fill, in order (default: the page's configured slots).",
     )
 
-    def to_request(self) -> sf.StorefrontRequest:
+    def to_request(self) -> storefront_request.StorefrontRequest:
         cart = self.cart or CartInput()
-        return sf.StorefrontRequest(
-            page=plugin_api.PageType(self.page.value),
+        return storefront_request.StorefrontRequest(
+            page=shoppers_context.PageType(self.page.value),
             user_id=str(self.user_id) if self.user_id is not None else None,
             session_id=str(self.session_id) if self.session_id is not None else None,
             product_id=str(self.product_id) if self.product_id is not None else None,
             category_path=tuple(self.category_path) if self.category_path is not None else None,
             search_query=self.search_query,
             cart_lines=tuple(
-                plugin_api.CartLine(str(line.product_id), line.quantity) for line in cart.lines
+                shoppers_context.CartLine(str(line.product_id), line.quantity)
+                for line in cart.lines
             ),
             coupon_codes=tuple(cart.coupon_codes),
             currency=self.currency,
             slots=(
-                tuple(sf.SlotOverride(s.name, s.strategy, s.limit) for s in self.slots)
+                tuple(
+                    storefront_request.SlotOverride(s.name, s.strategy, s.limit) for s in self.slots
+                )
                 if self.slots is not None
                 else None
             ),
@@ -99,7 +100,7 @@ class Reason:
     strategy: str = strawberry.field(description="The strategy that gave the reason.")
 
     @classmethod
-    def of(cls, r: plugin_api.Reason) -> Reason:
+    def of(cls, r: recommend_contract.Reason) -> Reason:
         return cls(code=r.code, text=r.text, strategy=r.strategy)
 
 
@@ -121,7 +122,7 @@ class RecommendationSlot:
     items: list[RecommendationItem]
 
     @classmethod
-    def of(cls, s: sf.SlotResult) -> RecommendationSlot:
+    def of(cls, s: storefront_answer.SlotResult) -> RecommendationSlot:
         return cls(
             name=s.name,
             title=s.title,
@@ -147,7 +148,7 @@ class CouponOffer:
     strategy: str
 
     @classmethod
-    def of(cls, o: plugin_api.CouponOffer) -> CouponOffer:
+    def of(cls, o: offers_contract.CouponOffer) -> CouponOffer:
         return cls(
             code=o.code,
             title=o.title,
@@ -223,7 +224,7 @@ class PricedCart:
 
     @classmethod
     def of(
-        cls, cart: plugin_api.PricedCart, products: Mapping[str, ProductModel] | None = None
+        cls, cart: offers_contract.PricedCart, products: Mapping[str, ProductModel] | None = None
     ) -> PricedCart:
         products = products or {}
         cur = cart.currency
@@ -340,7 +341,7 @@ class Storefront:
         return self.priced_cart
 
     @classmethod
-    def of(cls, result: sf.StorefrontResult) -> Storefront:
+    def of(cls, result: storefront_answer.StorefrontResult) -> Storefront:
         return cls(
             request_id=result.request_id,
             slots=[RecommendationSlot.of(s) for s in result.slots],

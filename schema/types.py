@@ -6,10 +6,9 @@ from datetime import datetime
 from enum import Enum
 
 import strawberry
-
-from schema.scalars import Long
-from service.catalog import Product as ProductModel
-from service.money import Money as MoneyModel
+from shopfront.catalog.products import Product as ProductModel
+from shopfront.platform.money import Money as MoneyModel
+from shopfront.schema.scalars import Long
 
 
 @strawberry.type(description="An amount in integer minor units (cents) with its ISO 4217 currency.")

@@ -26,6 +26,26 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+from shopfront.extend.config import ConfigFile
+from shopfront.platform import admission, health, keycache, ratelimit
+from shopfront.platform import metrics as metrics_module
+from shopfront.platform.config import Settings
+from shopfront.platform.logs import RequestInfo, bind_request, current_request, log_request
+from shopfront.platform.metrics import Metrics
+from shopfront.platform.store import CommandTimer, DatabaseUnavailable, open_store
+from shopfront.runtime import (
+    Runtime,
+    start_components,
+    start_experiments,
+    stop_components,
+    stop_experiments,
+)
+from shopfront.schema import build_schema
+from shopfront.schema.context import Context
+from shopfront.schema.errors import HTTP_STATUS_FOR_CODE, RATE_LIMITED
+from shopfront.schema.gate import bearer_token, rate_limited_error
+from shopfront.storefront.composer import Storefront
+from shopfront.storefront.sources import ProfileSource
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -34,20 +54,6 @@ from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
-
-from schema import build_schema
-from schema.context import Context
-from schema.errors import HTTP_STATUS_FOR_CODE, RATE_LIMITED
-from schema.gate import bearer_token, rate_limited_error
-from service import admission, health, keycache, ratelimit, storefront
-from service import metrics as metrics_module
-from service.config import Settings
-from service.experiments import start_experiments, stop_experiments
-from service.logs import RequestInfo, bind_request, current_request, log_request
-from service.metrics import Metrics
-from service.plugin_config import ConfigFile
-from service.runtime import Runtime
-from service.store import CommandTimer, DatabaseUnavailable, open_store
 
 __all__ = [
     "ShopfrontGraphQL",
@@ -311,7 +317,7 @@ def create_app(
     database: str | None = None,
     plugins: Sequence[tuple[str, object]] = (),
     plugin_config: ConfigFile | None = None,
-    profiles: storefront.ProfileSource | None = None,
+    profiles: ProfileSource | None = None,
 ) -> Starlette:
     """The Shopfront ASGI app. ``settings.mongodb_uri`` must name a reachable server
     (`shopfront serve` starts the embedded one first when none is configured).
@@ -348,7 +354,7 @@ def create_app(
             settings, metrics
         )
         try:
-            await storefront.start_components(
+            await start_components(
                 runtime, plugins=plugins, plugin_config=plugin_config, profiles=profiles
             )
         except BaseException:
@@ -359,7 +365,7 @@ def create_app(
         monitor.start()
         registry = await start_experiments(runtime)
         composer = runtime.components.get("storefront")
-        if isinstance(composer, storefront.Storefront):
+        if isinstance(composer, Storefront):
             composer.database_up = lambda: monitor.database_up
             composer.experiments = registry
             composer.exposures = runtime.components.get("exposures")
@@ -369,7 +375,7 @@ def create_app(
         finally:
             runtime.draining = True
             await stop_experiments(runtime)
-            await storefront.stop_components(runtime)
+            await stop_components(runtime)
             await monitor.stop()
             await close_components(runtime, settings.shutdown_drain_s)
             await store.close()

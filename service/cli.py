@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-
-from service.config import ConfigError, Settings
-from service.embedded import EmbeddedMongo, EmbeddedUnavailable
-from service.plugin_api import Slot
-from service.store import DatabaseUnavailable, Store, open_store, wait_until_reachable
+from shopfront.platform.config import ConfigError, Settings
+from shopfront.platform.embedded import EmbeddedMongo, EmbeddedUnavailable
+from shopfront.platform.store import DatabaseUnavailable, Store, open_store, wait_until_reachable
+from shopfront.recommend.contract import Slot
 
 T = TypeVar("T")
 log = logging.getLogger("shopfront")
@@ -187,9 +186,8 @@ def serve(host: str | None, port: int | None, demo: bool, drain: float | None) -
     import os
 
     import uvicorn
-
-    from service.app import create_app
-    from service.logs import configure_logging
+    from shopfront.app import create_app
+    from shopfront.platform.logs import configure_logging
 
     introspection = None
     if demo and "SHOPFRONT_INTROSPECTION" not in os.environ:
@@ -207,7 +205,7 @@ def serve(host: str | None, port: int | None, demo: bool, drain: float | None) -
     configure_logging(settings.log_level, settings.log_format)
     with database(settings) as live:
         if demo:
-            from service.demo_setup import prepare_demo
+            from shopfront.demo.setup import prepare_demo
 
             keys = run_with_store(live, lambda store: prepare_demo(store, live))
             url = f"http://{live.host}:{live.port}/graphql"
@@ -240,7 +238,7 @@ def keys() -> None:
 @click.option("--name", required=True, help="Who or what uses the key.")
 def keys_create(role: str, name: str) -> None:
     """Create a key and print it once (only its hash is stored)."""
-    from service.auth import KeyError_, create_key
+    from shopfront.platform.keys import KeyError_, create_key
 
     with database(load_settings()) as live:
         try:
@@ -258,7 +256,7 @@ def keys_create(role: str, name: str) -> None:
 @keys.command("list")
 def keys_list() -> None:
     """List keys (never their values)."""
-    from service.auth import list_keys
+    from shopfront.platform.keys import list_keys
 
     with database(load_settings()) as live:
         records = run_with_store(live, list_keys)
@@ -271,7 +269,7 @@ def keys_list() -> None:
 @click.argument("key")
 def keys_revoke(key: str) -> None:
     """Revoke a key by id, or every active key with this name."""
-    from service.auth import revoke_key
+    from shopfront.platform.keys import revoke_key
 
     with database(load_settings()) as live:
         revoked = run_with_store(live, lambda s: revoke_key(s, key))
@@ -298,8 +296,7 @@ def import_command(file: Path, fmt: str | None) -> None:
     """
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from service.importer import ImportFileError, RowSource, import_products
+    from shopfront.catalog.importer import ImportFileError, RowSource, import_products
 
     try:
         source = RowSource(file, fmt)
@@ -335,7 +332,7 @@ def import_command(file: Path, fmt: str | None) -> None:
 @click.option("--force", is_flag=True, help="Seed even if the catalog already has products.")
 def seed(demo: bool, force: bool) -> None:
     """Seed the database with the demo catalog (`--demo`)."""
-    from service.demo import DemoError, seed_demo
+    from shopfront.demo.data import DemoError, seed_demo
 
     if not demo:
         raise click.UsageError("say what to seed: `shopfront seed --demo` loads the demo data")
@@ -370,14 +367,14 @@ def seed(demo: bool, force: bool) -> None:
 )
 def schema(out: Path | None) -> None:
     """Print or write the GraphQL SDL that frontends code against."""
-    from schema import SDL_PATH, sdl
+    from shopfront.schema import SDL_PATH, sdl
 
     target = out or SDL_PATH
     target.write_text(sdl())
     click.echo(f"wrote {target}", err=True)
 
 
-# -- reports (service.reports, service.attribution) ----------------------------------------
+# -- reports (shopfront.experiments.reports and .attribution) ----------------------------
 
 
 @main.group()
@@ -414,8 +411,8 @@ def report_experiment(experiment_id: str, fmt: str) -> None:
     import json
     from datetime import UTC, datetime
 
-    from service.experiments import ExperimentError
-    from service.reports import COLUMNS, experiment_report, report_rows
+    from shopfront.experiments.definitions import ExperimentError
+    from shopfront.experiments.reports import COLUMNS, experiment_report, report_rows
 
     with database(load_settings()) as live:
         try:
@@ -510,8 +507,8 @@ def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> N
     import json
     from datetime import UTC
 
-    from service.attribution import strategy_performance
-    from service.money import MoneyError
+    from shopfront.experiments.attribution import strategy_performance
+    from shopfront.platform.money import MoneyError
 
     settings = load_settings()
     start, end = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
@@ -616,7 +613,7 @@ def stage_progress() -> Iterator[Callable[[str, float], None]]:
 )
 def settings(update_readme: Path | None) -> None:
     """Print every setting (variable, default, description) as a Markdown table."""
-    from service.config import describe
+    from shopfront.platform.config import describe
 
     rows = [
         f"| `{name}` | {f'`{default}`' if default else '—'} | {doc} |"
@@ -657,7 +654,8 @@ def coupons_export(campaign: str, out: Path) -> None:
 
     Columns: code, kind, used, max_uses, user_id, expires_at, created_at.
     """
-    from service.coupons import CouponError, CouponService
+    from shopfront.offers.campaigns import CouponError
+    from shopfront.offers.coupon_service import CouponService
 
     async def export(store: Store, settings: Settings) -> int:
         service = CouponService(store, settings)
@@ -746,9 +744,9 @@ async def _train_and_save(
     store: Store, settings: Settings, *, activate: bool, with_metrics: bool, tune: bool
 ) -> Any:
     """Load the data once; optionally measure and tune; fit, save and activate a version."""
-    from service.evaluation import evaluate_shop
-    from service.training import builtin_recommenders, load_training_data, tune_shop
-    from service.training import train as run_training
+    from shopfront.recommend.evaluation import evaluate_shop
+    from shopfront.recommend.training import builtin_recommenders, load_training_data, tune_shop
+    from shopfront.recommend.training import train as run_training
 
     with stage_progress() as report:
         metrics = None
@@ -775,8 +773,8 @@ async def _train_and_save(
 
 def configured_slots(settings: Settings) -> list[Slot]:
     """Every page's slots as configured (``[slots]`` of the config file, else the defaults)."""
-    from service.plugin_config import load_config_file
-    from service.storefront import slots_from_config
+    from shopfront.extend.config import load_config_file
+    from shopfront.storefront.slots import slots_from_config
 
     config = load_config_file(settings.config_file)
     return [
@@ -837,7 +835,7 @@ def evaluate(
     """Offline metrics per strategy and for the blend, on a temporal split of the events."""
     import json
 
-    from service.evaluation import evaluate_shop
+    from shopfront.recommend.evaluation import evaluate_shop
 
     settings = load_settings()
     if tune:

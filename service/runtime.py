@@ -1,12 +1,28 @@
-"""The running service's shared objects, built once at start-up and handed to every request."""
+"""The running service: its typed parts, and how the app's lifespan starts and stops them.
+
+`Runtime` is what every request is handed. `start_components` / `stop_components` and
+`start_experiments` / `stop_experiments` are the start-up and shut-down steps the lifespan
+runs (domain modules never start anything themselves).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
-from service.config import Settings
-from service.store import Store
+from shopfront.experiments.assignment import ExperimentRegistry
+from shopfront.experiments.exposure import ExposureRecorder
+from shopfront.extend.config import ConfigFile
+from shopfront.extend.host import PluginHost
+from shopfront.extend.records import CallObservation, StrategyKind
+from shopfront.platform.config import Settings
+from shopfront.platform.money import Money
+from shopfront.platform.store import Store
+from shopfront.shoppers.profile_view import Profile
+from shopfront.storefront.composer import Storefront
+from shopfront.storefront.sources import FunctionProfileSource, ProfileSource
 
 
 @dataclass
@@ -19,3 +35,154 @@ class Runtime:
     store: Store
     components: dict[str, Any] = field(default_factory=dict)
     draining: bool = False
+
+
+# -- lifecycle -----------------------------------------------------------------------------
+
+
+async def start_components(
+    runtime: Runtime,
+    *,
+    plugins: Sequence[tuple[str, object]] = (),
+    plugin_config: ConfigFile | None = None,
+    profiles: ProfileSource | None = None,
+) -> None:
+    """Start the plugin host and the storefront composer into ``runtime.components``
+    (``"plugins"`` and ``"storefront"``)."""
+    from shopfront.shoppers import events, privacy
+    from shopfront.shoppers.profiles import load_profile
+
+    host = await PluginHost.start(
+        runtime.settings, runtime.store, plugins=plugins, config=plugin_config
+    )
+    try:
+        composer = Storefront(
+            host,
+            runtime.store,
+            runtime.settings,
+            profiles or FunctionProfileSource(runtime.store, load_profile),
+        )
+    except BaseException:
+        await host.close()
+        raise
+    runtime.components["plugins"] = host
+    runtime.components["storefront"] = composer
+
+    _observe_strategies(runtime, host)
+
+    # Trained models: every instance loads the active version and follows activations.
+    from shopfront.recommend.models import ModelRegistry
+
+    registry = ModelRegistry(runtime.store, runtime.settings)
+    for hosted in host.strategies(StrategyKind.RECOMMENDER):
+        if hosted.obj is not None:
+            registry.attach(hosted.name, hosted.obj)
+    await registry.start()  # also retrains on SHOPFRONT_TRAINING_INTERVAL_MINUTES, if set
+    runtime.components["models"] = registry
+    from shopfront.offers.promotions import PromotionBook, PromotionTypes, cart_pricer
+
+    # Stored promotions may be of the built-in types or of a type a loaded plugin registers.
+    builtin_types = PromotionTypes.builtin()
+    extra = [s for s in host.managed_promotion_types() if s.name not in builtin_types.names]
+    runtime.components["promotion_book"] = PromotionBook(
+        runtime.store,
+        runtime.settings,
+        PromotionTypes([*(builtin_types.get(n) for n in builtin_types.names), *extra]),
+    )
+
+    # The engine's shipping fees come from the settings; a [shipping] table in the config
+    # file overrides them per currency.
+    pricer = cart_pricer(runtime)
+    fees = dict(pricer.shipping_fees)
+    fees.update({cur: Money(amount, cur) for cur, amount in composer.shipping.items()})
+    composer.pricer = replace(pricer, shipping_fees=fees)
+
+    # Plugins hear about stored events and erasures through their hooks.
+    async def plugins_on_event(event: Mapping[str, Any]) -> None:
+        await host.emit_event(event)
+
+    async def plugin_state(user_id: str) -> int:
+        return sum((await host.erase_user(user_id)).values())
+
+    async def profile_loader(user_id: str, now: datetime) -> Profile | None:
+        return await load_profile(runtime.store, user_id, now)
+
+    # Coupon validation and redemption read segment data through this component.
+    runtime.components.setdefault("profile_loader", profile_loader)
+    events.event_hooks(runtime.components).listeners.append(plugins_on_event)
+    privacy.privacy_hooks(runtime.components).erasers.append(plugin_state)
+
+
+def _observe_strategies(runtime: Runtime, host: PluginHost) -> None:
+    """Feed every strategy call and breaker state into the Prometheus metrics, so /metrics
+    and the `plugins` query tell the same story."""
+    from shopfront.platform.metrics import BreakerState as MetricState
+    from shopfront.platform.metrics import metrics_of
+
+    metrics = metrics_of(runtime)
+    if metrics is None:
+        return
+
+    def observe(call: CallObservation) -> None:
+        kind = call.kind.value
+        if call.outcome == "short_circuit":  # the breaker is open: no call was made
+            metrics.strategy_skipped.labels(kind, call.strategy).inc()
+            return
+        metrics.record_strategy_call(
+            kind,
+            call.strategy,
+            call.seconds,
+            failed=call.outcome in ("error", "invalid"),
+            timed_out=call.outcome == "timeout",
+        )
+        hosted = host.strategy(call.strategy)
+        if hosted is not None:
+            state = MetricState[hosted.breaker.state.name]
+            metrics.set_breaker_state(kind, call.strategy, state)
+
+    host.add_observer(observe)
+
+
+async def stop_components(runtime: Runtime) -> None:
+    from shopfront.recommend.models import ModelRegistry
+
+    registry = runtime.components.pop("models", None)
+    if isinstance(registry, ModelRegistry):
+        await registry.stop()
+    composer = runtime.components.pop("storefront", None)
+    if isinstance(composer, Storefront):
+        await composer.close()
+    host = runtime.components.pop("plugins", None)
+    if isinstance(host, PluginHost):
+        await host.close()
+
+
+# -- wiring --------------------------------------------------------------------------------
+
+REGISTRY_COMPONENT = "experiments"
+RECORDER_COMPONENT = "exposures"
+
+
+async def start_experiments(runtime: Runtime) -> ExperimentRegistry:
+    """Build this process's `ExperimentRegistry` (loaded, then polling every
+    ``SHOPFRONT_EXPERIMENT_REFRESH_SECONDS``) and `ExposureRecorder` (at
+    ``SHOPFRONT_EXPOSURE_SAMPLE_RATE``) and register them as
+    ``runtime.components["experiments"]`` and ``["exposures"]``. Call it from the app's
+    lifespan after the store opens; `stop_experiments` on shutdown."""
+    settings = runtime.settings
+    registry = ExperimentRegistry(
+        runtime.store, refresh_seconds=settings.experiment_refresh_seconds
+    )
+    await registry.start()
+    runtime.components[REGISTRY_COMPONENT] = registry
+    runtime.components[RECORDER_COMPONENT] = ExposureRecorder(
+        runtime.store, sample_rate=settings.exposure_sample_rate
+    )
+    return registry
+
+
+async def stop_experiments(runtime: Runtime) -> None:
+    registry = runtime.components.pop(REGISTRY_COMPONENT, None)
+    runtime.components.pop(RECORDER_COMPONENT, None)
+    if isinstance(registry, ExperimentRegistry):
+        await registry.close()

@@ -1,6 +1,6 @@
 """A pytest kit for Shopfront and for plugin authors.
 
-Enable it in a ``conftest.py`` with ``pytest_plugins = ["service.testing"]``. It provides:
+Enable it in a ``conftest.py`` with ``pytest_plugins = ["shopfront.testing"]``. It provides:
 
 - ``mongo_uri``: one MongoDB wire server for the whole test run — the embedded SecantusDB
   server (``:memory:`` storage), or the server named by ``SHOPFRONT_MONGODB_URI``;
@@ -43,42 +43,37 @@ from typing import Any, Protocol
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from starlette.applications import Starlette
-
-from service.app import create_app
-from service.auth import Role, create_key
-from service.catalog import Product
-from service.config import Settings
-from service.embedded import EmbeddedMongo
-from service.money import Money
-from service.plugin_api import (
-    Candidate,
-    CartLine,
-    CouponOffer,
-    CouponStrategy,
-    PageType,
-    PricedCart,
-    Promotion,
-    PromotionOutcome,
-    PromotionTerms,
-    Reason,
-    Recommender,
-    RequestContext,
-    Slot,
-)
-from service.plugin_config import config_from_mapping
-from service.plugin_host import BUILTIN_PLUGINS, PluginHost, builtin_name
-from service.plugin_isolation import (
+from shopfront.app import create_app
+from shopfront.catalog.products import Product
+from shopfront.extend.config import config_from_mapping
+from shopfront.extend.host import BUILTIN_PLUGINS, PluginHost
+from shopfront.extend.isolation import (
     OutputError,
     validate_candidates,
     validate_offers,
     validate_outcome,
 )
-from service.pricing import base_cart, check_outcome
-from service.runtime import Runtime
-from service.store import Store, open_store
-from service.storefront import ProfileSource
-from service.storefront import Storefront as StorefrontComposer
+from shopfront.extend.policy import builtin_name
+from shopfront.offers.contract import (
+    CouponOffer,
+    CouponStrategy,
+    PricedCart,
+    Promotion,
+    PromotionOutcome,
+    PromotionTerms,
+)
+from shopfront.offers.pricing import base_cart, check_outcome
+from shopfront.platform.config import Settings
+from shopfront.platform.embedded import EmbeddedMongo
+from shopfront.platform.keys import Role, create_key
+from shopfront.platform.money import Money
+from shopfront.platform.store import Store, open_store
+from shopfront.recommend.contract import Candidate, Reason, Recommender, Slot
+from shopfront.runtime import Runtime
+from shopfront.shoppers.context import CartLine, PageType, RequestContext
+from shopfront.storefront.composer import Storefront as StorefrontComposer
+from shopfront.storefront.sources import ProfileSource
+from starlette.applications import Starlette
 
 
 class GraphQLCall(Protocol):

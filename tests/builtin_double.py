@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.hookspecs import hookimpl
-from service.plugin_api import RecommenderSpec
+from shopfront.extend.hookspecs import hookimpl
+from shopfront.recommend.contract import RecommenderSpec
+
 from tests.plugin_doubles import list_recommender
 
 

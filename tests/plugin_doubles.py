@@ -11,11 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.catalog import Product
-from service.hookspecs import hookimpl
-from service.money import Money
-from service.plugin_api import (
-    Candidate,
+from shopfront.catalog.products import Product
+from shopfront.extend.hookspecs import hookimpl
+from shopfront.extend.isolation import StrategyInterrupted
+from shopfront.offers.contract import (
     CouponOffer,
     CouponStrategySpec,
     PricedCart,
@@ -23,13 +22,11 @@ from service.plugin_api import (
     PromotionOutcome,
     PromotionSpec,
     PromotionTerms,
-    Reason,
-    RecommenderSpec,
-    RequestContext,
-    Slot,
-    StrategySetup,
 )
-from service.plugin_isolation import StrategyInterrupted
+from shopfront.platform.money import Money
+from shopfront.platform.strategy_setup import StrategySetup
+from shopfront.recommend.contract import Candidate, Reason, RecommenderSpec, Slot
+from shopfront.shoppers.context import RequestContext
 
 
 @dataclass

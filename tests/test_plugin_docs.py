@@ -7,8 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from service.hookspecs import HOOK_NAMES
+from shopfront.extend.hookspecs import HOOK_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "plugins.md"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from service.config import describe
+from shopfront.platform.config import describe
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

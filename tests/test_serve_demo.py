@@ -19,10 +19,9 @@ from typing import Any
 
 import httpx
 import pytest
-
-from service.cli import RUNNING_FILE
-from service.demo_setup import MERCHANT_VAR, STOREFRONT_VAR, read_keys_file
-from service.embedded import free_port
+from shopfront.cli import RUNNING_FILE
+from shopfront.demo.setup import MERCHANT_VAR, STOREFRONT_VAR, read_keys_file
+from shopfront.platform.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PRODUCTS = "query { products(first: 5) { nodes { id title price { amount currency } } } }"
@@ -72,7 +71,7 @@ class Service:
         self.env = env
         self.log = (data_dir.parent / f"serve-{self.port}.log").open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--demo", "--port", str(self.port)],
+            [sys.executable, "-m", "shopfront.cli", "serve", "--demo", "--port", str(self.port)],
             cwd=ROOT,
             env=env,
             stdout=self.log,
@@ -153,7 +152,7 @@ def test_serve_demo_end_to_end(tmp_path: Path, services: list[Service]) -> None:
 
     # Other commands share the running service's embedded database instead of clashing.
     listed_keys = subprocess.run(
-        [sys.executable, "-m", "service.cli", "keys", "list"],
+        [sys.executable, "-m", "shopfront.cli", "keys", "list"],
         cwd=ROOT,
         env=first.env,
         capture_output=True,

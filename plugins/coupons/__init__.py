@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from plugins.coupons import cart_recovery, category_affinity, welcome, win_back
-from service.hookspecs import hookimpl
-from service.plugin_api import CouponOffer, CouponStrategySpec, RequestContext
+from shopfront import CouponOffer, CouponStrategySpec, RequestContext, hookimpl
+from shopfront.plugins.coupons import cart_recovery, category_affinity, welcome, win_back
 
 STRATEGIES: tuple[CouponStrategySpec, ...] = (
     welcome.SPEC,

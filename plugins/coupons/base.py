@@ -22,11 +22,24 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from plugins.coupons.sensitivity import PriceSensitivity
-from service.coupons import Campaign, CouponDiscount, CouponService, DiscountKind
-from service.money import Money
-from service.plugin_api import CouponOffer, ProductScope, Reason, RequestContext, StrategySetup
-from service.rules import RuleError, int_value, optional_money, same_currency, scope_to_doc
+from shopfront import (
+    Campaign,
+    CouponDiscount,
+    CouponOffer,
+    CouponService,
+    DiscountKind,
+    Money,
+    ProductScope,
+    Reason,
+    RequestContext,
+    RuleError,
+    StrategySetup,
+    int_value,
+    optional_money,
+    same_currency,
+    scope_to_doc,
+)
+from shopfront.plugins.coupons.sensitivity import PriceSensitivity
 
 OFFER_KEYS = {"discount", "sensitive_discount", "validity_days", "min_spend"}
 

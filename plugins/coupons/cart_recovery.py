@@ -16,16 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from plugins.coupons.base import OfferTerms, PersonalCoupons, can_personalize
-from service.plugin_api import (
+from shopfront import (
     CouponOffer,
     CouponStrategySpec,
     ProductScope,
     Reason,
     RequestContext,
     StrategySetup,
+    int_value,
 )
-from service.rules import int_value
+from shopfront.plugins.coupons.base import OfferTerms, PersonalCoupons, can_personalize
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from plugins.coupons.base import OfferTerms, PersonalCoupons, can_personalize
-from service.plugin_api import (
+from shopfront import (
     CouponOffer,
     CouponStrategySpec,
     ProductScope,
     Reason,
     RequestContext,
     StrategySetup,
+    category_path,
+    int_value,
 )
-from service.rules import category_path, int_value
+from shopfront.plugins.coupons.base import OfferTerms, PersonalCoupons, can_personalize
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from service.plugin_api import RequestContext
-from service.store import Store
+from shopfront import RequestContext, Store
 
 SAMPLE = 5000
 TTL_S = 600.0

@@ -11,14 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from plugins.coupons.base import OfferTerms, PersonalCoupons, can_personalize
-from service.plugin_api import (
-    CouponOffer,
-    CouponStrategySpec,
-    Reason,
-    RequestContext,
-    StrategySetup,
-)
+from shopfront import CouponOffer, CouponStrategySpec, Reason, RequestContext, StrategySetup
+from shopfront.plugins.coupons.base import OfferTerms, PersonalCoupons, can_personalize
 
 
 @dataclass(frozen=True)

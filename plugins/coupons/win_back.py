@@ -13,15 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from plugins.coupons.base import OfferTerms, PersonalCoupons, can_personalize, day
-from service.plugin_api import (
+from shopfront import (
     CouponOffer,
     CouponStrategySpec,
     Reason,
     RequestContext,
     StrategySetup,
+    int_value,
 )
-from service.rules import int_value
+from shopfront.plugins.coupons.base import OfferTerms, PersonalCoupons, can_personalize, day
 
 
 @dataclass(frozen=True)

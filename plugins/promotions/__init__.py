@@ -14,7 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from plugins.promotions import (
+from shopfront import (
+    PricedCart,
+    PromotionSpec,
+    PromotionTerms,
+    RequestContext,
+    StackingPlan,
+    hookimpl,
+)
+from shopfront.plugins.promotions import (
     bundle,
     buy_x_get_y,
     free_shipping,
@@ -23,15 +31,7 @@ from plugins.promotions import (
     order_discount,
     tiered_spend,
 )
-from plugins.promotions.stacking import best_deal
-from service.hookspecs import hookimpl
-from service.plugin_api import (
-    PricedCart,
-    PromotionSpec,
-    PromotionTerms,
-    RequestContext,
-    StackingPlan,
-)
+from shopfront.plugins.promotions.stacking import best_deal
 
 PROMOTION_TYPES: tuple[PromotionSpec, ...] = (
     order_discount.SPEC,

@@ -27,8 +27,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from service.money import Money, allocate
-from service.plugin_api import (
+from shopfront import (
+    Money,
     Nudge,
     PricedCart,
     PricedLine,
@@ -37,12 +37,11 @@ from service.plugin_api import (
     PromotionOutcome,
     PromotionTerms,
     RequestContext,
-    Stacking,
-    StrategySetup,
-)
-from service.rules import (
     RuleError,
     Segment,
+    Stacking,
+    StrategySetup,
+    allocate,
     check_window,
     int_value,
     money_value,

@@ -16,18 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from plugins.promotions.base import (
-    NO_ELIGIBLE_ITEMS,
-    NOTHING_TO_DISCOUNT,
-    Definition,
-    applied,
-    max_applications,
-    not_applied,
-    read_params,
-    with_nudge,
-)
-from service.money import Money, allocate
-from service.plugin_api import (
+from shopfront import (
+    Money,
     Nudge,
     PricedCart,
     PricedLine,
@@ -37,9 +27,23 @@ from service.plugin_api import (
     PromotionSpec,
     PromotionTerms,
     RequestContext,
+    RuleError,
     StrategySetup,
+    allocate,
+    int_value,
+    money_value,
+    text_value,
 )
-from service.rules import RuleError, int_value, money_value, text_value
+from shopfront.plugins.promotions.base import (
+    NO_ELIGIBLE_ITEMS,
+    NOTHING_TO_DISCOUNT,
+    Definition,
+    applied,
+    max_applications,
+    not_applied,
+    read_params,
+    with_nudge,
+)
 
 MAX_ITEMS = 20
 

@@ -18,7 +18,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from plugins.promotions.base import (
+from shopfront import (
+    Nudge,
+    PricedCart,
+    PricedLine,
+    ProductScope,
+    PromotionClass,
+    PromotionOutcome,
+    PromotionSpec,
+    PromotionTerms,
+    RequestContext,
+    StrategySetup,
+    describe_scope,
+    int_value,
+    percent_value,
+    scope_value,
+)
+from shopfront.plugins.promotions.base import (
     NO_ELIGIBLE_ITEMS,
     Definition,
     applied,
@@ -30,19 +46,6 @@ from plugins.promotions.base import (
     units,
     with_nudge,
 )
-from service.plugin_api import (
-    Nudge,
-    PricedCart,
-    PricedLine,
-    ProductScope,
-    PromotionClass,
-    PromotionOutcome,
-    PromotionSpec,
-    PromotionTerms,
-    RequestContext,
-    StrategySetup,
-)
-from service.rules import describe_scope, int_value, percent_value, scope_value
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plugins.promotions.base import (
+from shopfront import (
+    Money,
+    Nudge,
+    PricedCart,
+    PromotionClass,
+    PromotionOutcome,
+    PromotionSpec,
+    PromotionTerms,
+    RequestContext,
+    StrategySetup,
+    optional_money,
+)
+from shopfront.plugins.promotions.base import (
     MIN_SPEND_NOT_MET,
     NOTHING_TO_DISCOUNT,
     Definition,
@@ -20,18 +32,6 @@ from plugins.promotions.base import (
     remaining,
     with_nudge,
 )
-from service.money import Money
-from service.plugin_api import (
-    Nudge,
-    PricedCart,
-    PromotionClass,
-    PromotionOutcome,
-    PromotionSpec,
-    PromotionTerms,
-    RequestContext,
-    StrategySetup,
-)
-from service.rules import optional_money
 
 
 @dataclass(frozen=True)

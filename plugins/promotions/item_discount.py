@@ -12,7 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plugins.promotions.base import (
+from shopfront import (
+    PricedCart,
+    ProductScope,
+    PromotionClass,
+    PromotionOutcome,
+    PromotionSpec,
+    PromotionTerms,
+    RequestContext,
+    StrategySetup,
+    describe_scope,
+    scope_value,
+)
+from shopfront.plugins.promotions.base import (
     NO_ELIGIBLE_ITEMS,
     Definition,
     Discount,
@@ -23,17 +35,6 @@ from plugins.promotions.base import (
     remaining,
     spread,
 )
-from service.plugin_api import (
-    PricedCart,
-    ProductScope,
-    PromotionClass,
-    PromotionOutcome,
-    PromotionSpec,
-    PromotionTerms,
-    RequestContext,
-    StrategySetup,
-)
-from service.rules import describe_scope, scope_value
 
 
 @dataclass(frozen=True)

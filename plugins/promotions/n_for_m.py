@@ -8,7 +8,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from plugins.promotions.base import (
+from shopfront import (
+    Nudge,
+    PricedCart,
+    ProductScope,
+    PromotionClass,
+    PromotionOutcome,
+    PromotionSpec,
+    PromotionTerms,
+    RequestContext,
+    RuleError,
+    StrategySetup,
+    describe_scope,
+    int_value,
+    scope_value,
+)
+from shopfront.plugins.promotions.base import (
     NO_ELIGIBLE_ITEMS,
     Definition,
     applied,
@@ -21,18 +36,6 @@ from plugins.promotions.base import (
     units,
     with_nudge,
 )
-from service.plugin_api import (
-    Nudge,
-    PricedCart,
-    ProductScope,
-    PromotionClass,
-    PromotionOutcome,
-    PromotionSpec,
-    PromotionTerms,
-    RequestContext,
-    StrategySetup,
-)
-from service.rules import RuleError, describe_scope, int_value, scope_value
 
 FREE = Decimal(100)
 

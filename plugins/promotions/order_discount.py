@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from plugins.promotions.base import Definition, Discount, applied, read_params, remaining, spread
-from service.plugin_api import (
+from shopfront import (
     PricedCart,
     PromotionClass,
     PromotionOutcome,
@@ -20,6 +19,14 @@ from service.plugin_api import (
     PromotionTerms,
     RequestContext,
     StrategySetup,
+)
+from shopfront.plugins.promotions.base import (
+    Definition,
+    Discount,
+    applied,
+    read_params,
+    remaining,
+    spread,
 )
 
 

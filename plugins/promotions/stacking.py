@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.plugin_api import PromotionTerms, Stacking, StackingPlan
+from shopfront import PromotionTerms, Stacking, StackingPlan
 
 MAX_ALTERNATIVES = 64  # every set of up to 6 combinable promotions
 

@@ -17,7 +17,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from plugins.promotions.base import (
+from shopfront import (
+    Money,
+    Nudge,
+    PricedCart,
+    ProductScope,
+    PromotionClass,
+    PromotionOutcome,
+    PromotionSpec,
+    PromotionTerms,
+    RequestContext,
+    RuleError,
+    StrategySetup,
+    describe_scope,
+    money_value,
+    scope_value,
+)
+from shopfront.plugins.promotions.base import (
     MIN_SPEND_NOT_MET,
     NO_ELIGIBLE_ITEMS,
     Definition,
@@ -30,19 +46,6 @@ from plugins.promotions.base import (
     spread,
     with_nudge,
 )
-from service.money import Money
-from service.plugin_api import (
-    Nudge,
-    PricedCart,
-    ProductScope,
-    PromotionClass,
-    PromotionOutcome,
-    PromotionSpec,
-    PromotionTerms,
-    RequestContext,
-    StrategySetup,
-)
-from service.rules import RuleError, describe_scope, money_value, scope_value
 
 MAX_TIERS = 20
 

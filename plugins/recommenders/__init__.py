@@ -28,7 +28,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from plugins.recommenders import (
+from shopfront import Candidate, Product, RecommenderSpec, RequestContext, Slot, hookimpl
+from shopfront.plugins.recommenders import (
     also_viewed,
     bought_together,
     buy_again,
@@ -38,11 +39,8 @@ from plugins.recommenders import (
     similar_items,
     trending,
 )
-from plugins.recommenders.blend import BlendPolicy, blend, parse_policy
-from plugins.recommenders.config import default_config
-from service.catalog import Product
-from service.hookspecs import hookimpl
-from service.plugin_api import Candidate, RecommenderSpec, RequestContext, Slot
+from shopfront.plugins.recommenders.blend import BlendPolicy, blend, parse_policy
+from shopfront.plugins.recommenders.config import default_config
 
 PLUGIN_NAME = "recommenders"
 

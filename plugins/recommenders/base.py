@@ -18,8 +18,7 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-
-from service.plugin_api import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
+from shopfront import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
 
 Arrays = Mapping[str, npt.NDArray[Any]]
 

@@ -11,9 +11,10 @@
    or rated low (``low_rating`` stars or fewer); what they bought within
    ``recently_bought_days`` or rated, unless it is repeatable; and what falls outside the
    slot's filters (category, price). Repeatable means in a category of
-   ``repeatable_categories`` (``"*"``: every category). The list is configured, and learned from the shop's own purchases at
-   training (``shopfront.recommend`` passes the learned categories in the slot's ``params``):
-   strategies never drop purchased products themselves, so this is the one place it happens.
+   ``repeatable_categories`` (``"*"``: every category). The list is configured, and learned
+   from the shop's own purchases at training (`shopfront.recommend.tuning` passes the learned
+   categories in the slot's ``params``): strategies never drop purchased products themselves,
+   so this is the one place it happens.
 4. **Tastes.** For a shopper with history, each product's score is multiplied by
    ``1 + taste_weight * t`` where ``t`` (0..1) is the shopper's decayed affinity to the
    product's brand or category (relative to their strongest) or, failing those, a price close
@@ -44,11 +45,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from plugins.recommenders.history import personal
-from plugins.recommenders.popularity import SEPARATOR, category_keys
-from service.catalog import Product
-from service.plugin_api import Candidate, Reason, RequestContext, Slot
-from service.shopper import Profile
+from shopfront import Candidate, Product, Profile, Reason, RequestContext, Slot
+from shopfront.plugins.recommenders.history import personal
+from shopfront.plugins.recommenders.popularity import SEPARATOR, category_keys
 
 # In ``repeatable_categories``: every product may be shown again (a repeat-purchase shop).
 EVERYTHING = "*"

@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from plugins.recommenders.base import TrainedRecommender, pool_size, titles
-from plugins.recommenders.config import knob, parse_config
-from plugins.recommenders.history import personal
-from plugins.recommenders.matrices import order_items
-from plugins.recommenders.neighbours import NeighbourState, NeighbourTable, cosine_neighbours
-from service.plugin_api import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
+from shopfront import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
+from shopfront.plugins.recommenders.base import TrainedRecommender, pool_size, titles
+from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.history import personal
+from shopfront.plugins.recommenders.matrices import order_items
+from shopfront.plugins.recommenders.neighbours import (
+    NeighbourState,
+    NeighbourTable,
+    cosine_neighbours,
+)
 
 NAME = "bought_together"
 

@@ -24,13 +24,16 @@ from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
-
-from plugins.recommenders.base import Arrays, TrainedRecommender, candidate, pool_size, text_array
-from plugins.recommenders.config import knob, parse_config
-from plugins.recommenders.history import personal
-from service.interactions import KIND
-from service.plugin_api import Candidate, RequestContext, Slot, StrategySetup, TrainingData
-from service.shopper import Purchase
+from shopfront import KIND, Candidate, Purchase, RequestContext, Slot, StrategySetup, TrainingData
+from shopfront.plugins.recommenders.base import (
+    Arrays,
+    TrainedRecommender,
+    candidate,
+    pool_size,
+    text_array,
+)
+from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.history import personal
 
 NAME = "buy_again"
 DAY = 86_400.0

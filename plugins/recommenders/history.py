@@ -3,7 +3,8 @@
 Recent actions say more about what a shopper wants next than old ones: a seed's weight decays
 with its recency rank (0 = most recent) as ``floor + (1 - floor) * 0.5 ** (rank / half_life)``.
 Sources, in the order they count: the request's cart, this session's views, the profile's
-recently viewed products, purchases (newest first) and ratings above two stars (no order: they get ``floor``).
+recently viewed products, purchases (newest first) and ratings above two stars (no order:
+they get ``floor``).
 
 Only used with personalization consent: without it there is no history.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from service.plugin_api import RequestContext
+from shopfront import RequestContext
 
 # How much each kind of action says about taste, before recency.
 ACTION_WEIGHTS: dict[str, float] = {"carted": 1.0, "bought": 1.0, "rated": 1.0, "viewed": 0.8}

@@ -7,8 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-
-from service.interactions import KIND, NONE, Interactions
+from shopfront import KIND, NONE, Interactions
 
 DAY = 86_400.0
 

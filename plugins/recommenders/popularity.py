@@ -15,10 +15,8 @@ from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
-
-from plugins.recommenders.base import Arrays, scalar_text, text_array
-from service.catalog import Product
-from service.plugin_api import TrainingData
+from shopfront import Product, TrainingData
+from shopfront.plugins.recommenders.base import Arrays, scalar_text, text_array
 
 ALL = ""  # the list key of the whole catalog
 SEPARATOR = " > "

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from plugins.recommenders.base import candidate, pool_size
-from plugins.recommenders.config import knob, parse_config
-from plugins.recommenders.history import personal
-from service.plugin_api import Candidate, RequestContext, Slot, StrategySetup
+from shopfront import Candidate, RequestContext, Slot, StrategySetup
+from shopfront.plugins.recommenders.base import candidate, pool_size
+from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.history import personal
 
 NAME = "recently_viewed"
 

@@ -30,20 +30,19 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-
-from plugins.recommenders.base import Arrays, TrainedRecommender, pool_size, titles
-from plugins.recommenders.config import knob, parse_config
-from plugins.recommenders.history import because, personal, shopper_seeds
-from plugins.recommenders.matrices import shopper_items
-from plugins.recommenders.neighbours import NeighbourTable, top_k_dense
-from plugins.recommenders.popularity import (
+from shopfront import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
+from shopfront.plugins.recommenders.base import Arrays, TrainedRecommender, pool_size, titles
+from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.history import because, personal, shopper_seeds
+from shopfront.plugins.recommenders.matrices import shopper_items
+from shopfront.plugins.recommenders.neighbours import NeighbourTable, top_k_dense
+from shopfront.plugins.recommenders.popularity import (
     ALL,
     SEPARATOR,
     PopularityIndex,
     build_popularity,
     decayed_scores,
 )
-from service.plugin_api import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
 
 NAME = "recommended_for_you"
 ROW_CHUNK = 1024

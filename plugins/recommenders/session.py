@@ -17,13 +17,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-
-from plugins.recommenders.base import TrainedRecommender, pool_size, titles
-from plugins.recommenders.config import knob, parse_config
-from plugins.recommenders.history import because, personal
-from plugins.recommenders.neighbours import NeighbourState, NeighbourTable, top_k_sparse
-from service.interactions import NONE, Interactions
-from service.plugin_api import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
+from shopfront import (
+    NONE,
+    Candidate,
+    Interactions,
+    Reason,
+    RequestContext,
+    Slot,
+    StrategySetup,
+    TrainingData,
+)
+from shopfront.plugins.recommenders.base import TrainedRecommender, pool_size, titles
+from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.history import because, personal
+from shopfront.plugins.recommenders.neighbours import NeighbourState, NeighbourTable, top_k_sparse
 
 NAME = "session"
 BROWSING = ("view", "click", "add_to_cart", "purchase")

@@ -23,23 +23,21 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
-from sklearn.preprocessing import normalize
-
-from plugins.recommenders.base import Arrays, TrainedRecommender, pool_size, titles
-from plugins.recommenders.config import knob, parse_config
-from plugins.recommenders.history import because, shopper_seeds
-from plugins.recommenders.neighbours import NeighbourTable, top_k_dense, top_k_sparse
-from plugins.recommenders.popularity import (
+from shopfront import Candidate, Product, Reason, RequestContext, Slot, StrategySetup, TrainingData
+from shopfront.plugins.recommenders.base import Arrays, TrainedRecommender, pool_size, titles
+from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.history import because, shopper_seeds
+from shopfront.plugins.recommenders.neighbours import NeighbourTable, top_k_dense, top_k_sparse
+from shopfront.plugins.recommenders.popularity import (
     SEPARATOR,
     PopularityIndex,
     build_popularity,
     category_keys,
     decayed_scores,
 )
-from service.catalog import Product
-from service.plugin_api import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.preprocessing import normalize
 
 NAME = "similar_items"
 CHUNK = 1024

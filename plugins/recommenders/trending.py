@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any, Self
 
 import numpy.typing as npt
-
-from plugins.recommenders.base import Arrays, TrainedRecommender, candidate, pool_size
-from plugins.recommenders.config import knob, parse_config
-from plugins.recommenders.popularity import (
+from shopfront import Candidate, RequestContext, Slot, StrategySetup, TrainingData
+from shopfront.plugins.recommenders.base import Arrays, TrainedRecommender, candidate, pool_size
+from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.popularity import (
     ALL,
     SEPARATOR,
     PopularityIndex,
@@ -25,7 +25,6 @@ from plugins.recommenders.popularity import (
     category_keys,
     decayed_scores,
 )
-from service.plugin_api import Candidate, RequestContext, Slot, StrategySetup, TrainingData
 
 NAME = "trending"
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from service.config import setting_names
+from shopfront.platform.config import setting_names
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"

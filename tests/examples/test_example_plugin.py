@@ -8,10 +8,10 @@ import importlib.metadata
 from typing import Any
 
 import pytest
+from shopfront.catalog.products import upsert_products
+from shopfront.platform.store import Store
+from shopfront.testing import StorefrontClientFactory
 
-from service.catalog import upsert_products
-from service.store import Store
-from service.testing import StorefrontClientFactory
 from tests.plugin_doubles import product_doc
 
 CONFIG: dict[str, Any] = {

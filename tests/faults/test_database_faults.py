@@ -19,15 +19,15 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-
-from service.app import create_app
-from service.auth import Role, create_key
-from service.catalog import upsert_products
-from service.embedded import EmbeddedMongo
-from service.hookspecs import hookimpl
-from service.plugin_api import Candidate, Reason, RecommenderSpec, RequestContext, Slot
-from service.store import Store, open_store
-from service.testing import test_settings
+from shopfront.app import create_app
+from shopfront.catalog.products import upsert_products
+from shopfront.extend.hookspecs import hookimpl
+from shopfront.platform.embedded import EmbeddedMongo
+from shopfront.platform.keys import Role, create_key
+from shopfront.platform.store import Store, open_store
+from shopfront.recommend.contract import Candidate, Reason, RecommenderSpec, Slot
+from shopfront.shoppers.context import RequestContext
+from shopfront.testing import test_settings
 
 pytestmark = pytest.mark.faults
 log = logging.getLogger(__name__)

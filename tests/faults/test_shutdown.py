@@ -17,13 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-
-from service.app import close_components
-from service.auth import Role, create_key
-from service.embedded import EmbeddedMongo, free_port
-from service.runtime import Runtime
-from service.store import open_store
-from service.testing import test_settings
+from shopfront.app import close_components
+from shopfront.platform.embedded import EmbeddedMongo, free_port
+from shopfront.platform.keys import Role, create_key
+from shopfront.platform.store import open_store
+from shopfront.runtime import Runtime
+from shopfront.testing import test_settings
 
 pytestmark = pytest.mark.faults
 
@@ -103,7 +102,7 @@ def test_sigterm_drains_in_flight_requests_then_closes_the_store(
     log_path = tmp_path / "serve.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "shopfront.cli", "serve", "--port", str(port)],
             cwd=ROOT,
             env=env,
             stdout=log_file,

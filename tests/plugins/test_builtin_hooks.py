@@ -6,27 +6,27 @@ from __future__ import annotations
 from typing import Any
 
 import pluggy
-
-import plugins.coupons
-import plugins.promotions
-from service import hookspecs
-from service.hookspecs import PROJECT, hookimpl
-from service.plugin_api import (
+import shopfront.plugins.coupons
+import shopfront.plugins.promotions
+from shopfront.extend import hookspecs
+from shopfront.extend.hookspecs import PROJECT, hookimpl
+from shopfront.offers.contract import (
     CouponOffer,
     PromotionClass,
     PromotionTerms,
-    Reason,
     Stacking,
     StackingPlan,
 )
+from shopfront.recommend.contract import Reason
+
 from tests.plugins.promotions.kit import context
 
 
 def manager(*extra: object) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
-    pm.register(plugins.promotions, "promotions")
-    pm.register(plugins.coupons, "coupons")
+    pm.register(shopfront.plugins.promotions, "promotions")
+    pm.register(shopfront.plugins.coupons, "coupons")
     for plugin in extra:
         pm.register(plugin)
     return pm

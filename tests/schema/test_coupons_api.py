@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
-from service.config import Settings
-from service.coupons import CouponService
-from service.store import Store
-from service.testing import GraphQLCall, test_settings
+from shopfront.offers.coupon_service import CouponService
+from shopfront.platform.config import Settings
+from shopfront.platform.store import Store
+from shopfront.testing import GraphQLCall, test_settings
 
 
 @pytest.fixture

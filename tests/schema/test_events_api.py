@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from shopfront.platform.store import USER_DATA, Store
+from shopfront.shoppers import privacy
+from shopfront.testing import GraphQLCall
 from starlette.applications import Starlette
 
-from service import privacy
-from service.store import USER_DATA, Store
-from service.testing import GraphQLCall
-from tests.service.event_helpers import seed_products, walk_strings
+from tests.shoppers.event_helpers import seed_products, walk_strings
 
 TRACK = """
 mutation($events: [EventInput!]!) {

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from plugins.recommenders import trending
-from service import models
-from service.catalog import upsert_products
-from service.config import Settings
-from service.models import ModelRegistry
-from service.runtime import Runtime
-from service.store import Store
-from service.testing import GraphQLCall
-from service.training import train
+from shopfront.catalog.products import upsert_products
+from shopfront.platform.config import Settings
+from shopfront.platform.store import Store
+from shopfront.plugins.recommenders import trending
+from shopfront.recommend import models
+from shopfront.recommend.models import ModelRegistry
+from shopfront.recommend.training import train
+from shopfront.runtime import Runtime
+from shopfront.testing import GraphQLCall
+
 from tests.plugins.recommenders.kit import NOW, event, product, setup
 
 LIST = """

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from shopfront.offers.contract import CouponStrategySpec
+from shopfront.recommend.contract import RecommenderSpec
+from shopfront.testing import StorefrontClientFactory
 
-from service.plugin_api import CouponStrategySpec, RecommenderSpec
-from service.testing import StorefrontClientFactory
 from tests.plugin_doubles import FixedCoupon, Raising, SpecPlugin, list_recommender
 
 PLUGINS_QUERY = """

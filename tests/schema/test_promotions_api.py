@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from service.config import Settings
-from service.testing import GraphQLCall, test_settings
+from shopfront.platform.config import Settings
+from shopfront.testing import GraphQLCall, test_settings
 
 
 @pytest.fixture

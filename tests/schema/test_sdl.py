@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from schema import SDL_PATH, sdl
+from shopfront.schema import SDL_PATH, sdl
 
 
 def test_committed_sdl_matches_code() -> None:

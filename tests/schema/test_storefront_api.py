@@ -8,11 +8,12 @@ import asyncio
 from typing import Any
 
 import pytest
+from shopfront.catalog.products import upsert_products
+from shopfront.offers.contract import CouponStrategySpec, PromotionSpec
+from shopfront.platform.store import Store
+from shopfront.recommend.contract import RecommenderSpec
+from shopfront.testing import StorefrontClientFactory
 
-from service.catalog import upsert_products
-from service.plugin_api import CouponStrategySpec, PromotionSpec, RecommenderSpec
-from service.store import Store
-from service.testing import StorefrontClientFactory
 from tests.plugin_doubles import (
     Flood,
     Raising,

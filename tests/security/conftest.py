@@ -10,13 +10,12 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from shopfront.app import create_app
+from shopfront.platform.config import Settings
+from shopfront.platform.keys import Role, create_key, revoke_key
+from shopfront.platform.store import Store, open_store
+from shopfront.testing import test_settings
 from starlette.applications import Starlette
-
-from service.app import create_app
-from service.auth import Role, create_key, revoke_key
-from service.config import Settings
-from service.store import Store, open_store
-from service.testing import test_settings
 
 
 @dataclass

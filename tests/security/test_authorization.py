@@ -28,10 +28,10 @@ from graphql import (
     is_leaf_type,
 )
 from graphql.pyutils import Undefined
+from shopfront.platform.keys import Role
+from shopfront.schema import build_schema
+from shopfront.schema.permissions import declared_role
 
-from schema import build_schema
-from schema.permissions import declared_role
-from service.auth import Role
 from tests.security.conftest import Service
 
 pytestmark = pytest.mark.security

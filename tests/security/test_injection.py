@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shopfront.catalog.products import ProductFilter
 
-from service.catalog import ProductFilter
 from tests.security.conftest import Service, running_service
 
 pytestmark = [

@@ -6,10 +6,10 @@ import logging
 from typing import Any
 
 import pytest
+from shopfront.catalog import products as catalog
+from shopfront.platform.admission import Overloaded
+from shopfront.schema.limits import DocumentCache, strip_suggestions
 
-from schema.limits import DocumentCache, strip_suggestions
-from service import catalog
-from service.admission import Overloaded
 from tests.security.conftest import Service, ServiceFactory
 
 pytestmark = pytest.mark.security

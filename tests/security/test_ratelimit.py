@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from shopfront.platform.keys import Role, create_key
+from shopfront.platform.ratelimit import Budget, RateLimited, RateLimiter, TokenBuckets
 
-from service.auth import Role, create_key
-from service.ratelimit import Budget, RateLimited, RateLimiter, TokenBuckets
 from tests.security.conftest import ServiceFactory
 
 pytestmark = pytest.mark.security

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-
-from service.testing import GraphQLCall
+from shopfront.testing import GraphQLCall
 
 pytestmark = pytest.mark.security
 

@@ -7,14 +7,8 @@ from typing import Any
 
 import pytest
 import shopfront_plugin_example
-
-from service.catalog import Product, upsert_products
-from service.config import ConfigError
-from service.money import Money
-from service.plugin_api import PageType, Slot
-from service.shopper import Profile
-from service.store import Store
-from service.testing import (
+from shopfront import ConfigError, Money, PageType, Product, Profile, Slot, Store, upsert_products
+from shopfront.testing import (
     PluginHostFactory,
     StorefrontClientFactory,
     check_coupon_strategy,

@@ -9,16 +9,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from shopfront.catalog import products as catalog
+from shopfront.offers.campaigns import fingerprint
+from shopfront.offers.contract import CouponOffer, CouponStrategy
+from shopfront.offers.coupon_service import CouponService
+from shopfront.offers.redemption import RedeemRequest
+from shopfront.offers.rules import RuleError
+from shopfront.platform.config import Settings
+from shopfront.platform.money import Money
+from shopfront.platform.store import Store
+from shopfront.platform.strategy_setup import StrategySetup
+from shopfront.plugins.coupons import STRATEGIES, choose_coupon_offers
+from shopfront.recommend.contract import Reason
+from shopfront.shoppers.profile_view import Profile
 
-from plugins.coupons import STRATEGIES, choose_coupon_offers
-from service import catalog
-from service.config import Settings
-from service.coupons import CouponService, RedeemRequest, fingerprint
-from service.money import Money
-from service.plugin_api import CouponOffer, CouponStrategy, Reason, StrategySetup
-from service.rules import RuleError
-from service.shopper import Profile
-from service.store import Store
 from tests.plugins.promotions.kit import NOW, context
 
 SPECS = {spec.name: spec for spec in STRATEGIES}

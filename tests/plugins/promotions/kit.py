@@ -7,21 +7,16 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from plugins.promotions import PROMOTION_TYPES, promotion_stacking
-from service.catalog import Product
-from service.config import Settings
-from service.money import Money
-from service.plugin_api import (
-    CartLine,
-    PageType,
-    PricedCart,
-    Promotion,
-    RequestContext,
-    StrategySetup,
-)
-from service.pricing import NudgePolicy, NudgeSuggester, base_cart, price_cart
-from service.shopper import Profile
-from service.store import Store
+from shopfront.catalog.products import Product
+from shopfront.offers.contract import PricedCart, Promotion
+from shopfront.offers.pricing import NudgePolicy, NudgeSuggester, base_cart, price_cart
+from shopfront.platform.config import Settings
+from shopfront.platform.money import Money
+from shopfront.platform.store import Store
+from shopfront.platform.strategy_setup import StrategySetup
+from shopfront.plugins.promotions import PROMOTION_TYPES, promotion_stacking
+from shopfront.shoppers.context import CartLine, PageType, RequestContext
+from shopfront.shoppers.profile_view import Profile
 
 NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 TYPES = {spec.name: spec for spec in PROMOTION_TYPES}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from plugins.promotions import promotion_stacking
-from plugins.promotions.stacking import best_deal, combinable, priority_first
-from service.plugin_api import PromotionClass, PromotionTerms, Stacking, StackingPlan
+from shopfront.offers.contract import PromotionClass, PromotionTerms, Stacking, StackingPlan
+from shopfront.plugins.promotions import promotion_stacking
+from shopfront.plugins.promotions.stacking import best_deal, combinable, priority_first
+
 from tests.plugins.promotions.kit import context
 
 ORDER, PRODUCT, SHIPPING, COUPON = (

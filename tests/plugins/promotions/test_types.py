@@ -6,11 +6,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from shopfront.offers.contract import ProductScope
+from shopfront.offers.rules import RuleError
+from shopfront.platform.money import Money
+from shopfront.shoppers.profile_view import Profile
 
-from service.money import Money
-from service.plugin_api import ProductScope
-from service.rules import RuleError
-from service.shopper import Profile
 from tests.plugins.promotions.kit import NOW, alone, build, context, eur, lines_of, price, product
 
 SHOE = product("shoe", 6000, ("Shoes", "Trail"), "Stride")

@@ -7,18 +7,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from service.catalog import Product
-from service.config import Settings
-from service.money import Money
-from service.plugin_api import (
-    CartLine,
-    PageType,
-    RequestContext,
-    Slot,
-    StrategySetup,
-    TrainingData,
-)
-from service.shopper import Profile
+from shopfront.catalog.products import Product
+from shopfront.platform.config import Settings
+from shopfront.platform.money import Money
+from shopfront.platform.strategy_setup import StrategySetup
+from shopfront.recommend.contract import Slot, TrainingData
+from shopfront.shoppers.context import CartLine, PageType, RequestContext
+from shopfront.shoppers.profile_view import Profile
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -6,14 +6,14 @@ import dataclasses
 from datetime import timedelta
 
 import pytest
+import shopfront.plugins.recommenders as builtin
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shopfront.catalog.products import Product
+from shopfront.plugins.recommenders.blend import BlendPolicy, Pin, Rule, blend, parse_policy
+from shopfront.recommend.contract import Candidate, Reason, SlotFilter
+from shopfront.shoppers.profile_view import Profile, Purchase, StatedPreferences
 
-import plugins.recommenders as builtin
-from plugins.recommenders.blend import BlendPolicy, Pin, Rule, blend, parse_policy
-from service.catalog import Product
-from service.plugin_api import Candidate, Reason, SlotFilter
-from service.shopper import Profile, Purchase, StatedPreferences
 from tests.plugins.recommenders.kit import NOW, ids, product, request, slot
 
 CATALOG = {

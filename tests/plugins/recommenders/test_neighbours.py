@@ -7,15 +7,15 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from plugins.recommenders.matrices import shopper_items
-from plugins.recommenders.neighbours import (
+from shopfront.plugins.recommenders.matrices import shopper_items
+from shopfront.plugins.recommenders.neighbours import (
     NeighbourTable,
     cosine_neighbours,
     top_k_dense,
     top_k_sparse,
 )
-from plugins.recommenders.popularity import decayed_scores
+from shopfront.plugins.recommenders.popularity import decayed_scores
+
 from tests.plugins.recommenders.kit import event, product, training
 
 

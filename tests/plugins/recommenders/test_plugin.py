@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pluggy
+import shopfront.plugins.recommenders as builtin
+from shopfront.extend import hookspecs
+from shopfront.recommend.contract import Recommender, RecommenderSpec, Trainable
 
-import plugins.recommenders as builtin
-from service import hookspecs
-from service.plugin_api import Recommender, RecommenderSpec, Trainable
 from tests.plugins.recommenders.kit import setup
 
 

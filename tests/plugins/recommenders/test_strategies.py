@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-
-from plugins.recommenders import (
+from shopfront.plugins.recommenders import (
     also_viewed,
     bought_together,
     buy_again,
@@ -16,8 +15,9 @@ from plugins.recommenders import (
     similar_items,
     trending,
 )
-from service.plugin_api import PageType
-from service.shopper import Profile, Purchase, StatedPreferences
+from shopfront.shoppers.context import PageType
+from shopfront.shoppers.profile_view import Profile, Purchase, StatedPreferences
+
 from tests.plugins.recommenders.kit import NOW, event, ids, product, request, setup, slot, training
 
 CATALOG = [

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.hookspecs import hookimpl
-from service.plugin_api import CouponStrategySpec, PromotionSpec, RecommenderSpec
+from shopfront import CouponStrategySpec, PromotionSpec, RecommenderSpec, hookimpl
+
 from shopfront_plugin_example.coupon import WelcomeCoupon
 from shopfront_plugin_example.promotion import BrandPercentOff
 from shopfront_plugin_example.recommender import StaffPicks

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from service.config import ConfigError
-from service.plugin_api import CouponOffer, Reason, RequestContext, StrategySetup
+from shopfront import ConfigError, CouponOffer, Reason, RequestContext, StrategySetup
 
 
 class WelcomeCoupon:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from service.config import ConfigError
-from service.plugin_api import (
+from shopfront import (
+    ConfigError,
     Nudge,
     PricedCart,
     PromotionClass,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from service.config import ConfigError
-from service.plugin_api import Candidate, Reason, RequestContext, Slot, StrategySetup
+from shopfront import Candidate, ConfigError, Reason, RequestContext, Slot, StrategySetup
 
 
 class StaffPicks:
