@@ -774,14 +774,11 @@ async def _train_and_save(
 def configured_slots(settings: Settings) -> list[Slot]:
     """Every page's slots as configured (``[slots]`` of the config file, else the defaults)."""
     from shopfront.extend.config import load_config_file
+    from shopfront.storefront.slots import configured_slots as slots_of
     from shopfront.storefront.slots import slots_from_config
 
     config = load_config_file(settings.config_file)
-    return [
-        Slot(c.name, c.title, c.strategies, limit=c.limit, weights=c.weights, params=c.params)
-        for page in slots_from_config(config.slots, config.source).values()
-        for c in page
-    ]
+    return slots_of(slots_from_config(config.slots, config.source))
 
 
 def _print_training(result: Any) -> None:
