@@ -442,6 +442,20 @@ class Settings:
     training_window_days: int = field(
         default=180, metadata=_meta("Days of events the models are trained on.", min=1)
     )
+    training_deadline_s: float = field(
+        default=3600.0,
+        metadata=_meta(
+            "Deadline of one training job, reads included (its own: not the request timeout).",
+            min=1,
+        ),
+    )
+    training_tune: bool = field(
+        default=True,
+        metadata=_meta(
+            "Scheduled training also chooses slot strategies and blend weights on a time-based "
+            "holdout (fits the models twice)."
+        ),
+    )
     training_lock_lease_s: float = field(
         default=900.0,
         metadata=_meta(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, Literal, TypeVar
 
 import pymongo
@@ -434,6 +434,12 @@ class Store:
         from motor.motor_asyncio import AsyncIOMotorGridFSBucket
 
         return AsyncIOMotorGridFSBucket(self.db, bucket_name=bucket)
+
+
+def deadline(seconds: float) -> AbstractContextManager[None]:
+    """Operations started inside get ``seconds`` in all instead of the client's per-operation
+    ``timeoutMS`` (a batch job's own deadline, not a request's)."""
+    return pymongo.timeout(seconds)
 
 
 def redact(uri: str) -> str:

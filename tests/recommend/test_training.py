@@ -239,20 +239,16 @@ async def test_trainers_on_many_instances_train_one_at_a_time(
     held = TrainingLock(store, "training", lease_s=60, owner="crashed")
     assert await held.acquire()  # a trainer that died holding the lease
 
-    def recommenders() -> dict[str, Any]:
-        return {"trending": trending.create(setup("trending"))}
+    async def work() -> Any:
+        return await train(store, settings, {"trending": trending.create(setup("trending"))})
 
-    blocked = await asyncio.gather(
-        *(train_under_lock(lock, store, settings, recommenders()) for lock in locks)
-    )
+    blocked = await asyncio.gather(*(train_under_lock(lock, 60, work) for lock in locks))
     assert blocked == [None, None, None]
     # Its lease runs out (no renewals): exactly one of the others trains, then releases.
     await store.collection(TrainingLock.COLLECTION).update_one(
         {"_id": "training"}, {"$set": {"expires_at": NOW - timedelta(days=1)}}
     )
-    results = await asyncio.gather(
-        *(train_under_lock(lock, store, settings, recommenders()) for lock in locks)
-    )
+    results = await asyncio.gather(*(train_under_lock(lock, 60, work) for lock in locks))
     assert sum(r is not None for r in results) == 1
     assert await store.collection(TrainingLock.COLLECTION).count_documents({}) == 0
 
