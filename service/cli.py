@@ -39,7 +39,6 @@ from shopfront.cli_support import (
 )
 from shopfront.platform.config import ConfigError, Settings
 from shopfront.platform.store import Store
-from shopfront.recommend.contract import Slot
 
 __all__ = ["RUNNING_FILE", "database", "main"]
 
@@ -647,6 +646,8 @@ def train(
     window_days: int | None, activate: bool, with_metrics: bool, tune: bool, schedule: bool
 ) -> None:
     """Fit every recommender on the catalog and events; store a new model version."""
+    from shopfront.jobs import train_and_save
+
     settings = load_settings(training_window_days=window_days)
     if schedule:
         _train_on_schedule(settings, with_metrics=with_metrics, tune=tune)
@@ -655,7 +656,7 @@ def train(
         try:
             result = run_with_store(
                 live,
-                lambda store: _train_and_save(
+                lambda store: train_and_save(
                     store, settings, activate=activate, with_metrics=with_metrics, tune=tune
                 ),
             )
@@ -664,47 +665,6 @@ def train(
         except TimeoutError as exc:
             raise click.ClickException(str(exc)) from None
     _print_training(result)
-
-
-async def _train_and_save(
-    store: Store, settings: Settings, *, activate: bool, with_metrics: bool, tune: bool
-) -> Any:
-    """Load the data once; optionally measure and tune; fit, save and activate a version."""
-    from shopfront.recommend.evaluation import evaluate_shop
-    from shopfront.recommend.training import builtin_recommenders, load_training_data, tune_shop
-    from shopfront.recommend.training import train as run_training
-
-    with stage_progress() as report:
-        metrics = None
-        if with_metrics:
-            rows = await evaluate_shop(store, settings, progress=report)
-            metrics = {str(r["name"]): _numbers(r) for r in rows}
-        data = await load_training_data(
-            store, window_days=settings.training_window_days, progress=report
-        )
-        tuning = (
-            await tune_shop(store, settings, data, configured_slots(settings)) if tune else None
-        )
-        return await run_training(
-            store,
-            settings,
-            builtin_recommenders(settings, store),
-            data=data,
-            progress=report,
-            activate_version=activate,
-            metrics=metrics,
-            tuning=tuning,
-        )
-
-
-def configured_slots(settings: Settings) -> list[Slot]:
-    """Every page's slots as configured (``[slots]`` of the config file, else the defaults)."""
-    from shopfront.extend.config import load_config_file
-    from shopfront.storefront.slots import configured_slots as slots_of
-    from shopfront.storefront.slots import slots_from_config
-
-    config = load_config_file(settings.config_file)
-    return slots_of(slots_from_config(config.slots, config.source))
 
 
 def _print_training(result: Any) -> None:
@@ -728,6 +688,7 @@ def _print_training(result: Any) -> None:
 def _train_on_schedule(settings: Settings, *, with_metrics: bool, tune: bool) -> None:
     """Retrain every ``training_interval_minutes`` when this process holds the lease lock;
     serving instances pick each new version up by polling the model registry."""
+    from shopfront.jobs import train_and_save
     from shopfront.recommend.training import TrainingLock, train_under_lock
 
     if settings.training_interval_minutes <= 0:
@@ -742,7 +703,7 @@ def _train_on_schedule(settings: Settings, *, with_metrics: bool, tune: bool) ->
                 result = await train_under_lock(
                     lock,
                     settings.training_lock_lease_s,
-                    lambda: _train_and_save(
+                    lambda: train_and_save(
                         store, settings, activate=True, with_metrics=with_metrics, tune=tune
                     ),
                 )
@@ -757,10 +718,6 @@ def _train_on_schedule(settings: Settings, *, with_metrics: bool, tune: bool) ->
 
     with database(settings) as live:
         run_with_store(live, forever)
-
-
-def _numbers(row: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in row.items() if isinstance(v, int | float) and k != "name"}
 
 
 @main.command()
@@ -800,6 +757,7 @@ def evaluate(
     """Offline metrics per strategy and for the blend, on a temporal split of the events."""
     import json
 
+    from shopfront.jobs import train_and_save
     from shopfront.recommend.evaluation import evaluate_shop
 
     settings = load_settings()
@@ -808,7 +766,7 @@ def evaluate(
             try:
                 result = run_with_store(
                     live,
-                    lambda store: _train_and_save(
+                    lambda store: train_and_save(
                         store, settings, activate=True, with_metrics=False, tune=True
                     ),
                 )
@@ -819,7 +777,10 @@ def evaluate(
         if fmt == "json" or as_json:
             click.echo(
                 json.dumps(
-                    {"version": result.version.version, "tuning": result.tuning.to_doc()},
+                    {
+                        "version": result.version.version,
+                        "tuning": result.tuning.to_doc() if result.tuning else None,
+                    },
                     indent=2,
                 )
             )

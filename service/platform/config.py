@@ -442,6 +442,15 @@ class Settings:
     training_window_days: int = field(
         default=180, metadata=_meta("Days of events the models are trained on.", min=1)
     )
+    batch_read_preference: Literal[
+        "primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest"
+    ] = field(
+        default="secondaryPreferred",
+        metadata=_meta(
+            "Where batch jobs (training, evaluation, reports) read from: a secondary keeps their "
+            "scans off the primary that serves shoppers (a single node serves them itself)."
+        ),
+    )
     training_deadline_s: float = field(
         default=3600.0,
         metadata=_meta(

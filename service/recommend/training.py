@@ -139,12 +139,14 @@ async def load_training_data(
     with deadline_of(deadline.left("the catalog size")):
         total_products = max(await store.products.count_documents({}), 1)
     products: list[Product] = []
-    async for batch in _batches(store.products, {}, {"_id": 0}, "id", deadline, "products"):
+    async for batch in _batches(
+        store.batch_collection("products"), {}, {"_id": 0}, "id", deadline, "products"
+    ):
         products.extend(Product.from_doc(doc) for doc in batch)
         report("products", len(products) / total_products)
     report("products", 1.0)
     query = {"timestamp": {"$gte": start, "$lt": end}, "type": {"$in": TRAINING_EVENT_TYPES}}
-    events = store.collection("events")
+    events = store.batch_collection("events")
     with deadline_of(deadline.left("the event count")):
         total_events = max(await events.count_documents(query), 1)
     builder = InteractionsBuilder([p.id for p in products])
