@@ -39,13 +39,18 @@ def _missing_browser() -> str | None:
 
 # Module scope, not session: Playwright's sync API keeps an event loop running on the test
 # thread while it is open, and the async tests of later modules need that thread's loop.
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def require_browser() -> None:
+    """Skip without a browser, or fail under CI (CI=true)."""
     reason = _missing_browser()
     if reason is not None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"console browser tests cannot run under CI: {reason}")
         pytest.skip(f"console browser tests skipped: {reason}")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    require_browser()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
+import pytest
 from shopfront.console.routes import STATIC_DIR
 from starlette.applications import Starlette
+
+from tests.console import conftest
 
 ASSETS = sorted(p.relative_to(STATIC_DIR).as_posix() for p in STATIC_DIR.rglob("*") if p.is_file())
 
@@ -56,3 +60,15 @@ def test_the_key_is_kept_in_session_storage_only() -> None:
 def test_the_console_routes_are_mounted_in_the_app(app: Starlette) -> None:
     paths = {getattr(r, "path", None) for r in app.routes}
     assert {"/console", "/console/", "/console/static"} <= paths
+
+
+def test_a_missing_browser_skips_locally_and_fails_under_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(conftest, "CHROMIUM", tmp_path / "no-chromium")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="no-chromium is missing"):
+        conftest.require_browser()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="cannot run under CI"):
+        conftest.require_browser()

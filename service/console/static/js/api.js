@@ -84,7 +84,7 @@ export async function signIn(key) {
   const { first, code } = firstError(body);
   if (code === "FORBIDDEN") {
     throw new ApiError(
-      "This is a storefront key. The console needs a merchant key (`shopfront keys create --role merchant --name console`).",
+      "This is a storefront key. The console needs a merchant key (create one with: shopfront keys create --role merchant --name console).",
       code,
     );
   }
