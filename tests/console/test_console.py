@@ -242,12 +242,18 @@ def test_a_model_is_rolled_back_to_the_previous_version(
 
 
 def test_a_product_opens_with_its_scored_neighbours(page: Any, shop: Shop, screenshot: Any) -> None:
+    wanted = shop.graphql('{ product(id: "sku-0001") { title } }')["product"]["title"]
     signed_in(page, shop)
     page.get_by_role("link", name="Catalog").click()
-    first = page.locator("#catalog-results .product-card a").first
-    first.wait_for()
+    page.locator("#catalog-results .product-card").first.wait_for()
+    search = page.locator("#catalog-search")
+    search.get_by_label("Title contains").fill(wanted.upper())
+    search.get_by_role("button", name="Search").click()
+    found = page.locator("#catalog-results .product-card .title", has_text=wanted)
+    found.wait_for()
+    assert wanted in page.locator("#catalog-results .product-card .title").all_inner_texts()
     screenshot("catalog")
-    first.click()
+    found.click()
     page.locator("section.neighbours").first.wait_for()
     names = page.locator("section.neighbours").evaluate_all("els => els.map(e => e.dataset.slot)")
     assert names == ["similar_items", "bought_together", "also_viewed"]

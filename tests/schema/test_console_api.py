@@ -198,3 +198,35 @@ async def test_segments_say_which_targeted_offers_a_shopper_is_in_and_promotions
     assert missing["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     refused = await storefront(SET_ACTIVE, {"id": "welcome", "on": False})
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+TITLES = """
+query($f: ProductFilterInput) { products(filter: $f, first: 10) { nodes { id } } }"""
+
+
+async def test_products_by_title_for_merchants(
+    store: Store, storefront_client: StorefrontClientFactory
+) -> None:
+    _, merchant, storefront = await _shop(store, storefront_client)
+    await upsert_products(
+        store,
+        [
+            product_doc("t1", title="Trail Runner GTX"),
+            product_doc("t2", title="Road runner"),
+            product_doc("t3", title="Runner (2.0)"),
+            product_doc("t4", title="Runner 200", active=False),
+        ],
+    )
+
+    async def ids(text: str, **more: Any) -> list[str]:
+        res = await merchant(TITLES, {"f": {"titleContains": text, **more}})
+        return [n["id"] for n in res["data"]["products"]["nodes"]]
+
+    assert await ids("RUNNER") == ["t1", "t2", "t3"]
+    assert await ids("(2.0)") == ["t3"]  # the text is literal, not a pattern
+    assert await ids("runner 2", includeInactive=True) == ["t4"]
+    assert await ids("nothing like it") == []
+    refused = await storefront(TITLES, {"f": {"titleContains": "runner"}})
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    blank = await merchant(TITLES, {"f": {"titleContains": "  "}})
+    assert blank["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"

@@ -1,4 +1,4 @@
-// Catalog: find products (by id, category or brand), open one, and see its neighbours with the
+// Catalog: find products (by title, id, category or brand), open one, and see its neighbours with the
 // scores the recommenders give them, asked through the storefront like any page.
 import { gql } from "./api.js";
 import { badge, clear, field, h, money, productImage, section } from "./ui.js";
@@ -26,10 +26,11 @@ const NEIGHBOURS = [
   { name: "also_viewed", strategy: "also_viewed" },
 ];
 
-const state = { text: "", brand: "", inStock: false };
+const state = { title: "", text: "", brand: "", inStock: false };
 
 export async function render(root, params, current) {
   if (params[0]) return renderProduct(root, params[0], current);
+  const title = h("input", { name: "title", value: state.title, placeholder: "trail runner", type: "search" });
   const text = h("input", { name: "text", value: state.text, placeholder: "sku-0001, or Shoes > Running" });
   const brand = h("input", { name: "brand", value: state.brand, placeholder: "Brand" });
   const inStock = h("input", { type: "checkbox", name: "inStock", checked: state.inStock });
@@ -37,6 +38,7 @@ export async function render(root, params, current) {
   const form = h(
     "form",
     { class: "card row", id: "catalog-search" },
+    field("Title contains", title),
     field("Product id(s) or category path", text),
     field("Brand", brand),
     h("label", { class: "check" }, inStock, " In stock only"),
@@ -44,7 +46,7 @@ export async function render(root, params, current) {
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    Object.assign(state, { text: text.value, brand: brand.value, inStock: inStock.checked });
+    Object.assign(state, { title: title.value, text: text.value, brand: brand.value, inStock: inStock.checked });
     search(results, current, null);
   });
   root.append(h("h1", {}, "Catalog"), form, results);
@@ -56,6 +58,7 @@ function filterOf() {
   const t = state.text.trim();
   if (t.includes(">")) filter.categoryPath = t.split(">").map((x) => x.trim()).filter(Boolean);
   else if (t) filter.ids = t.split(/[\s,]+/).filter(Boolean);
+  if (state.title.trim()) filter.titleContains = state.title.trim();
   if (state.brand.trim()) filter.brands = [state.brand.trim()];
   if (state.inStock) filter.inStock = true;
   filter.includeInactive = true;
