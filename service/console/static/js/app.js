@@ -72,6 +72,7 @@ async function render() {
     else link.removeAttribute("aria-current");
   }
   const mine = ++generation;
+  main.focus({ preventScroll: true }); // screen readers start at the new screen
   const screen = h("div", { class: `screen screen-${name}`, "data-screen": name });
   clear(main, screen);
   try {

@@ -310,6 +310,7 @@ function slotRow(slot, results, current) {
         {
           type: "button",
           class: "quiet small",
+          "aria-label": `Add ${item.product.title} to the cart`,
           onclick: () => {
             state.cart = state.cart.trim() ? `${state.cart.trim()}, ${item.product.id}` : item.product.id;
             const area = document.querySelector("#preview-form textarea[name=cart]");
