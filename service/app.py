@@ -558,6 +558,7 @@ def create_app(
         + ("; GraphiQL in a browser)" if settings.introspection_enabled else ")"),
         "/livez": "liveness: the process answers",
         "/readyz": "readiness: database reachable, models loaded, not draining",
+        "/console": "the merchant console (a browser; sign in with a merchant key)",
     }
     if settings.metrics_enabled:
         endpoints["/metrics"] = "Prometheus metrics"
