@@ -7,6 +7,7 @@ running on the data folder, or one started for the duration of the command.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import dataclasses
 import logging
@@ -629,50 +630,94 @@ EXPORT_TIMEOUT_MS = 600_000
     is_flag=True,
     help="Also measure offline metrics on a temporal split (fits twice) and store them.",
 )
-def train(window_days: int | None, activate: bool, with_metrics: bool) -> None:
+@click.option(
+    "--tune",
+    is_flag=True,
+    help="Also choose slot strategies and blend weights on a time-based holdout and save "
+    "them with the version (fits twice).",
+)
+@click.option(
+    "--schedule",
+    is_flag=True,
+    help="Keep running: retrain every SHOPFRONT_TRAINING_INTERVAL_MINUTES under the database "
+    "lease lock (one trainer at a time across instances); for a dedicated training process.",
+)
+def train(
+    window_days: int | None, activate: bool, with_metrics: bool, tune: bool, schedule: bool
+) -> None:
     """Fit every recommender on the catalog and events; store a new model version."""
-    from shopfront.recommend.evaluation import evaluate_shop
-    from shopfront.recommend.training import builtin_recommenders
-    from shopfront.recommend.training import train as run_training
+    from shopfront.jobs import train_and_save
 
     settings = load_settings(training_window_days=window_days)
-
-    async def work(store: Store) -> Any:
-        with stage_progress() as report:
-            metrics = None
-            if with_metrics:
-                rows = await evaluate_shop(store, settings, progress=report)
-                metrics = {str(r["name"]): _numbers(r) for r in rows}
-            recommenders = builtin_recommenders(settings, store)
-            return await run_training(
-                store,
-                settings,
-                recommenders,
-                progress=report,
-                activate_version=activate,
-                metrics=metrics,
-            )
-
+    if schedule:
+        _train_on_schedule(settings, with_metrics=with_metrics, tune=tune)
+        return
     with database(settings) as live:
         try:
-            result = run_with_store(live, work)
+            result = run_with_store(
+                live,
+                lambda store: train_and_save(
+                    store, settings, activate=activate, with_metrics=with_metrics, tune=tune
+                ),
+            )
         except ConfigError as exc:
             raise click.ClickException(f"configuration: {exc}") from None
+        except TimeoutError as exc:
+            raise click.ClickException(str(exc)) from None
+    _print_training(result)
+
+
+def _print_training(result: Any) -> None:
     v = result.version
     click.echo(
         f"model version {v.version} ({v.status}): {v.sizes.get('products', 0)} products, "
         f"{v.sizes.get('events', 0)} events, {len(v.artifacts)} strategies, "
-        f"{result.total_seconds:.1f}s"
+        f"{result.total_seconds:.1f}s, peak memory {result.peak_memory_mb:.0f} MB"
     )
     for artifact in v.artifacts:
         click.echo(
             f"  {artifact.strategy:<22} {artifact.bytes / 1e6:8.2f} MB  "
             f"fit {artifact.fit_seconds:7.2f}s"
         )
+    if result.tuning is not None:
+        click.echo("tuning saved with this version:")
+        for line in result.tuning.report():
+            click.echo(f"  {line}")
 
 
-def _numbers(row: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in row.items() if isinstance(v, int | float) and k != "name"}
+def _train_on_schedule(settings: Settings, *, with_metrics: bool, tune: bool) -> None:
+    """Retrain every ``training_interval_minutes`` when this process holds the lease lock;
+    serving instances pick each new version up by polling the model registry."""
+    from shopfront.jobs import train_and_save
+    from shopfront.recommend.training import TrainingLock, train_under_lock
+
+    if settings.training_interval_minutes <= 0:
+        raise click.UsageError(
+            "--schedule needs SHOPFRONT_TRAINING_INTERVAL_MINUTES > 0 (minutes between runs)"
+        )
+
+    async def forever(store: Store) -> None:
+        lock = TrainingLock(store, "training", settings.training_lock_lease_s)
+        while True:
+            try:
+                result = await train_under_lock(
+                    lock,
+                    settings.training_lock_lease_s,
+                    lambda: train_and_save(
+                        store, settings, activate=True, with_metrics=with_metrics, tune=tune
+                    ),
+                )
+            except Exception as exc:  # the served version stays; try again next time
+                click.echo(f"training failed: {type(exc).__name__}: {exc}", err=True)
+            else:
+                if result is None:
+                    click.echo("another trainer holds the lock; waiting", err=True)
+                else:
+                    click.echo(f"model version {result.version.version} saved", err=True)
+            await asyncio.sleep(settings.training_interval_minutes * 60)
+
+    with database(settings) as live:
+        run_with_store(live, forever)
 
 
 @main.command()
@@ -693,16 +738,55 @@ def _numbers(row: dict[str, Any]) -> dict[str, float]:
     help="Keep products the shopper already interacted with (credits repeat purchases).",
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--tune",
+    is_flag=True,
+    help="Choose each personalized slot's strategies and blend weights on a time-based "
+    "holdout, say what was chosen and why, then train and activate a version that serves it.",
+)
 @json_option
 def evaluate(
-    split: str, test_fraction: float, users: int, include_seen: bool, fmt: str, as_json: bool
+    split: str,
+    test_fraction: float,
+    users: int,
+    include_seen: bool,
+    fmt: str,
+    tune: bool,
+    as_json: bool,
 ) -> None:
     """Offline metrics per strategy and for the blend, on a temporal split of the events."""
     import json
 
+    from shopfront.jobs import train_and_save
     from shopfront.recommend.evaluation import evaluate_shop
 
     settings = load_settings()
+    if tune:
+        with database(settings) as live:
+            try:
+                result = run_with_store(
+                    live,
+                    lambda store: train_and_save(
+                        store, settings, activate=True, with_metrics=False, tune=True
+                    ),
+                )
+            except ConfigError as exc:
+                raise click.ClickException(f"configuration: {exc}") from None
+            except TimeoutError as exc:
+                raise click.ClickException(str(exc)) from None
+        if fmt == "json" or as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "version": result.version.version,
+                        "tuning": result.tuning.to_doc() if result.tuning else None,
+                    },
+                    indent=2,
+                )
+            )
+        else:
+            _print_training(result)
+        return
 
     async def work(store: Store) -> Any:
         with stage_progress() as report:

@@ -29,18 +29,6 @@ from shopfront.shoppers import events
 
 CURRENCY = "EUR"
 HISTORY_DAYS = 90
-EVENT_TYPES = (
-    "view",
-    "click",
-    "add_to_cart",
-    "remove_from_cart",
-    "purchase",
-    "search",
-    "impression",
-    "rating",
-    "review",
-    "not_interested",
-)
 EVENT_FIELDS = (
     "event_id",
     "type",

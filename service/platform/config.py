@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shopfront.platform.money import Money, is_currency
+from shopfront.platform.vocabulary import EVENT_TYPES
 
 PREFIX = "SHOPFRONT_"
 
@@ -27,19 +28,6 @@ class ConfigError(ValueError):
     """A setting has a value the service cannot run with."""
 
 
-# Behaviour event types, as stored (GraphQL's EventType enum names them in upper case).
-EVENT_TYPES: tuple[str, ...] = (
-    "view",
-    "click",
-    "add_to_cart",
-    "remove_from_cart",
-    "purchase",
-    "search",
-    "impression",
-    "rating",
-    "review",
-    "not_interested",
-)
 DEFAULT_EVENT_WEIGHTS = (
     "view=1,click=2,add_to_cart=4,purchase=8,rating=3,review=3,search=0.5,"
     "remove_from_cart=-1,not_interested=-5,impression=0"
@@ -453,6 +441,29 @@ class Settings:
     )
     training_window_days: int = field(
         default=180, metadata=_meta("Days of events the models are trained on.", min=1)
+    )
+    batch_read_preference: Literal[
+        "primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest"
+    ] = field(
+        default="secondaryPreferred",
+        metadata=_meta(
+            "Where batch jobs (training, evaluation, reports) read from: a secondary keeps their "
+            "scans off the primary that serves shoppers (a single node serves them itself)."
+        ),
+    )
+    training_deadline_s: float = field(
+        default=3600.0,
+        metadata=_meta(
+            "Deadline of one training job, reads included (its own: not the request timeout).",
+            min=1,
+        ),
+    )
+    training_tune: bool = field(
+        default=True,
+        metadata=_meta(
+            "Scheduled training also chooses slot strategies and blend weights on a time-based "
+            "holdout (fits the models twice)."
+        ),
     )
     training_lock_lease_s: float = field(
         default=900.0,

@@ -54,6 +54,7 @@ from shopfront.platform.config import Settings
 from shopfront.platform.money import Money
 from shopfront.platform.store import DatabaseUnavailable, PyMongoError, Store
 from shopfront.recommend.contract import Candidate, Slot, SlotFilter
+from shopfront.recommend.tuning import Tuning
 from shopfront.shoppers.context import PageType, RequestContext
 from shopfront.shoppers.profile_view import Profile
 from shopfront.storefront.answer import SlotItem, SlotResult, StorefrontResult
@@ -123,11 +124,17 @@ class Storefront:
         self._fallback: OrderedDict[tuple[str, ...], tuple[SlotResult, ...]] = OrderedDict()
         # Set by the app to its health monitor's view; always up without one.
         self.database_up: Callable[[], bool] = lambda: True
+        # What training chose for serving the loaded model version (the model registry's
+        # `tuning`); configured slots are served through it.
+        self.tuning: Callable[[], Tuning] = Tuning
 
     def resolve_slots(self, req: StorefrontRequest) -> list[Slot]:
         page_slots = self.slots[req.page]
+        tuning = self.tuning()
+        tuned: set[str] = set()  # slots served as configured: the tuning applies
         if req.slots is None:
             chosen = list(page_slots)
+            tuned = {c.name for c in chosen}
         else:
             by_name = {s.name: s for page in self.slots.values() for s in page}
             by_name.update({s.name: s for s in page_slots})
@@ -142,10 +149,12 @@ class Storefront:
                     base = SlotConfig(o.name, humanize(o.name), (o.strategy or "",))
                 elif o.strategy is not None:
                     base = replace(base, strategies=(o.strategy,), weights={})
+                else:
+                    tuned.add(o.name)
                 if o.limit is not None:
                     base = replace(base, limit=o.limit)
                 chosen.append(base)
-        return [
+        slots = [
             Slot(
                 name=c.name,
                 title=c.title,
@@ -157,6 +166,7 @@ class Storefront:
             )
             for c in chosen
         ]
+        return [tuning.apply(s) if s.name in tuned else s for s in slots]
 
     async def _profile(
         self, user_id: str | None, now: datetime, degraded: list[Degradation]

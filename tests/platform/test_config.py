@@ -55,7 +55,7 @@ def test_every_setting_has_the_prefix() -> None:
 
 
 def test_event_weights_default_and_partial_override() -> None:
-    from shopfront.platform.config import EVENT_TYPES
+    from shopfront.platform.vocabulary import EVENT_TYPES
 
     defaults = Settings.from_env({}).event_weight_map
     assert set(defaults) == set(EVENT_TYPES)
