@@ -40,5 +40,5 @@ class StorefrontQuery:
                 input.to_request(), request_id=ctx.request_id, loader=loader
             )
         except request.StorefrontInputError as exc:
-            raise user_error(str(exc)) from None
+            raise user_error(str(exc), code=exc.code) from None
         return Storefront.of(result)

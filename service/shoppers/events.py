@@ -268,7 +268,7 @@ def validate_event(raw: Mapping[str, Any], settings: Settings, now: datetime) ->
         "rating": _whole(raw, "rating", 1, 5),
         "review": _text(raw, "review", MAX_REVIEW_LEN),
         "recommendation_id": _id(raw, "recommendation_id"),
-        "position": _whole(raw, "position", 0, MAX_POSITION),
+        "position": _whole(raw, "position", 1, MAX_POSITION),  # 1-based, as served
         "page_type": page_type,
     }
     allowed = _REQUIRED[kind] | _OPTIONAL[kind]

@@ -20,7 +20,15 @@ MAX_PREVIEW_VARIANTS = 10  # experiments whose variant one preview may choose
 
 
 class StorefrontInputError(ValueError):
-    """The storefront request is invalid; the message names the field."""
+    """The storefront request is invalid; the message names the field, ``code`` is the
+    GraphQL error code (BAD_USER_INPUT unless a more precise one applies)."""
+
+    def __init__(self, message: str, code: str = "BAD_USER_INPUT") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+PRODUCT_NOT_FOUND = "PRODUCT_NOT_FOUND"  # a PRODUCT page for a product the catalog lacks
 
 
 # -- the request and the answer -----------------------------------------------------------
@@ -87,12 +95,14 @@ def validate_request(req: StorefrontRequest, settings: Settings) -> StorefrontRe
     search_query = _text(req.search_query, "searchQuery", MAX_QUERY_LEN)
     if len(req.cart_lines) > MAX_CART_LINES:
         raise StorefrontInputError(f"cart.lines: at most {MAX_CART_LINES} lines")
+    # A bad line (blank id, quantity out of range) is reported on that line when the cart is
+    # priced (storefront.cart_lines), not as an error of the whole request.
     lines = []
     for i, line in enumerate(req.cart_lines):
-        pid = _text(line.product_id, f"cart.lines[{i}].productId") or ""
-        if not 1 <= line.quantity <= MAX_QUANTITY:
+        pid = line.product_id.strip()
+        if len(pid) > MAX_ID_LEN:
             raise StorefrontInputError(
-                f"cart.lines[{i}].quantity must be from 1 to {MAX_QUANTITY}, got {line.quantity}"
+                f"cart.lines[{i}].productId is longer than {MAX_ID_LEN} characters"
             )
         lines.append(CartLine(pid, line.quantity))
     if len(req.coupon_codes) > MAX_COUPON_CODES:
