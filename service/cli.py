@@ -674,11 +674,12 @@ def _print_training(result: Any) -> None:
         f"{v.sizes.get('events', 0)} events, {len(v.artifacts)} strategies, "
         f"{result.total_seconds:.1f}s, peak memory {result.peak_memory_mb:.0f} MB"
     )
+    table = new_table("Strategy", "Size (MB)", "Fit (s)", right=("Size (MB)", "Fit (s)"))
     for artifact in v.artifacts:
-        click.echo(
-            f"  {artifact.strategy:<22} {artifact.bytes / 1e6:8.2f} MB  "
-            f"fit {artifact.fit_seconds:7.2f}s"
+        table.add_row(
+            artifact.strategy, f"{artifact.bytes / 1e6:.2f}", f"{artifact.fit_seconds:.2f}"
         )
+    print_table(table)
     if result.tuning is not None:
         click.echo("tuning saved with this version:")
         for line in result.tuning.report():

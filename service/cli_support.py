@@ -344,9 +344,9 @@ def banner(host: str, port: int, keys: Any, seconds: float) -> list[str]:
 
 
 @contextlib.contextmanager
-def stage_progress(*, stderr: bool = False) -> Iterator[Callable[[str, float], None]]:
+def stage_progress(*, stderr: bool = True) -> Iterator[Callable[[str, float], None]]:
     """A rich progress bar per stage (training, loading the demo); yields the
-    ``(stage, fraction)`` callback."""
+    ``(stage, fraction)`` callback. On stderr, so stdout keeps only results (JSON, CSV)."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -4,6 +4,7 @@ hot reload while queries run, rollback, the training lock, and the CLI."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -287,9 +288,14 @@ def test_cli_train_and_evaluate(
     result = runner.invoke(main, ["train", "--evaluate"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "model version" in result.output and "recommended_for_you" in result.output
+    assert "Strategy" in result.output and "Fit (s)" in result.output  # a table with headers
     evaluated = runner.invoke(main, ["evaluate", "--format", "json"], catch_exceptions=False)
     assert evaluated.exit_code == 0, evaluated.output
     assert '"ndcg@10"' in evaluated.output and '"blend"' in evaluated.output
+    as_json = runner.invoke(main, ["evaluate", "--json"], catch_exceptions=False)
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)[0]["name"]
+    table = runner.invoke(main, ["evaluate"], catch_exceptions=False)
+    assert table.exit_code == 0 and "ndcg@10" in table.stdout and "None" not in table.stdout
 
 
 async def _seed_in_new_loop(settings: Settings, events: list[dict[str, Any]]) -> None:
