@@ -241,18 +241,8 @@ class Storefront:
         slots = self.resolve_slots(req)
         currency = req.currency or self.settings.default_currency
         now = now or datetime.now(UTC)
-        # Experiments: assignment is in-memory hashing, no database round trip.
-        assignments = (
-            self.experiments.assign(req.user_id or req.session_id, now) if self.experiments else []
-        )
-        overrides: StorefrontOverrides | None = None
-        if assignments:
-            overrides = apply_overrides(
-                slots,
-                [s.name for s in self.host.coupon_strategies()],
-                [p.terms.name for p in self.host.promotions()],
-                assignments,
-            )
+        overrides = self._overrides(req.user_id or req.session_id, now, slots)
+        if overrides is not None:
             slots = list(overrides.slots)
         catalog = RequestCatalog(loader or product_loader(self.store), asyncio.get_running_loop())
         degraded: list[Degradation] = []
@@ -344,6 +334,39 @@ class Storefront:
                 for a in (overrides.assignments if overrides is not None else ())
             ),
         )
+
+    def _overrides(
+        self, shopper: str | None, now: datetime, slots: Sequence[Slot]
+    ) -> StorefrontOverrides | None:
+        """The shopper's experiment variants applied to ``slots``, coupon strategies and
+        promotions; None outside every experiment. In-memory hashing, no database round trip."""
+        assignments = self.experiments.assign(shopper, now) if self.experiments else []
+        if not assignments:
+            return None
+        return apply_overrides(
+            slots,
+            [s.name for s in self.host.coupon_strategies()],
+            [p.terms.name for p in self.host.promotions()],
+            assignments,
+        )
+
+    async def price_order(self, ctx: RequestContext) -> PricedCart:
+        """Price ``ctx``'s cart exactly as `compose` prices the storefront's cart for the same
+        shopper: stored and plugin promotions, the ``promotion_stacking`` hook, the configured
+        shipping fees and the shopper's experiment overrides. ``validateCoupons`` and
+        ``redeemCoupon`` price through here, so the discount charged is the one shown.
+        Raises `PricingError` for a cart that cannot be priced."""
+        overrides = self._overrides(ctx.user_id or ctx.session_id, ctx.now, ())
+        if overrides is not None:
+            ctx = replace(
+                ctx,
+                personalized=ctx.personalized and overrides.personalized,
+                overrides=overrides.strategy_params,
+            )
+        cart, error = await self._price(ctx, [], overrides)
+        if cart is None:
+            raise PricingError(error or "the cart cannot be priced")
+        return cart
 
     async def _offers(
         self,
