@@ -25,6 +25,11 @@ class StorefrontQuery:
     )
     async def storefront(self, info: Info[Context, Any], input: StorefrontInput) -> Storefront:
         ctx = info.context
+        if ctx.request is not None and ctx.request.method == "GET":
+            # It records what was served (attribution, exposures): not a safe, cacheable GET.
+            raise user_error(
+                "storefront has side effects and is served over POST only", code="POST_REQUIRED"
+            )
         user = acting_shopper(info, _text(input.user_id))
         session = checked_session(info, _text(input.session_id), "sessionId")
         composer = ctx.runtime.components.get("storefront")

@@ -1,12 +1,17 @@
-"""What `shopfront serve --demo` prepares: demo data on an empty database, and demo keys.
+"""What `shopfront serve --demo` prepares: demo data on an empty database, demo keys, and a
+shopper token for the demo shopper.
 
 Keys are stored only as hashes, so the plaintext demo keys live in ``demo-keys.env`` in the
-data folder; a second start reuses them while they are still valid, else makes new ones.
+data folder; a second start reuses them while they are still valid, else makes new ones. The
+same file keeps the demo's shopper-token secret (`demo_token_secrets`), made on first start,
+so tokens minted by one start still verify after a restart.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +23,14 @@ log = logging.getLogger(__name__)
 
 STOREFRONT_VAR = "SHOPFRONT_STOREFRONT_KEY"
 MERCHANT_VAR = "SHOPFRONT_MERCHANT_KEY"
+TOKEN_SECRETS_VAR = "SHOPFRONT_SHOPPER_TOKEN_SECRETS"
+SHOPPER_TOKEN_VAR = "SHOPFRONT_SHOPPER_TOKEN"
+KEYS_FILE = "demo-keys.env"
+# The demo shopper the printed token is for, and how long it lasts (the most a token may).
+DEMO_SHOPPER = "demo-0001"
+DEMO_TOKEN_TTL_S = 24 * 3600
+# A storefront under development runs on localhost, on any port.
+DEMO_CORS_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*")
 
 
 @dataclass(frozen=True)
@@ -25,6 +38,7 @@ class DemoKeys:
     storefront: str
     merchant: str
     path: Path
+    shopper_token: str | None = None  # for DEMO_SHOPPER, when a token secret is configured
 
 
 def read_keys_file(path: Path) -> dict[str, str]:
@@ -45,8 +59,27 @@ async def _valid(store: Store, plaintext: str | None, role: auth.Role) -> bool:
     return key is not None and key.role is role
 
 
+def _write_keys_file(path: Path, values: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+def demo_token_secrets(data_dir: Path) -> tuple[str, ...]:
+    """The demo's ``SHOPFRONT_SHOPPER_TOKEN_SECRETS``: made once, then read from the keys file."""
+    path = data_dir / KEYS_FILE
+    known = read_keys_file(path)
+    value = known.get(TOKEN_SECRETS_VAR)
+    if not value:
+        value = f"demo:{secrets.token_urlsafe(32)}"
+        _write_keys_file(path, {**known, TOKEN_SECRETS_VAR: value})
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
 async def ensure_demo_keys(store: Store, data_dir: Path) -> DemoKeys:
-    path = data_dir / "demo-keys.env"
+    path = data_dir / KEYS_FILE
     known = read_keys_file(path)
     storefront = known.get(STOREFRONT_VAR)
     merchant = known.get(MERCHANT_VAR)
@@ -55,12 +88,19 @@ async def ensure_demo_keys(store: Store, data_dir: Path) -> DemoKeys:
     if not await _valid(store, merchant, auth.Role.MERCHANT):
         _, merchant = await auth.create_key(store, auth.Role.MERCHANT, "demo-merchant")
     assert storefront is not None and merchant is not None
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{STOREFRONT_VAR}={storefront}\n{MERCHANT_VAR}={merchant}\n")
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    _write_keys_file(path, {**known, STOREFRONT_VAR: storefront, MERCHANT_VAR: merchant})
     return DemoKeys(storefront, merchant, path)
+
+
+def demo_shopper_token(settings: Settings) -> str | None:
+    """A token for `DEMO_SHOPPER` signed with the configured secret, or None without one."""
+    from shopfront.shoppers.identity import ShopperTokens
+
+    tokens = ShopperTokens.from_settings(settings)
+    if not tokens.configured:
+        return None
+    token, _ = tokens.mint(DEMO_SHOPPER, ttl_seconds=DEMO_TOKEN_TTL_S)
+    return token
 
 
 async def prepare_demo(store: Store, settings: Settings) -> DemoKeys:
@@ -83,4 +123,5 @@ async def prepare_demo(store: Store, settings: Settings) -> DemoKeys:
         result = await train(store, settings, builtin_recommenders(settings, store))
         log.info("demo: trained model version %s", result.version.version)
         await simulate_experiment(store, shoppers=min(settings.demo_shoppers, 300))
-    return await ensure_demo_keys(store, settings.data_dir)
+    keys = await ensure_demo_keys(store, settings.data_dir)
+    return dataclasses.replace(keys, shopper_token=demo_shopper_token(settings))
