@@ -106,7 +106,7 @@ async def authenticate(ctx: Context) -> GraphQLError | None:
                     cache.remember(token, principal)
     ctx.loaders[_AUTHENTICATED] = True
     if principal is None:
-        ctx.auth_problem = "unknown or revoked API key"
+        ctx.auth_problem = "unknown or revoked API key: send Authorization: Bearer <an active key>"
         return None
     ctx.principal = principal
     info = current_request()
