@@ -124,4 +124,7 @@ async def prepare_demo(store: Store, settings: Settings) -> DemoKeys:
         log.info("demo: trained model version %s", result.version.version)
         await simulate_experiment(store, shoppers=min(settings.demo_shoppers, 300))
     keys = await ensure_demo_keys(store, settings.data_dir)
-    return dataclasses.replace(keys, shopper_token=demo_shopper_token(settings))
+    token = demo_shopper_token(settings)
+    if token is not None:  # fresh each start, so `source demo-keys.env` gives a valid one
+        _write_keys_file(keys.path, {**read_keys_file(keys.path), SHOPPER_TOKEN_VAR: token})
+    return dataclasses.replace(keys, shopper_token=token)
