@@ -6,9 +6,16 @@ from dataclasses import replace
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
+from shopfront.platform.keys import Role
 from shopfront.schema.context import Context
 from shopfront.schema.errors import UNAVAILABLE, user_error
-from shopfront.schema.permissions import acting_shopper, checked_session, storefront_field
+from shopfront.schema.permissions import (
+    FORBIDDEN,
+    acting_shopper,
+    checked_session,
+    storefront_field,
+)
 from shopfront.schema.storefront_types import Storefront, StorefrontInput
 from shopfront.storefront import composer as sf
 from shopfront.storefront import request, sources
@@ -30,6 +37,10 @@ class StorefrontQuery:
             raise user_error(
                 "storefront has side effects and is served over POST only", code="POST_REQUIRED"
             )
+        if input.preview is not None and not (
+            ctx.principal is not None and ctx.principal.role.allows(Role.MERCHANT)
+        ):
+            raise GraphQLError("preview needs a merchant key", extensions={"code": FORBIDDEN})
         user = acting_shopper(info, _text(input.user_id))
         session = checked_session(info, _text(input.session_id), "sessionId")
         composer = ctx.runtime.components.get("storefront")

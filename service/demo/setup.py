@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,11 +43,12 @@ class DemoKeys:
 
 
 def read_keys_file(path: Path) -> dict[str, str]:
+    """The ``NAME=value`` lines of a keys file (with or without a leading ``export``)."""
     values: dict[str, str] = {}
     if not path.exists():
         return values
     for line in path.read_text().splitlines():
-        name, sep, value = line.partition("=")
+        name, sep, value = line.strip().removeprefix("export ").partition("=")
         if sep and not name.startswith("#"):
             values[name.strip()] = value.strip()
     return values
@@ -62,7 +64,8 @@ async def _valid(store: Store, plaintext: str | None, role: auth.Role) -> bool:
 def _write_keys_file(path: Path, values: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    # `export` so that `source demo-keys.env` hands the values to child processes (curl, node).
+    tmp.write_text("".join(f"export {name}={value}\n" for name, value in values.items()))
     tmp.chmod(0o600)
     tmp.replace(path)
 
@@ -103,26 +106,40 @@ def demo_shopper_token(settings: Settings) -> str | None:
     return token
 
 
-async def prepare_demo(store: Store, settings: Settings) -> DemoKeys:
+async def prepare_demo(
+    store: Store, settings: Settings, *, progress: Callable[[str, float], None] | None = None
+) -> DemoKeys:
+    """Load the demo on an empty database (reporting ``progress(stage, fraction)``), then
+    make sure the demo keys are valid and written, with a fresh token for the demo shopper."""
     from shopfront.demo.data import seed_demo
     from shopfront.demo.experiment import simulate_experiment
     from shopfront.offers.promotions import seed_demo_promotions
     from shopfront.recommend.training import builtin_recommenders, train
 
+    report = progress or (lambda stage, done: None)
     if await store.products.estimated_document_count() == 0:
         log.info("loading the demo data set (catalog, shoppers' history, an experiment)...")
-        summary = await seed_demo(store, settings)
+        summary = await seed_demo(store, settings, progress=report)
         log.info(
             "demo: %d products, %d shoppers, %d events",
             summary.products,
             summary.shoppers,
             summary.events_accepted,
         )
+        report("promotions", 0.0)
         await seed_demo_promotions(store, settings)
+        report("promotions", 1.0)
         # Train once, so the demo serves model-based recommendations from the first request.
-        result = await train(store, settings, builtin_recommenders(settings, store))
+        result = await train(
+            store,
+            settings,
+            builtin_recommenders(settings, store),
+            progress=lambda stage, done: report(f"training: {stage}", done),
+        )
         log.info("demo: trained model version %s", result.version.version)
+        report("experiment", 0.0)
         await simulate_experiment(store, shoppers=min(settings.demo_shoppers, 300))
+        report("experiment", 1.0)
     keys = await ensure_demo_keys(store, settings.data_dir)
     token = demo_shopper_token(settings)
     if token is not None:  # fresh each start, so `source demo-keys.env` gives a valid one

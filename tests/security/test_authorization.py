@@ -60,6 +60,8 @@ SAMPLE_ARGS: dict[str, dict[str, Any]] = {
     "Query.validateCoupons": {"cart": EMPTY_CART, "codes": [], "userId": SHOPPER_A},
     "Query.profile": {"userId": SHOPPER_A},
     "Query.exportUserData": {"userId": SHOPPER_A},
+    "Query.recentEvents": {"userId": SHOPPER_A},
+    "Query.shopperSegments": {"userId": SHOPPER_A},
     "Mutation.trackEvents": {
         "events": [
             {"eventId": "m1", "type": "SEARCH", "timestamp": NOW, "userId": SHOPPER_A, "query": "x"}
