@@ -9,6 +9,7 @@ from graphql import GraphQLError
 from shopfront.catalog import products as catalog
 from shopfront.platform.keys import Role
 from shopfront.schema.context import Context
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import merchant_mutation, storefront_field
 from shopfront.schema.types import (
     DeleteProductsResult,
@@ -22,11 +23,9 @@ from shopfront.schema.types import (
 )
 from strawberry.types import Info
 
-BAD_INPUT = "BAD_USER_INPUT"
-
 
 def bad_input(message: str) -> GraphQLError:
-    return GraphQLError(message, extensions={"code": BAD_INPUT})
+    return user_error(message)
 
 
 @strawberry.type
@@ -53,9 +52,7 @@ class CatalogQuery:
             raise bad_input(f"first must be between 1 and {cap}, got {first}")
         f = filter or ProductFilterInput()
         if f.include_inactive and ctx.role is not Role.MERCHANT:
-            raise GraphQLError(
-                "filter.includeInactive needs a merchant key", extensions={"code": "FORBIDDEN"}
-            )
+            raise user_error("filter.includeInactive needs a merchant key", ErrorCode.FORBIDDEN)
         if (f.min_price is not None or f.max_price is not None) and not f.currency:
             raise bad_input("filter.currency is required with minPrice or maxPrice")
         flt = catalog.ProductFilter(

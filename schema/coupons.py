@@ -23,7 +23,7 @@ from shopfront.offers import redemption as redemptions
 from shopfront.offers.contract import PricedCart as PricedCartModel
 from shopfront.platform.money import Money as MoneyModel
 from shopfront.schema.context import Context
-from shopfront.schema.errors import user_error
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import (
     merchant_field,
     merchant_mutation,
@@ -45,7 +45,6 @@ from shopfront.schema.storefront_types import PricedCart
 from shopfront.schema.types import Money, MoneyInput
 from strawberry.types import Info
 
-IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 MAX_KEY_LEN = 200
 MAX_CODES = 20  # entered codes per call; pricing refuses those past SHOPFRONT_MAX_COUPON_CODES
 
@@ -486,7 +485,7 @@ class CouponsMutation:
                 request, coupon_promotion.coupon_outcome(priced, normalized)
             )
         except campaigns.IdempotencyKeyReused as exc:
-            raise user_error(str(exc), code=IDEMPOTENCY_KEY_REUSED) from None
+            raise user_error(str(exc), code=ErrorCode.IDEMPOTENCY_KEY_REUSED) from None
         return RedeemCouponResult.of(result)
 
     @merchant_mutation(description="Undo the coupon redemptions of a cancelled order (idempotent).")

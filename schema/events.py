@@ -12,7 +12,7 @@ from shopfront.platform import admission
 from shopfront.platform.metrics import metrics_of
 from shopfront.runtime import Runtime
 from shopfront.schema.context import Context
-from shopfront.schema.errors import user_error
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import storefront_mutation
 from shopfront.schema.types import MoneyInput, PageType
 from shopfront.shoppers import events as events_service
@@ -217,7 +217,7 @@ class EventsMutation:
                 runtime.store, runtime.settings, str(session_id), str(user_id)
             )
         except privacy.UserErased as exc:
-            raise user_error(str(exc), code="USER_ERASED") from None
+            raise user_error(str(exc), code=ErrorCode.USER_ERASED) from None
         except events_service.IdentifyError as exc:
             raise user_error(str(exc)) from None
         if result.linked:

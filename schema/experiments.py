@@ -18,7 +18,7 @@ from shopfront.platform.money import Money as MoneyModel
 from shopfront.platform.money import is_currency
 from shopfront.runtime import REGISTRY_COMPONENT
 from shopfront.schema.context import Context
-from shopfront.schema.errors import user_error
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import merchant_field, merchant_mutation
 from shopfront.schema.scalars import JSON, Long
 from shopfront.schema.types import Money
@@ -460,7 +460,7 @@ def _raw(input: CreateExperimentInput, default_currency: str) -> dict[str, Any]:
 
 
 def _error(exc: ExperimentError) -> GraphQLError:
-    return user_error(str(exc), code=exc.code.value)
+    return user_error(str(exc), code=ErrorCode(exc.code.value))
 
 
 def _now() -> datetime:

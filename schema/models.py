@@ -8,7 +8,7 @@ from typing import Any
 import strawberry
 from shopfront.recommend import models
 from shopfront.schema.context import Context
-from shopfront.schema.errors import user_error
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import merchant_field, merchant_mutation
 from shopfront.schema.scalars import JSON
 from strawberry.types import Info
@@ -86,7 +86,7 @@ class ModelsMutation:
         try:
             activated = await models.activate(info.context.runtime.store, version)
         except models.ModelError as exc:
-            raise user_error(str(exc), code="NOT_FOUND") from None
+            raise user_error(str(exc), code=ErrorCode.NOT_FOUND) from None
         registry = _registry(info)
         if registry is not None:
             await registry.refresh()  # this instance at once; the others at their next poll

@@ -8,14 +8,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import strawberry
-from graphql import GraphQLError
 from shopfront.platform.keys import Role
 from shopfront.schema.context import Context
+from shopfront.schema.errors import ErrorCode, coded_error
 from strawberry.permission import BasePermission
 from strawberry.types import Info
-
-UNAUTHENTICATED = "UNAUTHENTICATED"
-FORBIDDEN = "FORBIDDEN"
 
 
 class _RequiresRole(BasePermission):
@@ -25,12 +22,12 @@ class _RequiresRole(BasePermission):
         ctx = info.context
         if ctx.principal is None:
             reason = ctx.auth_problem or "an API key is required: send Authorization: Bearer <key>"
-            raise GraphQLError(reason, extensions={"code": UNAUTHENTICATED})
+            raise coded_error(reason, ErrorCode.UNAUTHENTICATED)
         if not ctx.principal.role.allows(self.role):
-            raise GraphQLError(
+            raise coded_error(
                 f"this operation needs a {self.role.value} key; "
                 f"the key {ctx.principal.name!r} is a {ctx.principal.role.value} key",
-                extensions={"code": FORBIDDEN},
+                ErrorCode.FORBIDDEN,
             )
         return True
 

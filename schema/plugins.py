@@ -9,7 +9,7 @@ from shopfront.extend import host as ph
 from shopfront.extend import records
 from shopfront.extend.isolation import BreakerState as BreakerStateModel
 from shopfront.schema.context import Context
-from shopfront.schema.errors import UNAVAILABLE, user_error
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import merchant_field
 from shopfront.schema.scalars import JSON
 from strawberry.types import Info
@@ -107,5 +107,5 @@ class PluginsQuery:
     def plugins(self, info: Info[Context, Any]) -> list[Plugin]:
         host = info.context.runtime.components.get("plugins")
         if not isinstance(host, ph.PluginHost):
-            raise user_error("the plugin host is not running", code=UNAVAILABLE)
+            raise user_error("the plugin host is not running", code=ErrorCode.SERVICE_UNAVAILABLE)
         return [Plugin.of(r) for r in host.report()]

@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 from shopfront.schema.context import Context
-from shopfront.schema.errors import user_error
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import merchant_field, merchant_mutation, storefront_mutation
 from shopfront.schema.profiles import checked_user_id
 from shopfront.schema.scalars import JSON
@@ -75,7 +75,7 @@ class PrivacyMutation:
                 info.context.runtime.store, checked_user_id(user_id), personalization
             )
         except privacy.UserErased as exc:
-            raise user_error(str(exc), code="USER_ERASED") from None
+            raise user_error(str(exc), code=ErrorCode.USER_ERASED) from None
         return ConsentResult(
             user_id=strawberry.ID(state.user_id),
             personalization=state.personalization,

@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 from shopfront.schema.context import Context
-from shopfront.schema.errors import user_error
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import merchant_field, storefront_mutation
 from shopfront.schema.types import Money, MoneyInput
 from shopfront.shoppers import privacy, profiles
@@ -199,12 +199,13 @@ class ProfilesMutation:
         uid = checked_user_id(user_id)
         if await privacy.is_erased(store, uid):
             raise user_error(
-                "userId: this shopper was erased; nothing is stored about them", code="USER_ERASED"
+                "userId: this shopper was erased; nothing is stored about them",
+                code=ErrorCode.USER_ERASED,
             )
         try:
             stated = await profiles.set_preferences(store, uid, preferences.to_raw())
         except profiles.ProfileError as exc:
             raise user_error(str(exc)) from None
         except profiles.ConsentWithheld as exc:
-            raise user_error(str(exc), code="CONSENT_WITHHELD") from None
+            raise user_error(str(exc), code=ErrorCode.CONSENT_WITHHELD) from None
         return StatedPreferences.of(stated)

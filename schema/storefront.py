@@ -6,7 +6,7 @@ from typing import Any
 
 import strawberry
 from shopfront.schema.context import Context
-from shopfront.schema.errors import UNAVAILABLE, user_error
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import storefront_field
 from shopfront.schema.storefront_types import Storefront, StorefrontInput
 from shopfront.storefront import composer as sf
@@ -25,7 +25,7 @@ class StorefrontQuery:
         ctx = info.context
         composer = ctx.runtime.components.get("storefront")
         if not isinstance(composer, sf.Storefront):
-            raise user_error("the storefront is not running", code=UNAVAILABLE)
+            raise user_error("the storefront is not running", code=ErrorCode.SERVICE_UNAVAILABLE)
         loader = ctx.loaders.get("products")
         if loader is None:
             loader = ctx.loaders["products"] = sources.product_loader(ctx.runtime.store)

@@ -42,7 +42,7 @@ from shopfront.runtime import (
 )
 from shopfront.schema import build_schema
 from shopfront.schema.context import Context
-from shopfront.schema.errors import HTTP_STATUS_FOR_CODE, RATE_LIMITED
+from shopfront.schema.errors import HTTP_STATUS_FOR_CODE, ErrorCode
 from shopfront.schema.gate import bearer_token, rate_limited_error
 from shopfront.storefront.composer import Storefront
 from shopfront.storefront.sources import ProfileSource
@@ -65,9 +65,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BODY_TOO_LARGE = "BODY_TOO_LARGE"
-TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"
-
 _REQUEST_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
 
@@ -80,9 +77,9 @@ def request_id_for(request: Request | WebSocket | Mapping[str, str]) -> str:
     return uuid.uuid4().hex
 
 
-def error_body(code: str, message: str, request_id: str, **extra: Any) -> dict[str, Any]:
+def error_body(code: ErrorCode, message: str, request_id: str, **extra: Any) -> dict[str, Any]:
     """A GraphQL-shaped error response for requests refused before GraphQL ran."""
-    extensions = {"code": code, "requestId": request_id, **extra}
+    extensions = {"code": code.value, "requestId": request_id, **extra}
     return {"data": None, "errors": [{"message": message, "extensions": extensions}]}
 
 
@@ -164,7 +161,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
         except _BodyTooLarge:
             return self._refuse(
                 413,
-                BODY_TOO_LARGE,
+                ErrorCode.BODY_TOO_LARGE,
                 f"the request body is larger than {limit} bytes",
                 info,
                 limit=limit,
@@ -181,7 +178,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
                 if len(parsed) > most:
                     return self._refuse(
                         400,
-                        TOO_MANY_OPERATIONS,
+                        ErrorCode.TOO_MANY_OPERATIONS,
                         f"the batch has {len(parsed)} operations; the limit is {most}",
                         info,
                         limit=most,
@@ -195,7 +192,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
                 error = rate_limited_error(exc, info.request_id)
                 return self._refuse(
                     429,
-                    RATE_LIMITED,
+                    ErrorCode.RATE_LIMITED,
                     error.message,
                     info,
                     retry_after=exc.retry_after_header,
@@ -235,16 +232,16 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
     def _refuse(
         self,
         status: int,
-        code: str,
+        code: ErrorCode,
         message: str,
         info: RequestInfo,
         *,
         retry_after: int | None = None,
         **extra: Any,
     ) -> Response:
-        info.error_codes.append(code)
+        info.error_codes.append(code.value)
         if self.metrics is not None:
-            self.metrics.http_rejected.labels(code).inc()
+            self.metrics.http_rejected.labels(code.value).inc()
         if retry_after is not None:
             extra["retryAfter"] = retry_after
         headers = {"retry-after": str(retry_after)} if retry_after is not None else None
