@@ -10,12 +10,12 @@ from shopfront.catalog import products as catalog
 from shopfront.platform.keys import Role
 from shopfront.schema.context import Context
 from shopfront.schema.errors import ErrorCode, user_error
+from shopfront.schema.pagination import DEFAULT_FIRST, Connection, Edge, check_first
 from shopfront.schema.permissions import merchant_mutation, storefront_field
 from shopfront.schema.types import (
     DeleteProductsResult,
     PageInfo,
     Product,
-    ProductConnection,
     ProductFilterInput,
     ProductInput,
     ProductUpsertResult,
@@ -26,6 +26,16 @@ from strawberry.types import Info
 
 def bad_input(message: str) -> GraphQLError:
     return user_error(message)
+
+
+@strawberry.input(description="Products to create or replace.")
+class UpsertProductsInput:
+    products: list[ProductInput]
+
+
+@strawberry.input(description="Products to delete.")
+class DeleteProductsInput:
+    product_ids: list[strawberry.ID]
 
 
 @strawberry.type
@@ -43,13 +53,11 @@ class CatalogQuery:
         self,
         info: Info[Context, Any],
         filter: ProductFilterInput | None = None,
-        first: int = 20,
+        first: int = DEFAULT_FIRST,
         after: str | None = None,
-    ) -> ProductConnection:
+    ) -> Connection[Product]:
         ctx = info.context
-        cap = ctx.runtime.settings.max_page_size
-        if not 1 <= first <= cap:
-            raise bad_input(f"first must be between 1 and {cap}, got {first}")
+        check_first(first, ctx.runtime.settings.max_page_size)
         f = filter or ProductFilterInput()
         if f.include_inactive and ctx.role is not Role.MERCHANT:
             raise user_error("filter.includeInactive needs a merchant key", ErrorCode.FORBIDDEN)
@@ -69,8 +77,10 @@ class CatalogQuery:
             page = await catalog.list_products(ctx.runtime.store, flt, first, after)
         except catalog.CursorError as exc:
             raise bad_input(str(exc)) from None
-        return ProductConnection(
-            nodes=[Product.of(p) for p in page.items],
+        edges = [Edge(cursor=catalog.encode_cursor(p.id), node=Product.of(p)) for p in page.items]
+        return Connection(
+            nodes=[e.node for e in edges],
+            edges=edges,
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         )
 
@@ -82,8 +92,9 @@ class CatalogMutation:
         "valid items kept when others are rejected."
     )
     async def upsert_products(
-        self, info: Info[Context, Any], products: list[ProductInput]
+        self, info: Info[Context, Any], input: UpsertProductsInput
     ) -> list[ProductUpsertResult]:
+        products = input.products
         ctx = info.context
         limit = ctx.runtime.settings.max_upsert_batch
         if len(products) > limit:
@@ -98,9 +109,10 @@ class CatalogMutation:
 
     @merchant_mutation(description="Delete products by id; returns how many existed.")
     async def delete_products(
-        self, info: Info[Context, Any], ids: list[strawberry.ID]
+        self, info: Info[Context, Any], input: DeleteProductsInput
     ) -> DeleteProductsResult:
+        ids = input.product_ids
         if len(ids) > info.context.runtime.settings.max_upsert_batch:
-            raise bad_input("ids: too many ids in one call")
+            raise bad_input("productIds: too many ids in one call")
         deleted = await catalog.delete_products(info.context.runtime.store, [str(i) for i in ids])
         return DeleteProductsResult(deleted=deleted)

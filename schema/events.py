@@ -157,6 +157,17 @@ class IdentifyResult:
     )
 
 
+@strawberry.input(description="A batch of behaviour events.")
+class TrackEventsInput:
+    events: list[EventInput]
+
+
+@strawberry.input(description="The anonymous session and the shopper it belongs to.")
+class IdentifyInput:
+    session_id: strawberry.ID
+    user_id: strawberry.ID
+
+
 @strawberry.type
 class EventsMutation:
     @storefront_mutation(
@@ -165,8 +176,9 @@ class EventsMutation:
         "bad event never costs the others."
     )
     async def track_events(
-        self, info: Info[Context, Any], events: list[EventInput]
+        self, info: Info[Context, Any], input: TrackEventsInput
     ) -> TrackEventsResult:
+        events = input.events
         runtime = info.context.runtime
         limit = runtime.settings.max_events_per_call
         if len(events) > limit:
@@ -208,9 +220,8 @@ class EventsMutation:
         description="Join an anonymous session to a shopper: its earlier events are merged "
         "into the shopper's profile (once) and its later events belong to the shopper."
     )
-    async def identify(
-        self, info: Info[Context, Any], session_id: strawberry.ID, user_id: strawberry.ID
-    ) -> IdentifyResult:
+    async def identify(self, info: Info[Context, Any], input: IdentifyInput) -> IdentifyResult:
+        session_id, user_id = input.session_id, input.user_id
         runtime = info.context.runtime
         try:
             result = await events_service.identify(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 import strawberry
@@ -47,10 +48,20 @@ class PluginStrategy:
     health: StrategyHealth
 
 
+@strawberry.enum(description="Where a plugin came from.")
+class PluginSource(Enum):
+    BUILTIN = "builtin"
+    ENTRY_POINT = "entry point"
+    REGISTERED = "registered"
+
+
 @strawberry.type(description="A loaded plugin.")
 class Plugin:
     name: str
-    source: str = strawberry.field(description="builtin, entry point, or registered.")
+    source: PluginSource = strawberry.field(
+        description="BUILTIN: ships with Shopfront; ENTRY_POINT: an installed package's "
+        "`shopfront` entry point; REGISTERED: registered in code (tests, embedding)."
+    )
     distribution: str | None
     version: str | None
     hooks: list[str]
@@ -61,7 +72,7 @@ class Plugin:
     def of(cls, r: records.PluginReport) -> Plugin:
         return cls(
             name=r.name,
-            source=r.source,
+            source=PluginSource(r.source),
             distribution=r.distribution,
             version=r.version,
             hooks=list(r.hooks),

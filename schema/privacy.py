@@ -49,6 +49,17 @@ class ErasureResult:
     failures: list[str] = strawberry.field(description="The plugins that failed.")
 
 
+@strawberry.input(description="A shopper's personalization consent.")
+class SetConsentInput:
+    user_id: strawberry.ID
+    personalization: bool
+
+
+@strawberry.input(description="The shopper to erase.")
+class EraseUserInput:
+    user_id: strawberry.ID
+
+
 @strawberry.type
 class PrivacyQuery:
     @merchant_field(
@@ -67,9 +78,8 @@ class PrivacyMutation:
         "only non-personalized results and their events are kept only as anonymous counts; "
         "withdrawing it deletes their behaviour data."
     )
-    async def set_consent(
-        self, info: Info[Context, Any], user_id: strawberry.ID, personalization: bool
-    ) -> ConsentResult:
+    async def set_consent(self, info: Info[Context, Any], input: SetConsentInput) -> ConsentResult:
+        user_id, personalization = input.user_id, input.personalization
         try:
             state = await privacy.set_consent(
                 info.context.runtime.store, checked_user_id(user_id), personalization
@@ -87,7 +97,8 @@ class PrivacyMutation:
         description="Erase a shopper everywhere (profile, events, preferences, links, plugin "
         "state, ...); later events for the id are refused. Safe to repeat."
     )
-    async def erase_user(self, info: Info[Context, Any], user_id: strawberry.ID) -> ErasureResult:
+    async def erase_user(self, info: Info[Context, Any], input: EraseUserInput) -> ErasureResult:
+        user_id = input.user_id
         runtime = info.context.runtime
         report = await privacy.erase_user(
             runtime.store,

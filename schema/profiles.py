@@ -186,6 +186,12 @@ class ProfilesQuery:
         return ShopperProfile.of(found) if found else None
 
 
+@strawberry.input(description="A shopper and what they stated.")
+class SetPreferencesInput:
+    user_id: strawberry.ID
+    preferences: PreferencesInput
+
+
 @strawberry.type
 class ProfilesMutation:
     @storefront_mutation(
@@ -193,8 +199,9 @@ class ProfilesMutation:
         "price range, survey answers); stated favourites add to the shopper's affinities."
     )
     async def set_preferences(
-        self, info: Info[Context, Any], user_id: strawberry.ID, preferences: PreferencesInput
+        self, info: Info[Context, Any], input: SetPreferencesInput
     ) -> StatedPreferences:
+        user_id, preferences = input.user_id, input.preferences
         store = info.context.runtime.store
         uid = checked_user_id(user_id)
         if await privacy.is_erased(store, uid):

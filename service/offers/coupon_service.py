@@ -177,7 +177,7 @@ class CouponService:
     async def _require_campaign(self, campaign_id: str) -> Campaign:
         campaign = await self.get_campaign(campaign_id)
         if campaign is None:
-            raise CouponError(f"campaign: no campaign {campaign_id!r}")
+            raise CouponError(f"campaignId: no campaign {campaign_id!r}")
         return campaign
 
     # codes ------------------------------------------------------------------------------

@@ -93,6 +93,7 @@ NOTHING_TO_DISCOUNT = "NOTHING_TO_DISCOUNT"
 DOES_NOT_COMBINE = "DOES_NOT_COMBINE"
 BETTER_DEAL = "BETTER_DEAL"
 NOT_CHOSEN = "NOT_CHOSEN"
+NOT_APPLICABLE = "NOT_APPLICABLE"
 
 # Runs one promotion under the host's deadline and breaker; None when it failed or was late.
 PromotionRunner = Callable[[Promotion, PricedCart, PricedCart], Awaitable[PromotionOutcome | None]]
@@ -335,7 +336,7 @@ def _not_applied(name: str, outcome: PromotionOutcome) -> NotApplied:
     return NotApplied(
         name=name,
         reason=outcome.reason or "conditions not met",
-        code=outcome.code or "NOT_APPLICABLE",
+        code=outcome.code or NOT_APPLICABLE,
         missing=outcome.missing,
     )
 

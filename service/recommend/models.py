@@ -37,7 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 from shopfront.platform.config import Settings
-from shopfront.platform.store import DESCENDING, PyMongoError, ReturnDocument, Store
+from shopfront.platform.store import ASCENDING, DESCENDING, PyMongoError, ReturnDocument, Store
 
 log = logging.getLogger("shopfront.models")
 
@@ -203,9 +203,23 @@ async def active_version(store: Store) -> ModelVersion | None:
     return ModelVersion.from_doc(doc) if doc else None
 
 
-async def list_versions(store: Store, limit: int = 50) -> list[ModelVersion]:
-    """Versions, newest first."""
-    cursor = store.collection(COLLECTION).find({}, {"_id": 0}).sort("trained_at", DESCENDING)
+async def list_versions(
+    store: Store, limit: int = 50, after: tuple[datetime, str] | None = None
+) -> list[ModelVersion]:
+    """Versions, newest first; with ``after`` (trained_at, version), those that sort after
+    that one (keyset)."""
+    query: dict[str, Any] = {}
+    if after is not None:
+        trained, version = after
+        query["$or"] = [
+            {"trained_at": {"$lt": trained}},
+            {"trained_at": trained, "version": {"$gt": version}},
+        ]
+    cursor = (
+        store.collection(COLLECTION)
+        .find(query, {"_id": 0})
+        .sort([("trained_at", DESCENDING), ("version", ASCENDING)])
+    )
     return [ModelVersion.from_doc(d) for d in await cursor.limit(limit).to_list(None)]
 
 
