@@ -754,7 +754,7 @@ async def test_experiments_through_graphql(
     assert res["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "traffic" in res["errors"][0]["message"]
 
-    start = "mutation($id: ID!) { startExperiment(id: $id) { status trafficRange { start end } } }"
+    start = "mutation($id: ID!) { startExperiment(input: {experimentId: $id}) { status trafficRange { start end } } }"
     registry = ExperimentRegistry(app.state.runtime.store)
     app.state.runtime.components[wiring.REGISTRY_COMPONENT] = registry
     inside = next(f"u{i}" for i in range(100) if assignment.layer_bucket("default", f"u{i}") < 5000)
@@ -769,11 +769,12 @@ async def test_experiments_through_graphql(
     res = await graphql(start, {"id": created["id"]})
     assert res["errors"][0]["extensions"]["code"] == "CONFLICT"
     res = await graphql(
-        "mutation($id: ID!) { pauseExperiment(id: $id) { status } }", {"id": created["id"]}
+        "mutation($id: ID!) { pauseExperiment(input: {experimentId: $id}) { status } }",
+        {"id": created["id"]},
     )
     assert res["data"]["pauseExperiment"]["status"] == "PAUSED"
-    res = await graphql("{ experiments { id name status variants { name } } }")
-    assert res["data"]["experiments"] == [
+    res = await graphql("{ experiments { nodes { id name status variants { name } } } }")
+    assert res["data"]["experiments"]["nodes"] == [
         {
             "id": created["id"],
             "name": "home-recs",
@@ -782,10 +783,11 @@ async def test_experiments_through_graphql(
         }
     ]
     res = await graphql(
-        "mutation($id: ID!) { stopExperiment(id: $id) { status } }", {"id": "exp_x"}
+        "mutation($id: ID!) { stopExperiment(input: {experimentId: $id}) { status } }",
+        {"id": "exp_x"},
     )
     assert res["errors"][0]["extensions"]["code"] == "NOT_FOUND"
-    res = await graphql("{ experiments { id } }", key=storefront_key)
+    res = await graphql("{ experiments { nodes { id } } }", key=storefront_key)
     assert res["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     res = await graphql(CREATE, variables, key=storefront_key)
     assert res["errors"][0]["extensions"]["code"] == "FORBIDDEN"

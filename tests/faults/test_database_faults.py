@@ -45,7 +45,7 @@ FAULT_SETTINGS: dict[str, Any] = {
 }
 LIST = "query List { products(first: 5) { nodes { id } } }"
 UPSERT = """
-mutation Upsert($p: [ProductInput!]!) { upsertProducts(products: $p) { status reason } }
+mutation Upsert($p: [ProductInput!]!) { upsertProducts(input: {products: $p}) { status reason } }
 """
 
 

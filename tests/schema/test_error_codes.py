@@ -39,9 +39,7 @@ def _typed_parameters(func: ast.FunctionDef | ast.AsyncFunctionDef | None) -> se
         return set()
     args = [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs]
     return {
-        a.arg
-        for a in args
-        if a.annotation is not None and ast.unparse(a.annotation) == "ErrorCode"
+        a.arg for a in args if a.annotation is not None and ast.unparse(a.annotation) == "ErrorCode"
     }
 
 
@@ -109,13 +107,15 @@ def test_every_code_raised_in_the_package_is_an_error_code() -> None:
     sources = [p for folder in PACKAGE_FOLDERS for p in (ROOT / folder).rglob("*.py")]
     assert len(sources) > 50
     violations = [
-        v for path in sources for v in code_violations(path.read_text(), str(path.relative_to(ROOT)))
+        v
+        for path in sources
+        for v in code_violations(path.read_text(), str(path.relative_to(ROOT)))
     ]
     assert not violations, "codes not taken from ErrorCode:\n" + "\n".join(violations)
 
 
 def test_the_check_catches_a_code_spelled_out() -> None:
-    source = '''
+    source = """
 def refuse(message, code: ErrorCode, other: str):
     ok1 = GraphQLError(message, extensions={"code": ErrorCode.FORBIDDEN.value})
     ok2 = GraphQLError(message, extensions={"code": code.value})
@@ -125,7 +125,7 @@ def refuse(message, code: ErrorCode, other: str):
     error.extensions = {"code": "ALSO_NOPE", "limit": 3}
     extensions.setdefault("code", "THIRD")
     body = {"errors": [{"message": message, "extensions": {"code": other}}]}
-'''
+"""
     found = code_violations(source, "x.py")
     assert [f.split(": code ")[1] for f in found] == [
         "'NOPE'",

@@ -24,7 +24,7 @@ CONCURRENCY = 4
 USERS = 40
 TRACK = """
 mutation($events: [EventInput!]!) {
-  trackEvents(events: $events) { accepted duplicates rejected }
+  trackEvents(input: {events: $events}) { accepted duplicates rejected }
 }
 """
 TYPES = [
