@@ -52,7 +52,9 @@ mutation($code: String!, $userId: ID!, $orderId: ID!, $key: String!, $cart: Orde
 """
 RELEASE = """
 mutation($orderId: ID!) {
-  releaseCoupon(input: {orderId: $orderId}) { orderId released { id status } alreadyReleased { id } }
+  releaseCoupon(input: {orderId: $orderId}) {
+    orderId released { id status } alreadyReleased { id }
+  }
 }
 """
 
@@ -293,7 +295,8 @@ async def test_campaign_input_errors_name_the_field(shop: GraphQLCall) -> None:
 async def test_generate_codes_through_the_api(shop: GraphQLCall, store: Store) -> None:
     await create(shop, {**campaign("bulk", "BULK"), "sharedCode": None})
     res = await shop(
-        'mutation { generateCouponCodes(input: {campaignId: "bulk", count: 25}) { campaignId generated } }'
+        'mutation { generateCouponCodes(input: {campaignId: "bulk", count: 25}) '
+        "{ campaignId generated } }"
     )
     assert res["data"]["generateCouponCodes"] == {"campaignId": "bulk", "generated": 25}
     res = await shop(

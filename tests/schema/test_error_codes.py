@@ -81,9 +81,12 @@ def code_violations(source: str, where: str) -> list[str]:
             if not isinstance(candidate, ast.Dict):
                 continue
             for key, value in zip(candidate.keys, candidate.values, strict=True):
-                if isinstance(key, ast.Constant) and key.value == "code":
-                    if not _from_enum(value, typed):
-                        found.append(f"{where}:{value.lineno}: code {ast.unparse(value)}")
+                if (
+                    isinstance(key, ast.Constant)
+                    and key.value == "code"
+                    and not _from_enum(value, typed)
+                ):
+                    found.append(f"{where}:{value.lineno}: code {ast.unparse(value)}")
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
