@@ -754,7 +754,10 @@ async def test_experiments_through_graphql(
     assert res["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "traffic" in res["errors"][0]["message"]
 
-    start = "mutation($id: ID!) { startExperiment(input: {experimentId: $id}) { status trafficRange { start end } } }"
+    start = (
+        "mutation($id: ID!) { startExperiment(input: {experimentId: $id}) "
+        "{ status trafficRange { start end } } }"
+    )
     registry = ExperimentRegistry(app.state.runtime.store)
     app.state.runtime.components[wiring.REGISTRY_COMPONENT] = registry
     inside = next(f"u{i}" for i in range(100) if assignment.layer_bucket("default", f"u{i}") < 5000)
