@@ -11,6 +11,7 @@ never be a string spelled out on the spot. Errors made by `coded_error`/`user_er
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from shopfront.experiments.definitions import ErrorCode as ExperimentErrorCode
@@ -152,3 +153,9 @@ def test_the_sdl_publishes_the_enum() -> None:
     block = block[: block.index("}")]
     listed = {line.strip() for line in block.splitlines()[1:] if line.strip().isupper()}
     assert listed == MEMBERS
+
+
+def test_the_docs_list_every_code() -> None:
+    text = (ROOT / "docs" / "graphql.md").read_text()
+    rows = set(re.findall(r"^\| `([A-Z_]+)` \|", text, re.M))
+    assert rows == MEMBERS
