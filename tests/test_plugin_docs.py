@@ -60,7 +60,9 @@ def modules_with_tests() -> list[Path]:
 
 @pytest.mark.parametrize("hook", HOOK_NAMES)
 def test_hook_is_tested(hook: str) -> None:
-    using = [p for p in modules_with_tests() if hook in exercised_hooks(p.read_text(encoding="utf-8"))]
+    using = [
+        p for p in modules_with_tests() if hook in exercised_hooks(p.read_text(encoding="utf-8"))
+    ]
     assert using, f"no test module implements the hook {hook!r} with @hookimpl or calls it"
 
 

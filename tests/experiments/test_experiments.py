@@ -30,6 +30,8 @@ from shopfront.recommend.contract import Slot
 from shopfront.runtime import Runtime
 from starlette.applications import Starlette
 
+from tests.waiting import eventually
+
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
@@ -485,18 +487,12 @@ async def test_registry_refresh_follows_other_instances_and_serves_from_memory(
     try:
         assert serving.assign("u1", NOW) == []
         await lifecycle.start_experiment(store, exp.id, now=NOW)  # another instance starts it
-        for _ in range(100):
-            if serving.assign("u1", NOW):
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: bool(serving.assign("u1", NOW)), "the registry saw the start")
         got = serving.assign("u1", NOW)
         assert [a.experiment_id for a in got] == [exp.id]
         assert got[0].variant == assignment.choose_variant(exp.id, "u1", exp.variants).name
         await lifecycle.pause_experiment(store, exp.id, now=NOW)
-        for _ in range(100):
-            if not serving.assign("u1", NOW):
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: not serving.assign("u1", NOW), "the registry saw the pause")
         assert serving.assign("u1", NOW) == []
     finally:
         await serving.close()
