@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from shopfront.platform.logs import mark_degraded
 from shopfront.schema.context import Context
 from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import storefront_field
@@ -35,4 +36,6 @@ class StorefrontQuery:
             )
         except request.StorefrontInputError as exc:
             raise user_error(str(exc)) from None
+        for part in result.degraded:  # the request log line and shopfront_degraded_parts
+            mark_degraded(part.strategy)
         return Storefront.of(result)

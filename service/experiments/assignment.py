@@ -196,9 +196,6 @@ class ExperimentRegistry:
     def active(self) -> list[Experiment]:
         return list(self._snapshot.active.values())
 
-    def override_count(self) -> int:
-        return len(self._overrides)
-
     def remember(self, experiment_id: str, shopper_key: str, variant: str) -> None:
         """Hold an inherited assignment now (other instances pick it up on their refresh)."""
         if experiment_id in self._snapshot.active:

@@ -591,10 +591,6 @@ class CouponService:
 
         return now if await db.in_transaction(work) else None
 
-    async def redemptions_for_order(self, order_id: str) -> list[Redemption]:
-        docs = await self.store.collection(REDEMPTIONS).find({"order_id": order_id}).to_list(None)
-        return [Redemption.from_doc(d) for d in docs]
-
     # privacy ----------------------------------------------------------------------------
 
     async def erase_user(self, user_id: str) -> int:

@@ -37,6 +37,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 from shopfront.platform.config import Settings
+from shopfront.platform.metrics import Metrics
 from shopfront.platform.store import ASCENDING, DESCENDING, PyMongoError, ReturnDocument, Store
 
 log = logging.getLogger("shopfront.models")
@@ -252,9 +253,12 @@ async def prune(store: Store, keep: int) -> list[str]:
 class ModelRegistry:
     """Loads the active model version into the attached strategies and keeps it current."""
 
-    def __init__(self, store: Store, settings: Settings | None = None) -> None:
+    def __init__(
+        self, store: Store, settings: Settings | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.store = store
         self.settings = settings or store.settings
+        self.metrics = metrics  # shopfront_model_info follows what is served
         self._strategies: dict[str, list[PersistentModel]] = {}
         self._loaded: ModelVersion | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -318,6 +322,8 @@ class ModelRegistry:
                 if name in artifacts:
                     for strategy in strategies:
                         strategy.load_model(artifacts[name])
+                    if self.metrics is not None:
+                        self.metrics.set_model_version(name, active.version)
             self._loaded = active
             self.last_error = None
             log.info("serving model version %s", active.version)

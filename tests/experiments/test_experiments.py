@@ -674,30 +674,6 @@ async def test_login_inherits_the_sessions_variant(store: Store) -> None:
     assert fresh.assign(user3, NOW)[0].variant != fresh.assign(session3, NOW)[0].variant
     await fresh.refresh()
     assert fresh.assign(user3, NOW)[0].variant == fresh.assign(session3, NOW)[0].variant
-    assert fresh.override_count() == 2
-
-
-async def test_erase_and_export_cover_assignments_and_exposures(store: Store) -> None:
-    exp = await lifecycle.start_experiment(
-        store, (await lifecycle.create_experiment(store, definition(), now=NOW)).id, now=NOW
-    )
-    registry = ExperimentRegistry(store)
-    await registry.refresh()
-    for user in ("u1", "u2"):
-        await exposure.record_exposure(
-            store,
-            request_id=f"r-{user}",
-            user_id=user,
-            session_id=None,
-            assignments=registry.assign(user, NOW),
-            slots=[_served(f"rec-{user}")],
-            now=NOW,
-        )
-    exported = await lifecycle.export_user(store, "u1")
-    assert [d["experiment_id"] for d in exported["assignments"]] == [exp.id]
-    assert [d["_id"] for d in exported["exposures"]] == ["rec-u1"]
-    assert await lifecycle.erase_user(store, "u1") == {"assignments": 1, "exposures": 1}
-    assert await store.collection(ex.ASSIGNMENTS).count_documents({"user_id": "u2"}) == 1
 
 
 # -- GraphQL -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ def test_defaults() -> None:
     assert s.port == 8000
     assert s.data_dir == Path(".shopfront")
     assert s.mongo_driver == "motor"
-    assert s.embedded and not s.introspection_enabled
+    assert not s.mongodb_uri and not s.introspection_enabled  # embedded database
 
 
 def test_reads_typed_values() -> None:

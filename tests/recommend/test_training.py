@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from shopfront.catalog.products import upsert_products
 from shopfront.cli import main
 from shopfront.platform.config import Settings
+from shopfront.platform.metrics import Metrics
 from shopfront.platform.store import Store
 from shopfront.plugins.recommenders import also_viewed, trending
 from shopfront.recommend import models
@@ -100,7 +101,8 @@ async def test_train_saves_a_version_that_other_instances_load(
     assert version.sizes["events"] == 24 and version.sizes["products"] == len(CATALOG)
 
     # Another instance: fresh strategy objects, loaded from GridFS.
-    registry = ModelRegistry(store, settings)
+    metrics = Metrics()
+    registry = ModelRegistry(store, settings, metrics)
     fresh = {
         name: module.create(setup(name))
         for name, module in [("also_viewed", also_viewed), ("trending", trending)]
@@ -111,6 +113,7 @@ async def test_train_saves_a_version_that_other_instances_load(
     await registry.start()
     try:
         assert registry.loaded is not None and registry.loaded.version == version.version
+        assert metrics.model_versions() == {name: version.version for name in fresh}
         for name, strategy in fresh.items():
             assert await answer(strategy) == await answer(trainer[name]), name
         assert (await answer(fresh["also_viewed"]))[0] == "sock1"

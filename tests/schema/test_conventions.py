@@ -138,3 +138,18 @@ def test_the_readme_operations_run_on_this_schema() -> None:
     for op in operations:
         errors = validate(s, parse(op))
         assert not errors, (op[:80], [e.message for e in errors])
+
+
+def test_coupon_refusals_cover_every_refusal_the_domain_gives() -> None:
+    from shopfront.offers import campaigns, pricing
+    from shopfront.schema.coupons import CouponRefusal
+
+    engine = {
+        pricing.BETTER_DEAL,
+        pricing.NOT_CHOSEN,
+        pricing.NOTHING_TO_DISCOUNT,
+        pricing.UNAVAILABLE,
+        pricing.INVALID,
+        pricing.NOT_APPLICABLE,
+    }
+    assert {c.value for c in CouponRefusal} == set(campaigns.REFUSAL_CODES) | engine
