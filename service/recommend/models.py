@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import io
 import logging
 import secrets
@@ -65,6 +66,31 @@ class PersistentModel(Protocol):
     def load_model(self, arrays: Arrays) -> None:
         """Serve the state in ``arrays`` from now on, replacing the old one atomically."""
         ...
+
+
+def training_problem(recommender: object) -> str | None:
+    """Why ``recommender`` would silently never serve a trained model, or None.
+
+    Training fits what has ``fit`` and saves what has ``dump_model``/``load_model``; every
+    instance then loads the saved version. A recommender with one half and not the other is
+    trained and thrown away, or saved and never trained: refused when it is registered."""
+    fit = getattr(recommender, "fit", None)
+    persistent = isinstance(recommender, PersistentModel)
+    if fit is None:
+        if persistent:
+            return (
+                "it saves and loads a model (dump_model/load_model) but has no training "
+                "method: add `async def fit(self, data: TrainingData) -> None`"
+            )
+        return None
+    if not inspect.iscoroutinefunction(fit):
+        return "its fit method must be `async def fit(self, data: TrainingData) -> None`"
+    if not persistent:
+        return (
+            "it has a fit method but no dump_model/load_model, so what it learns is never "
+            "saved and no instance would serve it: add both (see docs/plugins.md)"
+        )
+    return None
 
 
 class ModelError(ValueError):
