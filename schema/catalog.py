@@ -23,6 +23,8 @@ from shopfront.schema.types import (
 )
 from strawberry.types import Info
 
+MAX_TITLE_SEARCH = 100
+
 
 def bad_input(message: str) -> GraphQLError:
     return user_error(message)
@@ -61,6 +63,11 @@ class CatalogQuery:
         f = filter or ProductFilterInput()
         if f.include_inactive and ctx.role is not Role.MERCHANT:
             raise user_error("filter.includeInactive needs a merchant key", ErrorCode.FORBIDDEN)
+        title = f.title_contains.strip() if f.title_contains is not None else None
+        if title is not None and ctx.role is not Role.MERCHANT:
+            raise user_error("filter.titleContains needs a merchant key", ErrorCode.FORBIDDEN)
+        if title is not None and not 1 <= len(title) <= MAX_TITLE_SEARCH:
+            raise bad_input(f"filter.titleContains must be 1 to {MAX_TITLE_SEARCH} characters")
         if (f.min_price is not None or f.max_price is not None) and not f.currency:
             raise bad_input("filter.currency is required with minPrice or maxPrice")
         flt = catalog.ProductFilter(
@@ -72,6 +79,7 @@ class CatalogQuery:
             currency=f.currency,
             in_stock=f.in_stock,
             include_inactive=f.include_inactive,
+            title_contains=title,
         )
         try:
             page = await catalog.list_products(ctx.runtime.store, flt, first, after)

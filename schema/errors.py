@@ -61,7 +61,10 @@ class ErrorCode(Enum):
         "BAD_USER_INPUT",
         description="An argument is malformed or out of range; the message names it.",
     )
-    NOT_FOUND = _code("NOT_FOUND", description="The object the mutation acts on does not exist.")
+    NOT_FOUND = _code(
+        "NOT_FOUND",
+        description="The object the mutation acts on does not exist (or, over HTTP, the path).",
+    )
     CONFLICT = _code(
         "CONFLICT",
         description="The object's state does not allow the change (e.g. an "
@@ -77,6 +80,22 @@ class ErrorCode(Enum):
     IDEMPOTENCY_KEY_REUSED = _code(
         "IDEMPOTENCY_KEY_REUSED",
         description="The idempotency key was used before for a different request.",
+    )
+    # the HTTP request itself (GraphQL over HTTP)
+    BAD_REQUEST = _code(
+        "BAD_REQUEST", description="The HTTP request is not a GraphQL request (HTTP 400)."
+    )
+    METHOD_NOT_ALLOWED = _code(
+        "METHOD_NOT_ALLOWED",
+        description="Only GET (queries) and POST reach /graphql (HTTP 405, with Allow).",
+    )
+    NOT_ACCEPTABLE = _code(
+        "NOT_ACCEPTABLE",
+        description="The Accept header allows no media type the service answers in (HTTP 406).",
+    )
+    UNSUPPORTED_MEDIA_TYPE = _code(
+        "UNSUPPORTED_MEDIA_TYPE",
+        description="A POST body that is not application/json (HTTP 415).",
     )
     # limits
     BODY_TOO_LARGE = _code(

@@ -24,7 +24,7 @@ from shopfront.offers.rules import category_text
 from shopfront.platform.money import Money as MoneyModel
 from shopfront.runtime import Runtime
 from shopfront.schema.context import Context
-from shopfront.schema.errors import user_error
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.pagination import (
     DEFAULT_FIRST,
     Connection,
@@ -561,6 +561,12 @@ def _bad(exc: Exception) -> GraphQLError:
     return user_error(str(exc))
 
 
+@strawberry.input(description="The promotion to switch on or off.")
+class SetPromotionActiveInput:
+    promotion_id: strawberry.ID
+    active: bool
+
+
 @strawberry.input(description="The promotion to delete.")
 class DeletePromotionInput:
     promotion_id: strawberry.ID
@@ -615,6 +621,24 @@ class PromotionsMutation:
         except store_promotions.PromotionError as exc:
             raise _bad(exc) from None
         book.invalidate()
+        return Promotion.of(stored)
+
+    @merchant_mutation(
+        description="Switch a stored promotion on or off, its terms unchanged (applies on "
+        "every instance within the refresh interval)."
+    )
+    async def set_promotion_active(
+        self, info: Info[Context, Any], input: SetPromotionActiveInput
+    ) -> Promotion:
+        id, active = input.promotion_id, input.active
+        runtime = info.context.runtime
+        try:
+            stored = await store_promotions.set_promotion_active(runtime.store, str(id), active)
+        except store_promotions.PromotionError as exc:
+            raise _bad(exc) from None
+        if stored is None:
+            raise user_error(f"promotionId: no promotion {str(id)!r}", code=ErrorCode.NOT_FOUND)
+        store_promotions.promotion_book(runtime).invalidate()
         return Promotion.of(stored)
 
     @merchant_mutation(description="Delete a promotion; returns whether it existed.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from shopfront.platform.keys import Role
 from shopfront.platform.logs import mark_degraded
 from shopfront.schema.context import Context
 from shopfront.schema.errors import ErrorCode, user_error
@@ -24,6 +25,10 @@ class StorefrontQuery:
     )
     async def storefront(self, info: Info[Context, Any], input: StorefrontInput) -> Storefront:
         ctx = info.context
+        if input.preview is not None and not (
+            ctx.principal is not None and ctx.principal.role.allows(Role.MERCHANT)
+        ):
+            raise user_error("preview needs a merchant key", ErrorCode.FORBIDDEN)
         composer = ctx.runtime.components.get("storefront")
         if not isinstance(composer, sf.Storefront):
             raise user_error("the storefront is not running", code=ErrorCode.SERVICE_UNAVAILABLE)

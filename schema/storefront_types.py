@@ -47,6 +47,20 @@ class SlotOverrideInput:
     limit: int | None = None
 
 
+@strawberry.input(description="An experiment variant a preview shows instead of the shopper's own.")
+class PreviewVariantInput:
+    experiment: str = strawberry.field(description="A running experiment's name or id.")
+    variant: str
+
+
+@strawberry.input(description="A merchant's preview of a storefront answer.")
+class StorefrontPreviewInput:
+    variants: list[PreviewVariantInput] = strawberry.field(
+        default_factory=list,
+        description="Show these variants of running experiments (the shopper's own otherwise).",
+    )
+
+
 @strawberry.input(description="What the storefront shows, to whom, on which page.")
 class StorefrontInput:
     page: PageType
@@ -66,6 +80,11 @@ class StorefrontInput:
     slots: list[SlotOverrideInput] | None = strawberry.field(
         default=None,
         description="The slots to fill, in order (default: the page's configured slots).",
+    )
+    preview: StorefrontPreviewInput | None = strawberry.field(
+        default=None,
+        description="Merchant keys only: a preview of what the shopper would see, recorded "
+        "nowhere (no served recommendation, no experiment exposure).",
     )
 
     def to_request(self) -> storefront_request.StorefrontRequest:
@@ -90,6 +109,10 @@ class StorefrontInput:
                 if self.slots is not None
                 else None
             ),
+            preview=self.preview is not None,
+            variants=tuple((v.experiment, v.variant) for v in self.preview.variants)
+            if self.preview is not None
+            else (),
         )
 
 

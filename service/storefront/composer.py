@@ -30,7 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shopfront.catalog.products import Product
-from shopfront.experiments.assignment import ExperimentRegistry
+from shopfront.experiments.assignment import Assignment, ExperimentRegistry
+from shopfront.experiments.definitions import ExperimentError
 from shopfront.experiments.exposure import ExposureRecorder, ServedItem, ServedOffer, ServedSlot
 from shopfront.experiments.overrides import StorefrontOverrides, apply_overrides
 from shopfront.extend.config import ConfigFile
@@ -54,6 +55,7 @@ from shopfront.platform.config import Settings
 from shopfront.platform.money import Money
 from shopfront.platform.store import DatabaseUnavailable, PyMongoError, Store
 from shopfront.recommend.contract import Candidate, Slot, SlotFilter
+from shopfront.recommend.tuning import Tuning
 from shopfront.shoppers.context import RequestContext
 from shopfront.shoppers.profile_view import Profile
 from shopfront.storefront.answer import SlotItem, SlotResult, StorefrontResult
@@ -117,11 +119,17 @@ class Storefront:
         self._fallback: OrderedDict[tuple[str, ...], tuple[SlotResult, ...]] = OrderedDict()
         # Set by the app to its health monitor's view; always up without one.
         self.database_up: Callable[[], bool] = lambda: True
+        # What training chose for serving the loaded model version (the model registry's
+        # `tuning`); configured slots are served through it.
+        self.tuning: Callable[[], Tuning] = Tuning
 
     def resolve_slots(self, req: StorefrontRequest) -> list[Slot]:
         page_slots = self.slots[req.page]
+        tuning = self.tuning()
+        tuned: set[str] = set()  # slots served as configured: the tuning applies
         if req.slots is None:
             chosen = list(page_slots)
+            tuned = {c.name for c in chosen}
         else:
             by_name = {s.name: s for page in self.slots.values() for s in page}
             by_name.update({s.name: s for s in page_slots})
@@ -136,10 +144,12 @@ class Storefront:
                     base = SlotConfig(o.name, humanize(o.name), (o.strategy or "",))
                 elif o.strategy is not None:
                     base = replace(base, strategies=(o.strategy,), weights={})
+                else:
+                    tuned.add(o.name)
                 if o.limit is not None:
                     base = replace(base, limit=o.limit)
                 chosen.append(base)
-        return [
+        slots = [
             Slot(
                 name=c.name,
                 title=c.title,
@@ -151,6 +161,7 @@ class Storefront:
             )
             for c in chosen
         ]
+        return [tuning.apply(s) if s.name in tuned else s for s in slots]
 
     async def _profile(
         self, user_id: str | None, now: datetime, degraded: list[Degradation]
@@ -242,9 +253,7 @@ class Storefront:
         currency = req.currency or self.settings.default_currency
         now = now or datetime.now(UTC)
         # Experiments: assignment is in-memory hashing, no database round trip.
-        assignments = (
-            self.experiments.assign(req.user_id or req.session_id, now) if self.experiments else []
-        )
+        assignments = self._assign(req, now)
         overrides: StorefrontOverrides | None = None
         if assignments:
             overrides = apply_overrides(
@@ -327,9 +336,10 @@ class Storefront:
                 ranked = blended if blended is not None else merge_by_score(slot, candidates)
                 items = enforce_rules(ranked, slot_products, slot.limit)
             slot_results.append(SlotResult(slot.name, slot.title, uuid.uuid4().hex, items))
-        self._record(req, request_id, now, slots, slot_results, overrides)
-        if overrides is not None:
-            self._record_exposure(req, request_id, now, slot_results, offers, overrides)
+        if not req.preview:  # a merchant looking is not a shopper seeing
+            self._record(req, request_id, now, slots, slot_results, overrides)
+            if overrides is not None:
+                self._record_exposure(req, request_id, now, slot_results, offers, overrides)
         return StorefrontResult(
             request_id=request_id,
             currency=currency,
@@ -344,6 +354,17 @@ class Storefront:
                 for a in (overrides.assignments if overrides is not None else ())
             ),
         )
+
+    def _assign(self, req: StorefrontRequest, now: datetime) -> list[Assignment]:
+        shopper = req.user_id or req.session_id
+        if not req.variants:
+            return self.experiments.assign(shopper, now) if self.experiments else []
+        if self.experiments is None:
+            raise StorefrontInputError("preview.variants: no experiment is running")
+        try:
+            return self.experiments.assign_chosen(shopper, now, dict(req.variants))
+        except ExperimentError as exc:
+            raise StorefrontInputError(f"preview.variants: {exc}") from None
 
     async def _offers(
         self,

@@ -16,6 +16,7 @@ MAX_COUPON_CODES = 20
 MAX_ID_LEN = 200
 MAX_QUERY_LEN = 500
 MAX_CATEGORY_DEPTH = 10
+MAX_PREVIEW_VARIANTS = 10  # experiments whose variant one preview may choose
 
 
 class StorefrontInputError(ValueError):
@@ -47,6 +48,10 @@ class StorefrontRequest:
     coupon_codes: tuple[str, ...] = ()
     currency: str | None = None
     slots: tuple[SlotOverride, ...] | None = None
+    # A merchant's preview (the console): nothing is recorded as served or exposed, and
+    # ``variants`` (experiment name or id, variant) replace the shopper's own assignments.
+    preview: bool = False
+    variants: tuple[tuple[str, str], ...] = ()
 
 
 def _text(value: str | None, name: str, max_len: int = MAX_ID_LEN) -> str | None:
@@ -114,8 +119,20 @@ def validate_request(req: StorefrontRequest, settings: Settings) -> StorefrontRe
         names = [s.name for s in slots]
         if len(set(names)) != len(names):
             raise StorefrontInputError("slots: each slot name may appear once")
+    if len(req.variants) > MAX_PREVIEW_VARIANTS:
+        raise StorefrontInputError(f"preview.variants: at most {MAX_PREVIEW_VARIANTS}")
+    variants = tuple(
+        (
+            _text(exp, f"preview.variants[{i}].experiment", 100) or "",
+            _text(variant, f"preview.variants[{i}].variant", 100) or "",
+        )
+        for i, (exp, variant) in enumerate(req.variants)
+    )
+    if len({exp for exp, _ in variants}) != len(variants):
+        raise StorefrontInputError("preview.variants: each experiment may appear once")
     return replace(
         req,
+        variants=variants,
         user_id=user_id,
         session_id=session_id,
         product_id=product_id,

@@ -24,8 +24,10 @@ from shopfront.schema import build_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Root lists that cannot grow with the shop's data: what is installed, not what is stored.
-BOUNDED_ROOT_LISTS = {"plugins", "promotionTypes"}
+# Root lists that are not pages of a growing collection: what is installed, a capped window of
+# the newest few (recentEvents: at most MAX_RECENT_EVENTS, never paged), and an evaluation over
+# the configured segment offers (shopperSegments).
+BOUNDED_ROOT_LISTS = {"plugins", "promotionTypes", "recentEvents", "shopperSegments"}
 # Reference fields that name another object: `<object>Id`, never the bare object name.
 REFERENCE_NAMES = ("campaign", "promotion", "experiment", "product", "user", "order", "session")
 
