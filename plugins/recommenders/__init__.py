@@ -101,6 +101,11 @@ SPECS: tuple[RecommenderSpec, ...] = (
 _policy = BlendPolicy()
 
 
+def current_policy() -> BlendPolicy:
+    """The blend policy in force (set by the ``startup`` hook from the plugin's config)."""
+    return _policy
+
+
 @hookimpl
 def register_recommenders() -> Sequence[RecommenderSpec]:
     return SPECS
