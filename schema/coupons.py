@@ -597,7 +597,7 @@ async def price_order(info: Info[Context, Any], ctx: RequestContext) -> PricedCa
     promotions, stacking, shipping and experiment overrides as the storefront answer."""
     composer = info.context.runtime.components.get("storefront")
     if not isinstance(composer, Storefront):
-        raise user_error("the storefront is not running", ErrorCode.UNAVAILABLE)
+        raise user_error("the storefront is not running", ErrorCode.SERVICE_UNAVAILABLE)
     try:
         return await composer.price_order(ctx)
     except PricingError as exc:

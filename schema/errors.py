@@ -70,6 +70,19 @@ class ErrorCode(Enum):
         description="The object's state does not allow the change (e.g. an "
         "experiment that would overlap a running one).",
     )
+    PRODUCT_NOT_FOUND = _code(
+        "PRODUCT_NOT_FOUND",
+        description="A PRODUCT page names a productId the catalog does not have.",
+    )
+    POST_REQUIRED = _code(
+        "POST_REQUIRED",
+        description="The field has side effects (storefront) and is served over POST only.",
+    )
+    NOT_CONFIGURED = _code(
+        "NOT_CONFIGURED",
+        description="The feature needs a setting the service was started without "
+        "(e.g. SHOPFRONT_SHOPPER_TOKEN_SECRETS for createShopperToken).",
+    )
     USER_ERASED = _code(
         "USER_ERASED", description="The shopper was erased; nothing more is stored about them."
     )

@@ -30,7 +30,8 @@ class StorefrontQuery:
         if ctx.request is not None and ctx.request.method == "GET":
             # It records what was served (attribution, exposures): not a safe, cacheable GET.
             raise user_error(
-                "storefront has side effects and is served over POST only", code="POST_REQUIRED"
+                "storefront has side effects and is served over POST only",
+                ErrorCode.POST_REQUIRED,
             )
         if input.preview is not None and not (
             ctx.principal is not None and ctx.principal.role.allows(Role.MERCHANT)
