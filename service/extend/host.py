@@ -643,7 +643,7 @@ class PluginHost:
                 strategy.breaker.cooldown_s,
             )
         self._observe(strategy, outcome, time.perf_counter() - started)
-        return CallResult(None, Degradation(name, reason))
+        return CallResult(None, Degradation(name, reason, outcome))
 
     async def recommend(
         self, name: str, ctx: RequestContext, slot: Slot

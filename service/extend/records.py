@@ -57,10 +57,21 @@ class StrategyKind(StrEnum):
 
 @dataclass(frozen=True)
 class Degradation:
-    """Something left out of one response: the strategy (or policy hook) and why."""
+    """Something left out of one response: the strategy (or policy hook) and why.
+
+    ``reason`` is for people (``timeout after 200 ms``, ``error: KeyError``); ``cause`` is its
+    fixed kind for metrics (``timeout``, ``error``, ``invalid``); empty when the reason is
+    itself fixed (``not loaded``, ``disabled``, ``circuit open``). See `kind`.
+    """
 
     strategy: str
     reason: str
+    cause: str = field(default="", compare=False)
+
+    @property
+    def kind(self) -> str:
+        """The reason's fixed kind: ``cause``, or the reason when it has no details."""
+        return self.cause or self.reason
 
 
 @dataclass(frozen=True)

@@ -191,8 +191,9 @@ class Metrics:
         )
         self.degraded = Counter(
             "shopfront_degraded_parts",
-            "Responses that left a part out (a late or failing strategy, a cached fallback).",
-            ["part"],
+            "Parts left out of responses (a late or failing strategy, a cached fallback), by "
+            "strategy and cause (timeout, error, invalid, circuit open, not loaded, ...).",
+            ["strategy", "cause"],
             registry=r,
         )
 

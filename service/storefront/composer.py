@@ -51,6 +51,7 @@ from shopfront.offers.pricing import (
     base_cart,
 )
 from shopfront.platform.config import Settings
+from shopfront.platform.logs import mark_degraded
 from shopfront.platform.money import Money
 from shopfront.platform.store import DatabaseUnavailable, PyMongoError, Store
 from shopfront.recommend.contract import Candidate, Slot, SlotFilter
@@ -184,17 +185,34 @@ class Storefront:
         req = validate_request(request, self.settings)
         key = _fallback_key(req)
         if not self.database_up():
-            return self._last_known_good(key, request_id, req, "database unavailable")
-        try:
-            async with asyncio.timeout(self.settings.storefront_budget_ms / 1000):
-                result = await self._compose(req, request_id=request_id, now=now, loader=loader)
-        except (PyMongoError, OSError, TimeoutError) as exc:
-            log.warning(
-                "storefront %s: database problem, serving last known good: %s", request_id, exc
-            )
-            return self._last_known_good(key, request_id, req, "database unavailable")
-        self._remember(key, result)
+            result = self._last_known_good(key, request_id, req, "database unavailable")
+        else:
+            try:
+                async with asyncio.timeout(self.settings.storefront_budget_ms / 1000):
+                    result = await self._compose(req, request_id=request_id, now=now, loader=loader)
+            except (PyMongoError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "storefront %s: database problem, serving last known good: %s", request_id, exc
+                )
+                result = self._last_known_good(key, request_id, req, "database unavailable")
+            else:
+                self._remember(key, result)
+        self._mark(result)
         return result
+
+    def _mark(self, result: StorefrontResult) -> None:
+        """Name every part left out in the request's log line and the degraded-parts metric.
+
+        A strategy a client asked for that is not loaded is labelled ``(unknown)`` in the
+        metric (its name is still in the log line): request input must not grow the metric's
+        label set.
+        """
+        configured = {name for page in self.slots.values() for s in page for name in s.strategies}
+        for d in result.degraded:
+            known = d.kind != "not loaded" or d.strategy in configured
+            mark_degraded(
+                d.strategy, d.reason, cause=d.kind, label=d.strategy if known else "(unknown)"
+            )
 
     def _remember(self, key: tuple[str, ...], result: StorefrontResult) -> None:
         """Keep the answer's non-personalized slots for this page (bounded, LRU)."""
@@ -227,7 +245,7 @@ class Storefront:
             if req.cart_lines
             else None,
             products={},
-            degraded=(Degradation("database", f"{why}: last known good results"),),
+            degraded=(Degradation("database", f"{why}: last known good results", why),),
         )
 
     async def _compose(
