@@ -37,6 +37,15 @@ class CartInput:
     )
 
 
+SlotsMode = strawberry.enum(
+    storefront_request.SlotsMode,
+    name="SlotsMode",
+    description="How `slots` combine with the page's configured slots. REPLACE: exactly the "
+    "requested slots. ADD: the page's slots, then the requested ones; a requested slot named "
+    "like a page slot changes that slot where it stands.",
+)
+
+
 @strawberry.input(
     description="Ask for a slot by name; a strategy replaces the slot's strategies, a limit "
     "(at most 50) its size. A name that is not configured needs a strategy."
@@ -65,7 +74,13 @@ class StorefrontInput:
     )
     slots: list[SlotOverrideInput] | None = strawberry.field(
         default=None,
-        description="The slots to fill, in order (default: the page's configured slots).",
+        description="The slots to fill, in order (default: the page's configured slots); "
+        "`mode` says whether they replace the page's slots or are added to them.",
+    )
+    mode: SlotsMode = strawberry.field(
+        default=storefront_request.SlotsMode.REPLACE,
+        description="REPLACE (default): `slots` are the whole answer's slots; ADD: they come "
+        "after the page's configured slots. Without `slots`, the page's slots either way.",
     )
 
     def to_request(self) -> storefront_request.StorefrontRequest:
@@ -90,6 +105,7 @@ class StorefrontInput:
                 if self.slots is not None
                 else None
             ),
+            mode=storefront_request.SlotsMode(self.mode.value),
         )
 
 
@@ -112,7 +128,10 @@ class RecommendationItem:
     reasons: list[Reason]
 
 
-@strawberry.type(description="One recommendation slot of the page.")
+@strawberry.type(
+    description="One recommendation slot of the page. Every requested or configured slot is "
+    "returned, even with no items: hide it when `empty`."
+)
 class RecommendationSlot:
     name: str
     title: str
@@ -120,6 +139,14 @@ class RecommendationSlot:
         description="Quote it in events (click, add to cart, purchase) for attribution."
     )
     items: list[RecommendationItem]
+    empty: bool = strawberry.field(
+        description="No items: every strategy of the slot failed, sat out or found nothing."
+    )
+    degraded: bool = strawberry.field(
+        description="At least one of the slot's strategies was left out of this answer (each "
+        "is named in the answer's `degraded`), or the slot is a last known good copy served "
+        "while the database is unavailable. A degraded slot may still have items."
+    )
 
     @classmethod
     def of(cls, s: storefront_answer.SlotResult) -> RecommendationSlot:
@@ -136,6 +163,8 @@ class RecommendationSlot:
                 )
                 for i in s.items
             ],
+            empty=s.empty,
+            degraded=s.degraded,
         )
 
 

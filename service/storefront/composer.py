@@ -59,7 +59,12 @@ from shopfront.shoppers.context import RequestContext
 from shopfront.shoppers.profile_view import Profile
 from shopfront.storefront.answer import SlotItem, SlotResult, StorefrontResult
 from shopfront.storefront.nudges import RecommendedCompletions
-from shopfront.storefront.request import StorefrontInputError, StorefrontRequest, validate_request
+from shopfront.storefront.request import (
+    SlotsMode,
+    StorefrontInputError,
+    StorefrontRequest,
+    validate_request,
+)
 from shopfront.storefront.served_log import RecommendationLog
 from shopfront.storefront.slots import (
     SlotConfig,
@@ -120,13 +125,15 @@ class Storefront:
         self.database_up: Callable[[], bool] = lambda: True
 
     def resolve_slots(self, req: StorefrontRequest) -> list[Slot]:
+        """The slots to fill: the page's, the request's, or both (`SlotsMode`)."""
         page_slots = self.slots[req.page]
         if req.slots is None:
             chosen = list(page_slots)
         else:
             by_name = {s.name: s for page in self.slots.values() for s in page}
             by_name.update({s.name: s for s in page_slots})
-            chosen = []
+            chosen = list(page_slots) if req.mode is SlotsMode.ADD else []
+            position = {c.name: n for n, c in enumerate(chosen)}
             for i, o in enumerate(req.slots):
                 base = by_name.get(o.name)
                 if base is None and o.strategy is None:
@@ -139,7 +146,10 @@ class Storefront:
                     base = replace(base, strategies=(o.strategy,), weights={})
                 if o.limit is not None:
                     base = replace(base, limit=o.limit)
-                chosen.append(base)
+                if base.name in position:  # ADD naming a page slot: change it where it stands
+                    chosen[position[base.name]] = base
+                else:
+                    chosen.append(base)
         return [
             Slot(
                 name=c.name,
@@ -238,7 +248,9 @@ class Storefront:
         return StorefrontResult(
             request_id=request_id,
             currency=currency,
-            slots=tuple(replace(r, recommendation_id=uuid.uuid4().hex) for r in slots),
+            slots=tuple(
+                replace(r, recommendation_id=uuid.uuid4().hex, degraded=True) for r in slots
+            ),
             coupons=(),
             cart=None if req.cart_lines else base_cart((), {}, currency),
             cart_error="the cart cannot be priced while the database is unavailable"
@@ -303,11 +315,13 @@ class Storefront:
         )
 
         calls: list[tuple[int, str]] = []
+        slot_degraded = [False] * len(slots)
         for i, slot in enumerate(slots):
             for name in dict.fromkeys(slot.strategies):
                 problem = self.host.unavailable(name, StrategyKind.RECOMMENDER)
                 if problem is not None:
                     degraded.append(problem)
+                    slot_degraded[i] = True
                     continue
                 if not ctx.personalized and is_personalized(self.host, name):
                     continue  # the shopper withheld consent: personalized strategies sit out
@@ -321,6 +335,7 @@ class Storefront:
         for (i, name), result in zip(calls, results, strict=True):
             if result.problem is not None:
                 degraded.append(result.problem)
+                slot_degraded[i] = True
             elif result.value is not None:
                 by_slot[i][name] = result.value
 
@@ -331,7 +346,7 @@ class Storefront:
         known = {**products, **more}
 
         slot_results: list[SlotResult] = []
-        for slot, candidates in zip(slots, by_slot, strict=True):
+        for slot, candidates, slot_failed in zip(slots, by_slot, slot_degraded, strict=True):
             items: tuple[SlotItem, ...] = ()
             if candidates:
                 slot_products = {
@@ -344,7 +359,9 @@ class Storefront:
                 degraded.extend(problems)
                 ranked = blended if blended is not None else merge_by_score(slot, candidates)
                 items = enforce_rules(ranked, slot_products, slot.limit)
-            slot_results.append(SlotResult(slot.name, slot.title, uuid.uuid4().hex, items))
+            slot_results.append(
+                SlotResult(slot.name, slot.title, uuid.uuid4().hex, items, slot_failed)
+            )
         self._record(req, request_id, now, slots, slot_results, overrides)
         if overrides is not None:
             self._record_exposure(req, request_id, now, slot_results, offers, overrides)
