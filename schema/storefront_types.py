@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from enum import Enum
 
 import strawberry
 from shopfront.catalog.products import Product as ProductModel
@@ -37,13 +38,14 @@ class CartInput:
     )
 
 
-SlotsMode = strawberry.enum(
-    storefront_request.SlotsMode,
-    name="SlotsMode",
+@strawberry.enum(
     description="How `slots` combine with the page's configured slots. REPLACE: exactly the "
     "requested slots. ADD: the page's slots, then the requested ones; a requested slot named "
-    "like a page slot changes that slot where it stands.",
+    "like a page slot changes that slot where it stands."
 )
+class SlotsMode(Enum):
+    REPLACE = "REPLACE"
+    ADD = "ADD"
 
 
 @strawberry.input(
@@ -78,7 +80,7 @@ class StorefrontInput:
         "`mode` says whether they replace the page's slots or are added to them.",
     )
     mode: SlotsMode = strawberry.field(
-        default=storefront_request.SlotsMode.REPLACE,
+        default=SlotsMode.REPLACE,
         description="REPLACE (default): `slots` are the whole answer's slots; ADD: they come "
         "after the page's configured slots. Without `slots`, the page's slots either way.",
     )
