@@ -8,6 +8,7 @@ import strawberry
 from shopfront.extend import host as ph
 from shopfront.extend import records
 from shopfront.extend.isolation import BreakerState as BreakerStateModel
+from shopfront.platform.config_schema import SettingInfo
 from shopfront.schema.context import Context
 from shopfront.schema.errors import UNAVAILABLE, user_error
 from shopfront.schema.permissions import merchant_field
@@ -35,6 +36,38 @@ class StrategyHealth:
     last_error: str | None
 
 
+@strawberry.type(
+    description="A setting a strategy's `[strategies.<name>]` section may set (besides the "
+    "host's enabled, timeout_ms, breaker_failures and breaker_cooldown_ms)."
+)
+class StrategySetting:
+    name: str
+    type: str = strawberry.field(description='As declared, e.g. "list[str]", "float".')
+    required: bool
+    default: JSON | None
+    description: str
+    min: float | None = strawberry.field(description="Lowest number allowed (each number).")
+    max: float | None = strawberry.field(description="Highest number allowed (each number).")
+    min_length: int | None = strawberry.field(description="Fewest characters or items.")
+    max_length: int | None = strawberry.field(description="Most characters or items.")
+    secret: bool = strawberry.field(description="Its value shows as *** in `config`.")
+
+    @classmethod
+    def of(cls, s: SettingInfo) -> StrategySetting:
+        return cls(
+            name=s.name,
+            type=s.type,
+            required=s.required,
+            default=None if s.required else JSON(_jsonable(s.default)),
+            description=s.doc,
+            min=s.min,
+            max=s.max,
+            min_length=s.min_len,
+            max_length=s.max_len,
+            secret=s.secret,
+        )
+
+
 @strawberry.type(description="A recommender, coupon strategy or promotion a plugin provides.")
 class PluginStrategy:
     kind: StrategyKind  # type: ignore[valid-type]
@@ -43,7 +76,13 @@ class PluginStrategy:
     enabled: bool
     personalized: bool
     timeout_ms: int
-    config: JSON = strawberry.field(description="Effective config; secrets show as ***.")
+    config: JSON = strawberry.field(
+        description="Effective config (defaults overlaid with the config file, as validated "
+        "and in force now); secrets show as ***."
+    )
+    settings: list[StrategySetting] = strawberry.field(
+        description="What `config` may hold: declared type, default, bounds, documentation."
+    )
     health: StrategyHealth
 
 
@@ -75,6 +114,7 @@ class Plugin:
                     personalized=s.personalized,
                     timeout_ms=s.timeout_ms,
                     config=JSON(_jsonable(s.config)),
+                    settings=[StrategySetting.of(x) for x in s.settings],
                     health=StrategyHealth(
                         calls=s.health.calls,
                         failures=s.health.failures,

@@ -58,6 +58,7 @@ if TYPE_CHECKING:
         text_value,
     )
     from shopfront.platform.config import ConfigError, Settings
+    from shopfront.platform.config_schema import setting
     from shopfront.platform.money import Money, MoneyError, allocate
     from shopfront.platform.store import Store
     from shopfront.platform.strategy_setup import StrategySetup
@@ -136,6 +137,7 @@ __all__ = [
     "same_currency",
     "scope_to_doc",
     "scope_value",
+    "setting",
     "strings_value",
     "text_value",
     "upsert_products",

@@ -32,7 +32,6 @@ import asyncio
 import importlib
 import importlib.metadata
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -83,6 +82,7 @@ from shopfront.extend.records import (
     StrategyReport,
     health_snapshot,
 )
+from shopfront.extend.specs import checked_specs, spec_settings
 from shopfront.offers.contract import (
     CouponOffer,
     CouponStrategy,
@@ -122,7 +122,6 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 )
 
 ENTRY_POINT_GROUP = PROJECT
-NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _REGISTER_HOOKS: tuple[tuple[str, StrategyKind, type[SpecType]], ...] = (
     ("register_recommenders", StrategyKind.RECOMMENDER, RecommenderSpec),
     ("register_coupon_strategies", StrategyKind.COUPON, CouponStrategySpec),
@@ -362,6 +361,7 @@ class PluginHost:
                     section=self.config.strategies.get(spec.name),
                     settings=self.settings,
                     environ=self._environ,
+                    config_type=spec.config_type,
                 )
                 self._strategies[spec.name] = Strategy(
                     kind=kind,
@@ -379,26 +379,7 @@ class PluginHost:
             result = impl.function()
         except Exception as exc:
             raise PluginError(f"{impl.function.__name__} raised {describe_error(exc)}") from exc
-        if result is None:
-            return []
-        if not isinstance(result, list | tuple):
-            raise PluginError(
-                f"{impl.function.__name__} must return a list of {spec_type.__name__}, "
-                f"got {type(result).__name__}"
-            )
-        for spec in result:
-            if not isinstance(spec, spec_type):
-                raise PluginError(
-                    f"{impl.function.__name__} returned {type(spec).__name__}, "
-                    f"expected {spec_type.__name__}"
-                )
-            if not isinstance(spec.name, str) or not NAME_PATTERN.match(spec.name):
-                raise PluginError(f"strategy name {spec.name!r} must match {NAME_PATTERN.pattern}")
-            if not callable(spec.factory):
-                raise PluginError(f"strategy {spec.name!r}: factory is not callable")
-            if not isinstance(spec.default_config, Mapping):
-                raise PluginError(f"strategy {spec.name!r}: default_config must be a mapping")
-        return list(result)
+        return checked_specs(impl.function.__name__, result, spec_type)
 
     def _warn_unconfigured(self) -> None:
         for name in sorted(set(self.config.strategies) - set(self._strategies)):
@@ -459,6 +440,7 @@ class PluginHost:
             settings=self.settings,
             store=record.store,
             log=logging.getLogger(f"shopfront.plugins.{record.name}.{strategy.name}"),
+            declared=strategy.config.declared,
         )
         factory = strategy.spec.factory
         try:
@@ -808,6 +790,7 @@ class PluginHost:
                     timeout_ms=s.config.timeout_ms,
                     config=dict(s.config.shown),
                     health=health_snapshot(s),
+                    settings=spec_settings(s.spec),
                 )
                 for s in self._strategies.values()
                 if s.plugin is record

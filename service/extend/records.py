@@ -22,6 +22,7 @@ from shopfront.offers.contract import (
     PromotionSpec,
     PromotionTerms,
 )
+from shopfront.platform.config_schema import SettingInfo
 from shopfront.platform.store import Store
 from shopfront.recommend.contract import (
     RecommenderSpec,
@@ -183,6 +184,7 @@ class StrategyReport:
     timeout_ms: int
     config: Mapping[str, Any]  # secrets hidden
     health: HealthSnapshot
+    settings: tuple[SettingInfo, ...] = ()  # what the strategy's config may set
 
 
 @dataclass(frozen=True)

@@ -226,6 +226,9 @@ class CouponStrategySpec:
     default_config: Mapping[str, Any] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
     personalized: bool = True
+    # The declared settings, a dataclass (see `shopfront.platform.config_schema`), instead of
+    # ``default_config`` (which checks values only against the defaults' types).
+    config_type: type[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +249,9 @@ class PromotionSpec:
     default_config: Mapping[str, Any] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()
     managed: bool = False
+    # The declared settings, a dataclass (see `shopfront.platform.config_schema`), instead of
+    # ``default_config`` (which checks values only against the defaults' types).
+    config_type: type[Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -127,3 +127,6 @@ class RecommenderSpec:
     default_config: Mapping[str, Any] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()  # config keys hidden in the `plugins` query
     personalized: bool = True  # False: safe for shoppers without personalization consent
+    # The declared settings, a dataclass (see `shopfront.platform.config_schema`), instead of
+    # ``default_config`` (which checks values only against the defaults' types).
+    config_type: type[Any] | None = None
