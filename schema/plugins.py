@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import strawberry
 from shopfront.extend import host as ph
-from shopfront.extend import records
+from shopfront.extend import records, reload
 from shopfront.extend.isolation import BreakerState as BreakerStateModel
 from shopfront.platform.config_schema import SettingInfo
 from shopfront.schema.context import Context
@@ -141,6 +142,21 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+@strawberry.type(
+    description="The plugin configuration this instance serves: the one it started with "
+    "(version 0) or the latest published by `shopfront plugins reload` / SIGHUP."
+)
+class PluginConfigStatus:
+    version: int
+    source: str = strawberry.field(description="The config file it came from.")
+    applied_at: datetime
+    rejected_version: int | None = strawberry.field(
+        description="The last published version this instance refused (it kept serving "
+        "`version`), and why."
+    )
+    rejected_reason: str | None
+
+
 @strawberry.type
 class PluginsQuery:
     @merchant_field(description="Loaded plugins with their strategies, config and health.")
@@ -149,3 +165,20 @@ class PluginsQuery:
         if not isinstance(host, ph.PluginHost):
             raise user_error("the plugin host is not running", code=UNAVAILABLE)
         return [Plugin.of(r) for r in host.report()]
+
+    @merchant_field(
+        description="Which plugin configuration this instance serves, and the last version it "
+        "refused."
+    )
+    def plugin_config(self, info: Info[Context, Any]) -> PluginConfigStatus:
+        follower = reload.follower_of(info.context.runtime.components)
+        if follower is None:
+            raise user_error("the plugin host is not running", code=UNAVAILABLE)
+        s = follower.status
+        return PluginConfigStatus(
+            version=s.version,
+            source=s.source,
+            applied_at=s.applied_at,
+            rejected_version=s.rejected_version,
+            rejected_reason=s.rejected_reason,
+        )

@@ -152,6 +152,12 @@ def draining_server(config: Any, app: Any) -> Any:
     import uvicorn
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets=sockets)
+            from shopfront.plugin_commands import reload_on_sighup
+
+            reload_on_sighup(app)  # SIGHUP: re-read and publish the plugin configuration
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             runtime = getattr(app.state, "runtime", None)
             if runtime is not None:
@@ -817,3 +823,9 @@ def evaluate(split: str, test_fraction: float, users: int, include_seen: bool, f
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+from shopfront.plugin_commands import plugins as _plugins  # noqa: E402 - needs `main` above
+
+main.add_command(_plugins)
+main.add_command(_plugins, name="plugin")  # `shopfront plugin new NAME` reads naturally too

@@ -42,6 +42,7 @@ from shopfront.catalog.products import Product
 from shopfront.extend import hookspecs
 from shopfront.extend.config import (
     ConfigFile,
+    StrategyConfig,
     load_config_file,
     resolve_plugin_config,
     resolve_strategy_config,
@@ -433,14 +434,25 @@ class PluginHost:
     async def _build_strategy(
         self, record: PluginRecord, strategy: Strategy, startup_s: float
     ) -> None:
-        assert record.loop is not None and record.store is not None
+        strategy.obj, strategy.terms = await self.build_object(strategy, strategy.config)
+
+    async def build_object(
+        self, strategy: Strategy, config: StrategyConfig
+    ) -> tuple[Any, PromotionTerms | None]:
+        """A new object for ``strategy`` built from ``config`` by its factory on the plugin's
+        loop, and a promotion's terms; nothing of ``strategy`` changes. Raises `ConfigError`
+        (the factory refused a value) or `PluginError`, naming the strategy."""
+        record = strategy.plugin
+        startup_s = self.settings.plugin_startup_timeout_ms / 1000
+        if record.loop is None or record.store is None:
+            raise PluginError(f"strategy {strategy.name!r}: its plugin is not running")
         setup = StrategySetup(
             name=strategy.name,
-            config=MappingProxyType(dict(strategy.config.values)),
+            config=MappingProxyType(dict(config.values)),
             settings=self.settings,
             store=record.store,
             log=logging.getLogger(f"shopfront.plugins.{record.name}.{strategy.name}"),
-            declared=strategy.config.declared,
+            declared=config.declared,
         )
         factory = strategy.spec.factory
         try:
@@ -464,21 +476,35 @@ class PluginHost:
                 f"strategy {strategy.name!r}: factory returned {type(obj).__name__}, which is "
                 f"not a {protocol.__name__}"
             )
-        if strategy.kind is StrategyKind.PROMOTION:
-            try:
-                promotion: Any = obj
-                terms = await record.loop.run(lambda: promotion.terms, startup_s)
-            except Exception as exc:
-                raise PluginError(
-                    f"promotion {strategy.name!r}: reading terms raised {describe_error(exc)}"
-                ) from exc
-            if not isinstance(terms, PromotionTerms):
-                raise PluginError(
-                    f"promotion {strategy.name!r}: terms must be PromotionTerms, "
-                    f"got {type(terms).__name__}"
-                )
-            strategy.terms = terms
-        strategy.obj = obj
+        if strategy.kind is not StrategyKind.PROMOTION:
+            return obj, None
+        try:
+            promotion: Any = obj
+            terms = await record.loop.run(lambda: promotion.terms, startup_s)
+        except Exception as exc:
+            raise PluginError(
+                f"promotion {strategy.name!r}: reading terms raised {describe_error(exc)}"
+            ) from exc
+        if not isinstance(terms, PromotionTerms):
+            raise PluginError(
+                f"promotion {strategy.name!r}: terms must be PromotionTerms, "
+                f"got {type(terms).__name__}"
+            )
+        return obj, terms
+
+    def resolve_config(self, strategy: Strategy, config: ConfigFile) -> StrategyConfig:
+        """``strategy``'s configuration as ``config`` would give it (validated, not applied)."""
+        spec = strategy.spec
+        return resolve_strategy_config(
+            plugin=strategy.plugin.name,
+            strategy=strategy.name,
+            defaults=spec.default_config,
+            secrets=spec.secrets,
+            section=config.strategies.get(strategy.name),
+            settings=self.settings,
+            environ=self._environ,
+            config_type=spec.config_type,
+        )
 
     async def _stop_plugin(self, record: PluginRecord) -> None:
         timeout_s = 5.0
