@@ -7,7 +7,7 @@ runs (domain modules never start anything themselves).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -101,11 +101,18 @@ async def start_components(
 
     # Plugin configuration published by `shopfront plugins reload` (or SIGHUP), followed by
     # every instance; a rebuilt trained recommender keeps being served model versions.
+    def replaced(name: str, old: object, new: object) -> Awaitable[object] | None:
+        registry.replace(name, old, new)
+        if old is None and new is not None and registry.loaded is not None:
+            # switched on by a reload: nothing to carry over, so load the version in force
+            return registry.refresh(force=True)
+        return None
+
     follower = ConfigFollower(
         host,
         runtime.store,
         refresh_s=runtime.settings.plugin_config_refresh_s,
-        on_replaced=registry.replace,
+        on_replaced=replaced,
     )
     await follower.start()
     runtime.components[PLUGIN_CONFIG] = follower

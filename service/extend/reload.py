@@ -9,7 +9,8 @@ version re-validates it and swaps it in: all of it or none of it.
 What a reload changes: every ``[strategies.<name>]`` section — settings, ``enabled`` and the
 host keys (``timeout_ms``, breaker settings). Each strategy whose configuration changed is
 rebuilt by its factory with the new configuration (a trained recommender's fitted model is
-carried over to the new object; settings used in training apply from the next training); the
+carried over to the new object, settings used in training applying from the next training;
+``on_replaced`` lets the runtime give a newly enabled one the model version in force); the
 new objects replace the old ones in one step, with no await in between, so a request sees
 either the old configuration or the new one for each strategy it calls. If any section is
 invalid or any factory refuses its configuration, nothing changes and the reason is logged,
@@ -27,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,12 +180,15 @@ def _carry_model(old: Any, new: Any) -> None:
             load(arrays)
 
 
+Replaced = Callable[[str, Any, Any], Awaitable[object] | None]
+
+
 def apply(
-    host: PluginHost,
-    plan: Reconfiguration,
-    on_replaced: Callable[[str, Any, Any], None] | None = None,
-) -> None:
-    """Swap ``plan`` in: every changed strategy at once (no await in between)."""
+    host: PluginHost, plan: Reconfiguration, on_replaced: Replaced | None = None
+) -> list[Awaitable[object]]:
+    """Swap ``plan`` in: every changed strategy at once (no await in between). Returns what
+    ``on_replaced(name, old, new)`` left to await (the caller awaits it after the swap)."""
+    follow_up: list[Awaitable[object]] = []
     for change in plan.changes:
         if change.obj is not None and change.strategy.obj is not None:
             _carry_model(change.strategy.obj, change.obj)
@@ -199,9 +203,12 @@ def apply(
         strategy.breaker.cooldown_s = new.breaker_cooldown_ms / 1000
         if on_replaced is not None:
             try:
-                on_replaced(strategy.name, old_obj, change.obj)
+                pending = on_replaced(strategy.name, old_obj, change.obj)
             except Exception:
                 log.exception("after replacing strategy %r", strategy.name)
+            else:
+                if pending is not None:
+                    follow_up.append(pending)
     previous = host.config
     host.config = replace(previous, source=plan.config.source, strategies=plan.config.strategies)
     stale = [s for s in RESTART_SECTIONS if getattr(previous, s) != getattr(plan.config, s)]
@@ -210,6 +217,7 @@ def apply(
             "plugin configuration: [%s] changed; those sections apply at the next restart",
             "], [".join(stale),
         )
+    return follow_up
 
 
 class ConfigFollower:
@@ -221,7 +229,7 @@ class ConfigFollower:
         store: Store,
         *,
         refresh_s: float,
-        on_replaced: Callable[[str, Any, Any], None] | None = None,
+        on_replaced: Replaced | None = None,
     ) -> None:
         self.host = host
         self.store = store
@@ -279,12 +287,17 @@ class ConfigFollower:
                     status, rejected_version=published.version, rejected_reason=str(exc)
                 )
                 return False
-            self._apply(plan, published.version, published.source)
+            await self._apply(plan, published.version, published.source)
             return True
 
-    def _apply(self, plan: Reconfiguration, version: int, source: str) -> None:
-        apply(self.host, plan, self.on_replaced)
+    async def _apply(self, plan: Reconfiguration, version: int, source: str) -> None:
+        follow_up = apply(self.host, plan, self.on_replaced)
         self.status = ConfigStatus(version, source, datetime.now(UTC))
+        for pending in follow_up:
+            try:
+                await pending
+            except Exception:
+                log.exception("plugin configuration version %d: after the swap", version)
         log.info(
             "plugin configuration version %d from %s applied; strategies rebuilt: %s",
             version,
@@ -298,7 +311,7 @@ class ConfigFollower:
         async with self._lock:
             plan = await prepare(self.host, parse_config_text(text, source))
             version = await publish_config(self.store, text, source)
-            self._apply(plan, version, source)
+            await self._apply(plan, version, source)
             return version
 
     async def reload_file(self, path: Path) -> int:

@@ -8,6 +8,7 @@ import os
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -40,6 +41,7 @@ from shopfront.platform.config import Settings
 from shopfront.platform.keys import Role, create_key
 from shopfront.platform.store import Store
 from shopfront.plugin_commands import reload_on_sighup
+from shopfront.recommend.models import activate, save_version
 from shopfront.testing import StorefrontClient, StorefrontClientFactory
 
 from tests.plugin_doubles import product_doc
@@ -269,3 +271,42 @@ async def test_the_cli_publishes_a_valid_file_and_refuses_a_bad_one(
     assert "published plugin configuration version 1" in ok.output
     published = await read_published(store)
     assert published is not None and "half_life_days = 3" in published.text
+
+
+@dataclass(frozen=True)
+class TrainedConfig:
+    enabled: bool = False
+
+
+class Trained(Picks):
+    """A trained strategy (the registry's PersistentModel protocol) that ships switched off."""
+
+    def __init__(self, setup: StrategySetup) -> None:
+        self.model = None
+        self.config = PicksConfig(product_ids=["p1"])
+
+
+class TrainedShop:
+    @hookimpl
+    def register_recommenders(self) -> Sequence[RecommenderSpec]:
+        return [RecommenderSpec("trained", Trained, "", config_type=TrainedConfig)]
+
+
+async def test_a_trained_strategy_switched_on_by_a_reload_gets_the_model_in_force(
+    store: Store, storefront_client: StorefrontClientFactory
+) -> None:
+    version = await save_version(
+        store,
+        artifacts={"trained": {"w": np.arange(4)}},
+        fit_seconds={},
+        window_start=datetime.now(UTC),
+        window_end=datetime.now(UTC),
+        sizes={},
+    )
+    await activate(store, version.version)
+    sf = await storefront_client([("trained_shop", TrainedShop())])
+    assert sf.host.strategy("trained").obj is None  # type: ignore[union-attr]
+    await _follower(sf).reload_text("[strategies.trained]\nenabled = true\n", "shop.toml")
+    trained = sf.host.strategy("trained")
+    assert trained is not None and trained.obj is not None
+    assert np.array_equal(trained.obj.model["w"], np.arange(4))
