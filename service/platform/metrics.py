@@ -192,8 +192,9 @@ class Metrics:
         self.degraded = Counter(
             "shopfront_degraded_parts",
             "Parts left out of responses (a late or failing strategy, a cached fallback), by "
-            "strategy and cause (timeout, error, invalid, circuit open, not loaded, ...).",
-            ["strategy", "cause"],
+            "strategy and reason (the reason's kind: timeout, error, invalid, circuit open, not "
+            "loaded, ...).",
+            ["strategy", "reason"],
             registry=r,
         )
 

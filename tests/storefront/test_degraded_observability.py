@@ -1,5 +1,5 @@
 """Every part left out of a storefront answer is named, with its reason, in the request's log
-line and counted in ``shopfront_degraded_parts_total`` by strategy and cause."""
+line and counted in ``shopfront_degraded_parts_total`` by strategy and reason."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from tests.plugin_doubles import (
 )
 
 
-def _metric(text: str, strategy: str, cause: str) -> float:
-    prefix = f'shopfront_degraded_parts_total{{cause="{cause}",strategy="{strategy}"}} '
+def _metric(text: str, strategy: str, reason: str) -> float:
+    prefix = f'shopfront_degraded_parts_total{{reason="{reason}",strategy="{strategy}"}} '
     found = [line for line in text.splitlines() if line.startswith(prefix)]
     return float(found[0][len(prefix) :]) if found else 0.0
 
