@@ -157,8 +157,11 @@ async def prepare(host: PluginHost, config: ConfigFile) -> Reconfiguration:
         if new.enabled:
             try:
                 obj, terms = await host.build_object(strategy, new)
-            except Exception as exc:  # ConfigError or PluginError, naming the strategy
+            except ConfigError as exc:  # names the plugin, the strategy and the setting
                 problems.append(str(exc))
+                continue
+            except Exception as exc:  # PluginError (or worse), naming the strategy
+                problems.append(f"plugin {strategy.plugin.name!r}: {exc}")
                 continue
         changes.append(_Change(strategy, new, obj, terms))
     unknown = sorted(set(config.strategies) - {s.name for s in host.strategies()})

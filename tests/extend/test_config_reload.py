@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from shopfront import (
     Candidate,
+    ConfigError,
     CouponOffer,
     CouponStrategySpec,
     Reason,
@@ -80,6 +81,8 @@ class CodeConfig:
 class Code:
     def __init__(self, setup: StrategySetup) -> None:
         self.code = setup.config_as(CodeConfig).code
+        if self.code == "RESERVED":  # a check the types cannot express
+            raise ConfigError("code RESERVED is kept for staff")
 
     async def offers(self, ctx: RequestContext) -> Sequence[CouponOffer]:
         return [CouponOffer(self.code, self.code, Reason("CODE", "A code"))]
@@ -219,6 +222,10 @@ async def test_a_factory_refusing_its_configuration_refuses_the_reload(
     text = "[strategies.picks]\nproduct_ids = []\n"
     with pytest.raises(ReloadError, match="product_ids"):
         await _follower(sf).reload_text(text, "shop.toml")
+    text = '[strategies.code]\nenabled = true\ncode = "RESERVED"\n'
+    with pytest.raises(ReloadError, match=r"plugin 'shop', strategy 'code'.*kept for staff"):
+        await _follower(sf).reload_text(text, "shop.toml")
+    assert await read_published(store) is None
     with pytest.raises(ReloadError, match="not valid TOML"):
         await _follower(sf).reload_text("[strategies", "shop.toml")
 
