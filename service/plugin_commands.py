@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from shopfront.cli_support import database, database_options, load_settings, run_with_store
 
 log = logging.getLogger("shopfront.plugins.config")
 
@@ -22,6 +23,7 @@ def plugins() -> None:
 
 
 @plugins.command("reload")
+@database_options
 @click.option(
     "--file",
     "path",
@@ -34,7 +36,6 @@ def reload_command(path: Path | None) -> None:
     instance swaps it in within SHOPFRONT_PLUGIN_CONFIG_REFRESH_S, without a restart. A file
     that does not validate is refused whole and nothing changes. Run it where the service's
     environment is (env: references resolve here too)."""
-    from shopfront.cli import database, load_settings, run_with_store
     from shopfront.extend.reload import ReloadError, validate_and_publish
 
     settings = load_settings()

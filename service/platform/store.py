@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, Literal, TypeVar
 
 import pymongo
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne, monitoring
+from pymongo import (
+    ASCENDING,
+    DESCENDING,
+    IndexModel,
+    ReadPreference,
+    ReturnDocument,
+    UpdateOne,
+    monitoring,
+)
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
@@ -81,6 +89,14 @@ def is_unavailable(exc: BaseException) -> bool:
 
 # One place declares every collection's indexes; `Store.ensure_indexes` applies them at start-up.
 # Unique indexes carry correctness (ids, hashes); creating them again is a no-op.
+_READ_PREFERENCES: dict[str, Any] = {
+    "primary": ReadPreference.PRIMARY,
+    "primaryPreferred": ReadPreference.PRIMARY_PREFERRED,
+    "secondary": ReadPreference.SECONDARY,
+    "secondaryPreferred": ReadPreference.SECONDARY_PREFERRED,
+    "nearest": ReadPreference.NEAREST,
+}
+
 INDEXES: dict[str, list[IndexModel]] = {
     "products": [
         IndexModel([("id", ASCENDING)], name="id_1", unique=True),
@@ -392,6 +408,12 @@ class Store:
     def collection(self, name: str) -> Collection:
         return self.db[name]
 
+    def batch_collection(self, name: str) -> Collection:
+        """``name`` for a batch job's scans: read from ``SHOPFRONT_BATCH_READ_PREFERENCE``
+        (a secondary by default), so training and reports leave the primary to shoppers."""
+        mode = _READ_PREFERENCES[self.settings.batch_read_preference]
+        return self.db[name].with_options(read_preference=mode)
+
     @property
     def products(self) -> Collection:
         return self.db["products"]
@@ -434,6 +456,12 @@ class Store:
         from motor.motor_asyncio import AsyncIOMotorGridFSBucket
 
         return AsyncIOMotorGridFSBucket(self.db, bucket_name=bucket)
+
+
+def deadline(seconds: float) -> AbstractContextManager[None]:
+    """Operations started inside get ``seconds`` in all instead of the client's per-operation
+    ``timeoutMS`` (a batch job's own deadline, not a request's)."""
+    return pymongo.timeout(seconds)
 
 
 def redact(uri: str) -> str:
