@@ -302,7 +302,7 @@ async def test_it_serves_a_storefront(
     sf = await storefront_client([("{{plugin}}", {{package}})], config=CONFIG)
     out = await sf.query(
         {
-            "sessionId": "s1",
+            "sessionId": "0f8fad5b-d9cb-469f-a165-70867728950e",
             "page": "HOME",
             "slots": [{"name": "{{plugin}}", "strategy": "{{plugin}}"}],
         }

@@ -23,6 +23,10 @@ from tests.plugin_doubles import (
     product_doc,
 )
 
+# Sessions sent with a storefront key must be unguessable (a UUIDv4).
+SESSION = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+
 CONFIG: dict[str, Any] = {
     "strategies": {
         "example_staff_picks": {
@@ -35,7 +39,7 @@ CONFIG: dict[str, Any] = {
     }
 }
 INPUT = {
-    "sessionId": "s1",
+    "sessionId": SESSION,
     "page": "CART",
     "cart": {"lines": [{"productId": "p1", "quantity": 1}]},
     "slots": [{"name": "picks", "strategy": "example_staff_picks"}],
@@ -75,7 +79,7 @@ async def test_discovered_and_configured(
         config=CONFIG, plugins_entry_points=True, plugins_allow=("example",)
     )
     [example] = await plugins(sf, merchant_key)
-    assert example["name"] == "example" and example["source"] == "entry point"
+    assert example["name"] == "example" and example["source"] == "ENTRY_POINT"
     assert example["distribution"].replace("_", "-") == "shopfront-plugin-example"
     assert example["version"] == "0.1.0"
     config = {s["name"]: s["config"] for s in example["strategies"]}

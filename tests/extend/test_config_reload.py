@@ -26,6 +26,7 @@ from shopfront import (
     RequestContext,
     Slot,
     StrategySetup,
+    TrainingData,
     hookimpl,
     setting,
 )
@@ -47,6 +48,9 @@ from shopfront.testing import StorefrontClient, StorefrontClientFactory
 
 from tests.plugin_doubles import product_doc
 
+# Sessions sent with a storefront key must be unguessable (a UUIDv4).
+SESSION = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
 
 @dataclass(frozen=True)
 class PicksConfig:
@@ -64,7 +68,10 @@ class Picks:
         reason = (Reason("PICK", self.config.reason),)
         return [Candidate(p, float(n - i), reason) for i, p in enumerate(self.config.product_ids)]
 
-    # a trained strategy's fitted state (the model registry's PersistentModel protocol)
+    # a trained strategy: its fit, and its fitted state (the PersistentModel protocol)
+    async def fit(self, data: TrainingData) -> None:
+        self.model = {"events": len(data.events)}
+
     def dump_model(self) -> Any:
         return self.model
 
@@ -99,7 +106,7 @@ class Shop:
 
 
 START = {"strategies": {"picks": {"product_ids": ["p1", "p2"]}}}
-INPUT = {"sessionId": "s1", "page": "HOME", "slots": [{"name": "picks", "strategy": "picks"}]}
+INPUT = {"sessionId": SESSION, "page": "HOME", "slots": [{"name": "picks", "strategy": "picks"}]}
 NEW = """
 [strategies.picks]
 product_ids = ["p3", "p1"]
