@@ -36,7 +36,7 @@ from shopfront.platform.strategy_setup import StrategySetup
 from shopfront.recommend.contract import Recommender, Slot, Trainable, TrainingData
 from shopfront.recommend.interactions import EVENT_TYPES, InteractionsBuilder
 from shopfront.recommend.models import ModelVersion, PersistentModel, activate, prune, save_version
-from shopfront.recommend.tuning import Tuning, tune
+from shopfront.recommend.tuning import Tuning, learn_repeatability, tune
 
 if TYPE_CHECKING:
     from shopfront.recommend.models import ModelRegistry
@@ -44,13 +44,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("shopfront.training")
 
 Progress = Callable[[str, float], None]
-# Impressions and searches carry no product preference the built-ins learn from, and can
-# outnumber every other event ten to one: they are not loaded for training.
-TRAINING_EVENT_TYPES: tuple[str, ...] = tuple(
-    t for t in EVENT_TYPES if t not in ("impression", "search")
-)
+# Impressions carry no product preference the built-ins learn from, and can outnumber every
+# other event ten to one: they are not loaded for training. Searches are: the content model
+# learns which products a query leads to (the product viewed or bought next).
+TRAINING_EVENT_TYPES: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t != "impression")
 EVENT_FIELDS = (
-    "type", "user_id", "session_id", "timestamp", "product_id", "quantity", "order_id", "rating"
+    "type", "user_id", "session_id", "timestamp", "product_id", "quantity", "order_id", "rating",
+    "query", "review",
 )  # fmt: skip
 BATCH = 10_000
 
@@ -208,13 +208,16 @@ async def train(
     tuning: Tuning | None = None,
 ) -> TrainResult:
     """Fit ``recommenders`` and save (and by default activate) a new model version, with the
-    ``tuning`` chosen for it (`tune_shop`), if any."""
+    ``tuning`` chosen for it (`tune_shop`); without one, the version still carries the
+    repeatability learned from ``data``."""
     started = time.perf_counter()
     if data is None:
         data = await load_training_data(
             store, window_days=settings.training_window_days, now=now, progress=progress
         )
     fit_seconds = await fit_all(recommenders, data)
+    if tuning is None:  # repeatability is learned at every training, tuned or not
+        tuning = Tuning(learn_repeatability(data.interactions, data.products))
     artifacts = {}
     for name in fit_seconds:
         recommender = recommenders[name]

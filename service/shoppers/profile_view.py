@@ -59,6 +59,7 @@ class Profile:
     brand_affinities: tuple[tuple[str, float], ...] = ()
     tag_affinities: tuple[tuple[str, float], ...] = ()
     recently_viewed: tuple[str, ...] = ()  # product ids, newest first
+    recent_searches: tuple[str, ...] = ()  # search queries, newest first, distinct
     purchases: Mapping[str, Purchase] = field(default_factory=dict)
     not_interested: frozenset[str] = frozenset()
     cart: tuple[tuple[str, int], ...] = ()  # (product id, quantity) as last seen

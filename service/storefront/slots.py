@@ -54,7 +54,10 @@ DEFAULT_SLOTS: dict[PageType, tuple[SlotConfig, ...]] = {
             "trending_in_category", "Trending in this category", "trending", filter_category=True
         ),
     ),
-    PageType.SEARCH: (_slot("trending", "Trending now", "trending"),),
+    PageType.SEARCH: (
+        _slot("search_results", "Results", "search", limit=20),
+        _slot("trending", "Trending now", "trending"),
+    ),
     PageType.CHECKOUT: (_COMPLETE,),
 }
 
