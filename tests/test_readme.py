@@ -11,7 +11,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def table_row(name: str, default: str, doc: str) -> str:
-    return f"| `{name}` | {f'`{default}`' if default else '—'} | {doc} |"
+    return f"| `{name}` | {default or '—'} | {doc} |"
 
 
 def test_settings_table_matches_config() -> None:

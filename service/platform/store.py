@@ -15,7 +15,15 @@ from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, Literal, TypeVar
 
 import pymongo
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne, monitoring
+from pymongo import (
+    ASCENDING,
+    DESCENDING,
+    IndexModel,
+    ReadPreference,
+    ReturnDocument,
+    UpdateOne,
+    monitoring,
+)
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
@@ -81,6 +89,14 @@ def is_unavailable(exc: BaseException) -> bool:
 
 # One place declares every collection's indexes; `Store.ensure_indexes` applies them at start-up.
 # Unique indexes carry correctness (ids, hashes); creating them again is a no-op.
+_READ_PREFERENCES: dict[str, Any] = {
+    "primary": ReadPreference.PRIMARY,
+    "primaryPreferred": ReadPreference.PRIMARY_PREFERRED,
+    "secondary": ReadPreference.SECONDARY,
+    "secondaryPreferred": ReadPreference.SECONDARY_PREFERRED,
+    "nearest": ReadPreference.NEAREST,
+}
+
 INDEXES: dict[str, list[IndexModel]] = {
     "products": [
         IndexModel([("id", ASCENDING)], name="id_1", unique=True),
@@ -391,6 +407,12 @@ class Store:
 
     def collection(self, name: str) -> Collection:
         return self.db[name]
+
+    def batch_collection(self, name: str) -> Collection:
+        """``name`` for a batch job's scans: read from ``SHOPFRONT_BATCH_READ_PREFERENCE``
+        (a secondary by default), so training and reports leave the primary to shoppers."""
+        mode = _READ_PREFERENCES[self.settings.batch_read_preference]
+        return self.db[name].with_options(read_preference=mode)
 
     @property
     def products(self) -> Collection:

@@ -20,19 +20,8 @@ from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
+from shopfront.platform.vocabulary import EVENT_TYPES
 
-EVENT_TYPES: tuple[str, ...] = (
-    "view",
-    "click",
-    "add_to_cart",
-    "remove_from_cart",
-    "purchase",
-    "search",
-    "impression",
-    "rating",
-    "review",
-    "not_interested",
-)
 KIND: Mapping[str, int] = {name: code for code, name in enumerate(EVENT_TYPES)}
 NONE = -1  # "no product / order / session" in an index column
 # A rating event's weight factor by its stars (index 0: no stars given, the type's weight).

@@ -23,7 +23,7 @@ import socket
 import sys
 import time
 import tomllib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -33,8 +33,9 @@ from shopfront.platform.config import ConfigError, Settings
 from shopfront.platform.store import DuplicateKeyError, ReturnDocument, Store
 from shopfront.platform.store import deadline as deadline_of
 from shopfront.platform.strategy_setup import StrategySetup
+from shopfront.platform.vocabulary import EVENT_TYPES
 from shopfront.recommend.contract import Recommender, Slot, Trainable, TrainingData
-from shopfront.recommend.interactions import EVENT_TYPES, InteractionsBuilder
+from shopfront.recommend.interactions import InteractionsBuilder
 from shopfront.recommend.models import ModelVersion, PersistentModel, activate, prune, save_version
 from shopfront.recommend.tuning import Tuning, learn_repeatability, tune
 
@@ -138,12 +139,14 @@ async def load_training_data(
     with deadline_of(deadline.left("the catalog size")):
         total_products = max(await store.products.count_documents({}), 1)
     products: list[Product] = []
-    async for batch in _batches(store.products, {}, {"_id": 0}, "id", deadline, "products"):
+    async for batch in _batches(
+        store.batch_collection("products"), {}, {"_id": 0}, "id", deadline, "products"
+    ):
         products.extend(Product.from_doc(doc) for doc in batch)
         report("products", len(products) / total_products)
     report("products", 1.0)
     query = {"timestamp": {"$gte": start, "$lt": end}, "type": {"$in": TRAINING_EVENT_TYPES}}
-    events = store.collection("events")
+    events = store.batch_collection("events")
     with deadline_of(deadline.left("the event count")):
         total_events = max(await events.count_documents(query), 1)
     builder = InteractionsBuilder([p.id for p in products])
@@ -344,6 +347,24 @@ class TrainingLock:
         )
 
 
+async def train_under_lock(
+    lock: TrainingLock, lease_s: float, work: Callable[[], Awaitable[TrainResult]]
+) -> TrainResult | None:
+    """Run one training ``work`` if this process gets the lease lock (renewed while it runs,
+    released after); None when another trainer holds it. A trainer that crashes stops
+    renewing, so its lease expires and the next one takes over."""
+    if not await lock.acquire():
+        return None
+    renewer = asyncio.create_task(_keep_renewing(lock, lease_s))
+    try:
+        return await work()
+    finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
+        await lock.release()
+
+
 async def scheduled_training(registry: ModelRegistry) -> None:
     """Every ``training_interval_minutes``: if this instance gets the lock, retrain the
     registry's attached strategies, save and activate the version, and serve it."""
@@ -352,10 +373,8 @@ async def scheduled_training(registry: ModelRegistry) -> None:
     while True:
         await asyncio.sleep(settings.training_interval_minutes * 60)
         try:
-            if not await lock.acquire():
-                continue
-            renewer = asyncio.create_task(_keep_renewing(lock, settings.training_lock_lease_s))
-            try:
+
+            async def run() -> TrainResult:
                 recommenders = {n: s[0] for n, s in registry.attached.items() if s}
                 data = await load_training_data(
                     registry.store, window_days=settings.training_window_days
@@ -365,16 +384,12 @@ async def scheduled_training(registry: ModelRegistry) -> None:
                     if settings.training_tune and registry.slots
                     else None
                 )
-                result = await train(
-                    registry.store, settings, recommenders, data=data, tuning=tuning
-                )
+                return await train(registry.store, settings, recommenders, data=data, tuning=tuning)
+
+            result = await train_under_lock(lock, settings.training_lock_lease_s, run)
+            if result is not None:
                 await registry.refresh(force=True)  # every attached copy serves it
                 log.info("scheduled training saved version %s", result.version.version)
-            finally:
-                renewer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewer
-                await lock.release()
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -48,9 +48,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from shopfront.platform.config import EVENT_TYPES, Settings
+from shopfront.platform.config import Settings
 from shopfront.platform.money import Money, MoneyError
 from shopfront.platform.store import BulkWriteError, DuplicateKeyError, Store, UpdateOne
+from shopfront.platform.vocabulary import EVENT_TYPES
 from shopfront.shoppers import privacy, profiles
 
 log = logging.getLogger(__name__)
@@ -62,22 +63,6 @@ MAX_POSITION = 10_000
 MAX_QUERY_LEN = 500
 MAX_REVIEW_LEN = 5_000
 _DUPLICATE_KEY = 11000
-
-
-class EventType(StrEnum):
-    VIEW = "view"
-    CLICK = "click"
-    ADD_TO_CART = "add_to_cart"
-    REMOVE_FROM_CART = "remove_from_cart"
-    PURCHASE = "purchase"
-    SEARCH = "search"
-    IMPRESSION = "impression"
-    RATING = "rating"
-    REVIEW = "review"
-    NOT_INTERESTED = "not_interested"
-
-
-assert tuple(EventType) == EVENT_TYPES, "EventType and config.EVENT_TYPES must agree"
 
 
 class PageType(StrEnum):

@@ -22,6 +22,7 @@ from shopfront.recommend.training import (
     builtin_recommenders,
     load_training_data,
     train,
+    train_under_lock,
 )
 
 from tests.plugins.recommenders.kit import NOW, event, product, request, setup, slot
@@ -228,6 +229,38 @@ async def test_only_one_of_many_concurrent_trainers_gets_the_lock(store: Store) 
     locks = [TrainingLock(store, "training", lease_s=60, owner=f"i{k}") for k in range(20)]
     won = await asyncio.gather(*(lock.acquire(NOW) for lock in locks))
     assert sum(won) == 1
+
+
+async def test_trainers_on_many_instances_train_one_at_a_time(
+    store: Store, settings: Settings
+) -> None:
+    await seed(store, shop_events("sock1"))
+    locks = [TrainingLock(store, "training", lease_s=60, owner=f"i{k}") for k in range(3)]
+    held = TrainingLock(store, "training", lease_s=60, owner="crashed")
+    assert await held.acquire()  # a trainer that died holding the lease
+
+    async def work() -> Any:
+        return await train(store, settings, {"trending": trending.create(setup("trending"))})
+
+    blocked = await asyncio.gather(*(train_under_lock(lock, 60, work) for lock in locks))
+    assert blocked == [None, None, None]
+    # Its lease runs out (no renewals): exactly one of the others trains, then releases.
+    await store.collection(TrainingLock.COLLECTION).update_one(
+        {"_id": "training"}, {"$set": {"expires_at": NOW - timedelta(days=1)}}
+    )
+    results = await asyncio.gather(*(train_under_lock(lock, 60, work) for lock in locks))
+    assert sum(r is not None for r in results) == 1
+    assert await store.collection(TrainingLock.COLLECTION).count_documents({}) == 0
+
+
+def test_cli_train_schedule_needs_an_interval(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOPFRONT_MONGODB_URI", settings.mongodb_uri)
+    monkeypatch.setenv("SHOPFRONT_TRAINING_INTERVAL_MINUTES", "0")
+    result = CliRunner().invoke(main, ["train", "--schedule"])
+    assert result.exit_code == 2
+    assert "SHOPFRONT_TRAINING_INTERVAL_MINUTES" in result.output
 
 
 def test_cli_train_and_evaluate(

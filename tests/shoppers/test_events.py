@@ -477,9 +477,9 @@ async def test_profile_writes_for_a_batch_apply_once(shop: Store) -> None:
 
 
 def test_event_types_match_the_settings() -> None:
-    from shopfront.platform.config import EVENT_TYPES
+    from shopfront.platform.vocabulary import EVENT_TYPES, EventType
 
-    assert tuple(events.EventType) == EVENT_TYPES
+    assert tuple(EventType) == tuple(EventType(t) for t in EVENT_TYPES)
     assert set(Settings().event_weight_map) == set(EVENT_TYPES)
     assert {str(t) for t in events.PageType} == {"home", "product", "category", "cart"} | {
         "search",
