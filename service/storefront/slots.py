@@ -40,7 +40,14 @@ def _slot(name: str, title: str, *strategies: str, **kw: Any) -> SlotConfig:
 _COMPLETE = _slot("complete_your_order", "Complete your order", "bought_together", "trending")
 DEFAULT_SLOTS: dict[PageType, tuple[SlotConfig, ...]] = {
     PageType.HOME: (
-        _slot("recommended_for_you", "Recommended for you", "recommended_for_you", "trending"),
+        # Trending only fills what the shopper's own recommendations leave open.
+        _slot(
+            "recommended_for_you",
+            "Recommended for you",
+            "recommended_for_you",
+            "trending",
+            weights={"recommended_for_you": 1.0, "trending": 0.1},
+        ),
         _slot("trending", "Trending now", "trending"),
         _slot("recently_viewed", "Recently viewed", "recently_viewed"),
     ),
