@@ -745,6 +745,13 @@ def _train_on_schedule(settings: Settings, *, with_metrics: bool, tune: bool) ->
     "holdout, say what was chosen and why, then train and activate a version that serves it.",
 )
 @json_option
+@click.option(
+    "--report",
+    is_flag=True,
+    help="The quality report: every strategy, the fixed and the tuned HOME blend on each "
+    "shopper's next basket, and the HOME page's signals (departments of 'Because you viewed', "
+    "overlap with trending, the most common first product) against their targets.",
+)
 def evaluate(
     split: str,
     test_fraction: float,
@@ -753,6 +760,7 @@ def evaluate(
     fmt: str,
     tune: bool,
     as_json: bool,
+    report: bool,
 ) -> None:
     """Offline metrics per strategy and for the blend, on a temporal split of the events."""
     import json
@@ -761,6 +769,9 @@ def evaluate(
     from shopfront.recommend.evaluation import evaluate_shop
 
     settings = load_settings()
+    if report:
+        _evaluate_report(settings, test_fraction, users, as_json or fmt == "json")
+        return
     if tune:
         with database(settings) as live:
             try:
@@ -815,6 +826,48 @@ def evaluate(
     for row in rows:
         table.add_row(*(cell(row.get(c)) for c in [*columns, "users"]))
     print_table(table)
+
+
+def _evaluate_report(settings: Settings, test_fraction: float, users: int, as_json: bool) -> None:
+    import json
+
+    from shopfront.jobs import configured_slots
+    from shopfront.recommend.quality_report import shop_report, signal_rows
+
+    async def work(store: Store) -> Any:
+        with stage_progress() as progress:
+            return await shop_report(
+                store,
+                settings,
+                configured_slots(settings),
+                test_fraction=test_fraction,
+                max_users=users,
+                progress=progress,
+            )
+
+    with database(settings) as live:
+        result = run_with_store(live, work)
+    signals = signal_rows(result.signals)
+    if as_json:
+        payload = {"truth": result.truth, "rows": result.rows, "signals": signals}
+        click.echo(json.dumps({**payload, "tuning": result.tuning.to_doc()}, indent=2))
+        return
+    columns = ["name", "ndcg@10", "hr@10", "recall@20", "map@10", "coverage", "users"]
+    table = new_table(
+        *columns,
+        title=f"Offline evaluation (truth: {result.truth}, last {test_fraction:.0%} of time)",
+        right=columns[1:],
+    )
+    for row in result.rows:
+        table.add_row(*(cell(row.get(c)) for c in columns))
+    print_table(table)
+    checks = new_table("signal", "value", "target", "ok", "detail", title="HOME page signals")
+    for s in signals:
+        ok = "yes" if s["ok"] else "NO"
+        checks.add_row(s["signal"], cell(s["value"]), s["target"], ok, s["detail"])
+    print_table(checks)
+    for line in result.tuning.report():
+        click.echo(line)
 
 
 if __name__ == "__main__":  # pragma: no cover

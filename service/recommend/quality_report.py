@@ -13,21 +13,41 @@ and blend the storefront runs:
 
 Each shopper is asked at the end of the history, with the profile rebuilt from their events
 (`shopfront.recommend.evaluation.build_cases` with no holdout).
+
+`shop_report` puts them beside the offline metrics of every strategy and of the HOME blend as
+it would be served after ``--tune`` (tuned on a holdout carved from the training part only,
+then scored on the test part, the same truth as the tuner's).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from shopfront.catalog.products import Product
+from shopfront.platform.config import Settings
+from shopfront.platform.store import Store
 from shopfront.plugins.recommenders.blend import BlendPolicy, blend
-from shopfront.recommend.contract import Candidate, Recommender, Slot
-from shopfront.recommend.evaluation import MemoryCatalog, Split, build_cases, context
+from shopfront.recommend.contract import Candidate, Recommender, Slot, TrainingData
+from shopfront.recommend.evaluation import (
+    DEFAULT_BLEND,
+    K_RECALL,
+    POSITIVE,
+    MemoryCatalog,
+    Split,
+    build_cases,
+    configured_policy,
+    context,
+    evaluate,
+    split_by_time,
+    split_first_basket_after,
+)
 from shopfront.recommend.interactions import Interactions
-from shopfront.recommend.tuning import Tuning
+from shopfront.recommend.tuning import MIN_PURCHASES, Tuning, learn_repeatability, tune
 
 VIEWED = "Because you viewed "
 TARGETS: Mapping[str, tuple[str, float]] = {
@@ -127,3 +147,71 @@ async def home_signals(
         ok = value >= bound if op == ">=" else value <= bound
         signals.append(Signal(name, round(value, 4), f"{op} {bound:g}", ok, details[name]))
     return signals
+
+
+@dataclass(frozen=True)
+class ShopReport:
+    rows: list[dict[str, float | str | int | None]]  # offline metrics, one row per ranker
+    signals: list[Signal]
+    tuning: Tuning
+    truth: str
+
+
+async def shop_report(
+    store: Store,
+    settings: Settings,
+    slots: Sequence[Slot],
+    *,
+    test_fraction: float = 0.2,
+    max_users: int = 500,
+    progress: Callable[[str, float], None] | None = None,
+) -> ShopReport:
+    """Offline metrics (each strategy, the default blend, the tuned HOME blend) on a time
+    split, and the HOME signals on the whole history (see the module docstring)."""
+    from shopfront.recommend.training import builtin_recommenders, fit_all, load_training_data
+
+    data = await load_training_data(
+        store, window_days=settings.training_window_days, progress=progress
+    )
+    events = data.interactions
+    if int(events.of_kinds("purchase").sum()) >= MIN_PURCHASES:
+        split, truth = split_first_basket_after(events, test_fraction), "next basket"
+    else:
+        split, truth = split_by_time(events, test_fraction, POSITIVE), "next interactions"
+    end = max(split.now.values(), default=data.window_end.timestamp())
+    train = TrainingData(
+        products=data.products,
+        events=split.train,
+        window_start=data.window_start,
+        window_end=datetime.fromtimestamp(end, UTC),
+        progress=progress,
+    )
+    policy = configured_policy(settings)
+    tuning = await tune(train, builtin_recommenders(settings, store), slots, policy=policy)
+    recommenders = builtin_recommenders(settings, store)
+    fit_seconds = await fit_all(recommenders, train)
+    cases = build_cases(
+        split, max_users=max_users, exclude_seen=not tuning.repeatability.repeatable
+    )
+    blends: dict[str, Slot] = {"blend (fixed weights)": tuning.apply(DEFAULT_BLEND)}
+    home = next((s for s in slots if s.name == "recommended_for_you"), None)
+    if home is not None:
+        blends["blend (HOME, tuned)"] = replace(tuning.apply(home), limit=K_RECALL)
+    products = {p.id: p for p in data.products}
+    rows = await evaluate(
+        recommenders, cases, products, blends=blends, policy=policy, fit_seconds=fit_seconds
+    )
+    served = builtin_recommenders(settings, store)
+    await fit_all(served, data)
+    learned = Tuning(learn_repeatability(events, data.products), tuning.slots)
+    signals = await home_signals(
+        data.products, events, served, slots, policy=policy, tuning=learned, max_users=max_users
+    )
+    return ShopReport(rows, signals, learned, truth)
+
+
+def signal_rows(signals: Sequence[Signal]) -> list[dict[str, Any]]:
+    return [
+        {"signal": s.name, "value": s.value, "target": s.target, "ok": s.ok, "detail": s.detail}
+        for s in signals
+    ]

@@ -110,9 +110,10 @@ def slots_from_config(
 
 
 def configured_slots(pages: Mapping[PageType, Sequence[SlotConfig]]) -> list[Slot]:
-    """Every configured slot once (by name, first page first), as the tuner sees it."""
+    """The HOME page's configured slots, as the tuner sees them: it scores rankings as a
+    shopper's HOME page asks for them (no page product, no cart)."""
     found: dict[str, Slot] = {}
-    for page in pages.values():
+    for page in [pages.get(PageType.HOME, ())]:
         for c in page:
             found.setdefault(
                 c.name,

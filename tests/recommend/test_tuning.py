@@ -55,7 +55,7 @@ def test_repeatability_is_learned_per_category_and_for_the_whole_shop() -> None:
     assert learned.categories["Grocery > Dairy"] == pytest.approx(60 / 90)
     assert learned.categories["Shoes"] == 0.0
     assert learned.repeatable == ("Grocery",)  # the parent covers "Grocery > Dairy"
-    everything = learn_repeatability(purchases(plan), SHOP, threshold=0.3)
+    everything = learn_repeatability(purchases(plan), SHOP, threshold=0.3, shop_threshold=0.3)
     assert everything.repeatable == ("*",)
     # Lines of one checkout bought twice the same hour are not a re-buy.
     same_day = [(f"u{u}", "coat", 3.0 + k * 0.001) for u in range(30) for k in range(2)]
@@ -172,6 +172,19 @@ def test_cli_evaluate_tune_says_what_it_chose_and_serves_it(
     assert "bought products may be shown again everywhere" in result.output
     assert "slot recommended_for_you: " in result.output and "on the holdout" in result.output
     assert "peak memory" in result.output
+    report = runner.invoke(main, ["evaluate", "--report", "--json"], catch_exceptions=False)
+    assert report.exit_code == 0, report.output
+    body = json.loads(report.output[report.output.index("{") :])
+    assert body["truth"] == "next basket"
+    rows = {row["name"]: row["ndcg@10"] for row in body["rows"]}
+    assert {"buy_again", "recommended_for_you", "blend (HOME, tuned)"} <= set(rows)
+    signals = {s["signal"]: s for s in body["signals"]}
+    assert set(signals) == {
+        "viewed_same_department",
+        "for_you_shared_with_trending",
+        "top_first_share",
+    }
+    assert all(isinstance(s["ok"], bool) and s["target"] for s in signals.values())
 
 
 async def _seed_shop(
