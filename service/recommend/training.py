@@ -104,22 +104,19 @@ async def _batches(
     deadline: Deadline,
     step: str,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """``query``'s documents in batches of `BATCH`, by ascending ``key`` (unique, and kept by
-    ``projection``): each batch
-    is its own short query from the last key seen, so no cursor outlives a read timeout."""
-    last: Any = None
-    while True:
-        page = dict(query)
-        if last is not None:
-            page[key] = {"$gt": last}
-        with deadline_of(deadline.left(step)):
-            batch = await collection.find(page, projection).sort(key, 1).limit(BATCH).to_list(None)
-        if not batch:
-            return
-        last = batch[-1][key]
-        yield batch
-        if len(batch) < BATCH:
-            return
+    """``query``'s documents by ascending ``key``, in batches of `BATCH` (one cursor, fetched
+    `BATCH` at a time). The whole read runs under what is left of the job's deadline, not the
+    per-request ``timeoutMS`` that a long read would outlive."""
+    with deadline_of(deadline.left(step)):
+        cursor = collection.find(query, projection).sort(key, 1).batch_size(BATCH)
+        batch: list[dict[str, Any]] = []
+        async for doc in cursor:
+            batch.append(doc)
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
 
 async def load_training_data(
