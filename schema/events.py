@@ -80,7 +80,9 @@ class EventInput:
         default=None, description="The recommendation the shopper acted on, if any."
     )
     position: int | None = strawberry.field(
-        default=None, description="The item's position in that recommendation (0-based)."
+        default=None,
+        description="The item's position in that recommendation, 1-based as in the "
+        "storefront answer (`items.position`).",
     )
     page_type: PageType | None = None
 

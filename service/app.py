@@ -28,6 +28,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from cross_web import HTTPException
+from shopfront.console import console_routes
 from shopfront.extend.config import ConfigFile
 from shopfront.platform import admission, health, keycache, ratelimit
 from shopfront.platform import metrics as metrics_module
@@ -557,6 +558,7 @@ def create_app(
         + ("; GraphiQL in a browser)" if settings.introspection_enabled else ")"),
         "/livez": "liveness: the process answers",
         "/readyz": "readiness: database reachable, models loaded, not draining",
+        "/console": "the merchant console (a browser; sign in with a merchant key)",
     }
     if settings.metrics_enabled:
         endpoints["/metrics"] = "Prometheus metrics"
@@ -571,6 +573,7 @@ def create_app(
         Route("/livez", livez),
         Route("/readyz", readyz),
         Route("/graphql", graphql),  # every method, so others get a GraphQL-shaped 405
+        *console_routes(),
     ]
     if settings.metrics_enabled:
         routes.append(Route("/metrics", metrics_endpoint))

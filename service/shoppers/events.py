@@ -268,7 +268,7 @@ def validate_event(raw: Mapping[str, Any], settings: Settings, now: datetime) ->
         "rating": _whole(raw, "rating", 1, 5),
         "review": _text(raw, "review", MAX_REVIEW_LEN),
         "recommendation_id": _id(raw, "recommendation_id"),
-        "position": _whole(raw, "position", 0, MAX_POSITION),
+        "position": _whole(raw, "position", 1, MAX_POSITION),  # 1-based, as served
         "page_type": page_type,
     }
     allowed = _REQUIRED[kind] | _OPTIONAL[kind]
@@ -700,3 +700,14 @@ async def identify(
             {"_id": token}, {"$set": {"done": True}}
         )
     return IdentifyResult(session_id, user_id, linked=True, merged_events=claimed.modified_count)
+
+
+async def recent_events(store: Store, user_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The shopper's newest stored events first (the merchant console's timeline)."""
+    cursor = (
+        store.collection("events")
+        .find({"user_id": user_id}, {"_id": 0, "batch": 0})
+        .sort("timestamp", -1)
+        .limit(limit)
+    )
+    return list(await cursor.to_list(None))

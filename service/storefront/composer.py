@@ -30,7 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shopfront.catalog.products import Product
-from shopfront.experiments.assignment import ExperimentRegistry
+from shopfront.experiments.assignment import Assignment, ExperimentRegistry
+from shopfront.experiments.definitions import ExperimentError
 from shopfront.experiments.exposure import ExposureRecorder, ServedItem, ServedOffer, ServedSlot
 from shopfront.experiments.overrides import StorefrontOverrides, apply_overrides
 from shopfront.extend.config import ConfigFile
@@ -55,11 +56,17 @@ from shopfront.platform.money import Money
 from shopfront.platform.store import DatabaseUnavailable, PyMongoError, Store
 from shopfront.recommend.contract import Candidate, Slot, SlotFilter
 from shopfront.recommend.tuning import Tuning
-from shopfront.shoppers.context import RequestContext
+from shopfront.shoppers.context import PageType, RequestContext
 from shopfront.shoppers.profile_view import Profile
 from shopfront.storefront.answer import SlotItem, SlotResult, StorefrontResult
+from shopfront.storefront.cart_lines import check_lines, to_request_indices
 from shopfront.storefront.nudges import RecommendedCompletions
-from shopfront.storefront.request import StorefrontInputError, StorefrontRequest, validate_request
+from shopfront.storefront.request import (
+    PRODUCT_NOT_FOUND,
+    StorefrontInputError,
+    StorefrontRequest,
+    validate_request,
+)
 from shopfront.storefront.served_log import RecommendationLog
 from shopfront.storefront.slots import (
     SlotConfig,
@@ -252,9 +259,7 @@ class Storefront:
         currency = req.currency or self.settings.default_currency
         now = now or datetime.now(UTC)
         # Experiments: assignment is in-memory hashing, no database round trip.
-        assignments = (
-            self.experiments.assign(req.user_id or req.session_id, now) if self.experiments else []
-        )
+        assignments = self._assign(req, now)
         overrides: StorefrontOverrides | None = None
         if assignments:
             overrides = apply_overrides(
@@ -269,10 +274,19 @@ class Storefront:
         page_ids = [req.product_id] if req.product_id else []
         page_ids += [line.product_id for line in req.cart_lines]
         products, profile = await asyncio.gather(
-            catalog.load_all(page_ids), self._profile(req.user_id, now, degraded)
+            catalog.load_all([pid for pid in page_ids if pid]),
+            self._profile(req.user_id, now, degraded),
         )
+        if req.page is PageType.PRODUCT and req.product_id not in products:
+            raise StorefrontInputError(
+                f"productId: there is no product {req.product_id!r}", code=PRODUCT_NOT_FOUND
+            )
+        # Lines that cannot be priced are reported by index; strategies and promotions see
+        # only the others.
+        checked = check_lines(req.cart_lines, products, currency)
+        cart_lines = checked.lines(req.cart_lines)
         recent = [req.product_id] if req.product_id else []
-        recent += [line.product_id for line in reversed(req.cart_lines)]
+        recent += [line.product_id for line in reversed(cart_lines)]
         ctx = RequestContext(
             request_id=request_id,
             now=now,
@@ -284,7 +298,7 @@ class Storefront:
             product_id=req.product_id,
             category_path=req.category_path,
             search_query=req.search_query,
-            cart_lines=req.cart_lines,
+            cart_lines=cart_lines,
             coupon_codes=req.coupon_codes,
             profile=profile,
             personalized=(profile.personalized if profile is not None else True)
@@ -309,6 +323,8 @@ class Storefront:
             self._offers(ctx, degraded, overrides),
             self._price(ctx, degraded, overrides),
         )
+        if cart is not None:
+            cart = to_request_indices(cart, checked.priceable)
         by_slot: list[dict[str, Sequence[Candidate]]] = [{} for _ in slots]
         for (i, name), result in zip(calls, results, strict=True):
             if result.problem is not None:
@@ -337,9 +353,10 @@ class Storefront:
                 ranked = blended if blended is not None else merge_by_score(slot, candidates)
                 items = enforce_rules(ranked, slot_products, slot.limit)
             slot_results.append(SlotResult(slot.name, slot.title, uuid.uuid4().hex, items))
-        self._record(req, request_id, now, slots, slot_results, overrides)
-        if overrides is not None:
-            self._record_exposure(req, request_id, now, slot_results, offers, overrides)
+        if not req.preview:  # a merchant looking is not a shopper seeing
+            self._record(req, request_id, now, slots, slot_results, overrides)
+            if overrides is not None:
+                self._record_exposure(req, request_id, now, slot_results, offers, overrides)
         return StorefrontResult(
             request_id=request_id,
             currency=currency,
@@ -347,6 +364,7 @@ class Storefront:
             coupons=offers,
             cart=cart,
             cart_error=cart_error,
+            cart_line_errors=checked.errors,
             products=known,
             degraded=tuple(dict.fromkeys(degraded)),
             experiments=tuple(
@@ -354,6 +372,17 @@ class Storefront:
                 for a in (overrides.assignments if overrides is not None else ())
             ),
         )
+
+    def _assign(self, req: StorefrontRequest, now: datetime) -> list[Assignment]:
+        shopper = req.user_id or req.session_id
+        if not req.variants:
+            return self.experiments.assign(shopper, now) if self.experiments else []
+        if self.experiments is None:
+            raise StorefrontInputError("preview.variants: no experiment is running")
+        try:
+            return self.experiments.assign_chosen(shopper, now, dict(req.variants))
+        except ExperimentError as exc:
+            raise StorefrontInputError(f"preview.variants: {exc}") from None
 
     async def _offers(
         self,

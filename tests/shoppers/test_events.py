@@ -97,7 +97,12 @@ REJECTIONS: list[tuple[str, Callable[[], dict[str, Any]], str]] = [
         "product_id: not used by",
     ),
     ("order on a view", lambda: ev("x", order_id="o-9"), "order_id: not used by view events"),
-    ("negative position", lambda: ev("x", position=-1), "position: must be a whole number from 0"),
+    ("negative position", lambda: ev("x", position=-1), "position: must be a whole number from 1"),
+    (
+        "position 0 (1-based)",
+        lambda: ev("x", position=0),
+        "position: must be a whole number from 1",
+    ),
     ("bad page type", lambda: ev("x", page_type="blog"), "page_type: 'blog' is not a page type"),
     ("unknown field", lambda: ev("x", colour="red"), "colour: not an event field"),
 ]
