@@ -770,7 +770,17 @@ def evaluate(
 
     settings = load_settings()
     if report:
-        _evaluate_report(settings, test_fraction, users, as_json or fmt == "json")
+        from shopfront.jobs import quality_report
+
+        with database(settings) as live:
+            lines = run_with_store(
+                live,
+                lambda store: quality_report(
+                    store, settings, test_fraction, users, as_json or fmt == "json"
+                ),
+            )
+        for line in lines:
+            click.echo(line)
         return
     if tune:
         with database(settings) as live:
@@ -826,48 +836,6 @@ def evaluate(
     for row in rows:
         table.add_row(*(cell(row.get(c)) for c in [*columns, "users"]))
     print_table(table)
-
-
-def _evaluate_report(settings: Settings, test_fraction: float, users: int, as_json: bool) -> None:
-    import json
-
-    from shopfront.jobs import configured_slots
-    from shopfront.recommend.quality_report import shop_report, signal_rows
-
-    async def work(store: Store) -> Any:
-        with stage_progress() as progress:
-            return await shop_report(
-                store,
-                settings,
-                configured_slots(settings),
-                test_fraction=test_fraction,
-                max_users=users,
-                progress=progress,
-            )
-
-    with database(settings) as live:
-        result = run_with_store(live, work)
-    signals = signal_rows(result.signals)
-    if as_json:
-        payload = {"truth": result.truth, "rows": result.rows, "signals": signals}
-        click.echo(json.dumps({**payload, "tuning": result.tuning.to_doc()}, indent=2))
-        return
-    columns = ["name", "ndcg@10", "hr@10", "recall@20", "map@10", "coverage", "users"]
-    table = new_table(
-        *columns,
-        title=f"Offline evaluation (truth: {result.truth}, last {test_fraction:.0%} of time)",
-        right=columns[1:],
-    )
-    for row in result.rows:
-        table.add_row(*(cell(row.get(c)) for c in columns))
-    print_table(table)
-    checks = new_table("signal", "value", "target", "ok", "detail", title="HOME page signals")
-    for s in signals:
-        ok = "yes" if s["ok"] else "NO"
-        checks.add_row(s["signal"], cell(s["value"]), s["target"], ok, s["detail"])
-    print_table(checks)
-    for line in result.tuning.report():
-        click.echo(line)
 
 
 if __name__ == "__main__":  # pragma: no cover
