@@ -5,8 +5,10 @@ limits (schema/limits.py) never costs a database call. In order, for each operat
 
 1. authenticate the ``Authorization: Bearer`` key (once per HTTP request, batches included);
    when the database is unreachable, a key verified recently still works (service/keycache);
-2. take a token from the key's rate-limit bucket (``RATE_LIMITED``, HTTP 429);
-3. refuse mutations at once with ``SERVICE_UNAVAILABLE`` while the readiness monitor knows the
+2. verify the ``X-Shopper-Token`` (shopfront.shoppers.identity), if one was sent, into
+   ``Context.shopper``; each field about a shopper decides what it needs (schema/permissions);
+3. take a token from the key's rate-limit bucket (``RATE_LIMITED``, HTTP 429);
+4. refuse mutations at once with ``SERVICE_UNAVAILABLE`` while the readiness monitor knows the
    database is down, so writers fail fast instead of waiting for a deadline.
 
 A refusal becomes the operation's result; the resolvers do not run.
@@ -29,7 +31,9 @@ from shopfront.platform.ratelimit import COMPONENT as RATE_LIMITER
 from shopfront.platform.ratelimit import RateLimited, RateLimiter
 from shopfront.platform.store import is_unavailable
 from shopfront.schema.context import Context
-from shopfront.schema.errors import INTERNAL, RATE_LIMITED, unavailable_error
+from shopfront.schema.errors import ErrorCode, coded_error, unavailable_error
+from shopfront.shoppers.identity import HEADER as SHOPPER_TOKEN_HEADER
+from shopfront.shoppers.identity import ShopperTokens, TokenError
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
@@ -50,13 +54,11 @@ def bearer_token(request: Request | WebSocket) -> str | None:
 
 
 def rate_limited_error(exc: RateLimited, request_id: str) -> GraphQLError:
-    return GraphQLError(
+    return coded_error(
         str(exc),
-        extensions={
-            "code": RATE_LIMITED,
-            "retryAfter": exc.retry_after_header,
-            "requestId": request_id,
-        },
+        ErrorCode.RATE_LIMITED,
+        retryAfter=exc.retry_after_header,
+        requestId=request_id,
     )
 
 
@@ -86,9 +88,10 @@ async def authenticate(ctx: Context) -> GraphQLError | None:
         except Exception as exc:
             if not is_unavailable(exc):
                 log.exception("key lookup failed (request %s)", ctx.request_id)
-                return GraphQLError(
+                return coded_error(
                     f"Internal error (request id {ctx.request_id}).",
-                    extensions={"code": INTERNAL, "requestId": ctx.request_id},
+                    ErrorCode.INTERNAL_SERVER_ERROR,
+                    requestId=ctx.request_id,
                 )
             principal = cache.recall(token) if isinstance(cache, KeyCache) else None
             if principal is None:
@@ -102,7 +105,7 @@ async def authenticate(ctx: Context) -> GraphQLError | None:
                     cache.remember(token, principal)
     ctx.loaders[_AUTHENTICATED] = True
     if principal is None:
-        ctx.auth_problem = "unknown or revoked API key"
+        ctx.auth_problem = "unknown or revoked API key: send Authorization: Bearer <an active key>"
         return None
     ctx.principal = principal
     info = current_request()
@@ -110,6 +113,33 @@ async def authenticate(ctx: Context) -> GraphQLError | None:
         info.key_name = principal.name
         info.role = principal.role.value
     return None
+
+
+TOKENS_COMPONENT = "shopper_tokens"
+
+
+def shopper_tokens(ctx: Context) -> ShopperTokens:
+    """The runtime's token signer/verifier, made from the settings on first use."""
+    tokens = ctx.runtime.components.get(TOKENS_COMPONENT)
+    if not isinstance(tokens, ShopperTokens):
+        tokens = ShopperTokens.from_settings(ctx.runtime.settings)
+        ctx.runtime.components[TOKENS_COMPONENT] = tokens
+    return tokens
+
+
+def read_shopper_token(ctx: Context) -> None:
+    """Verify the request's ``X-Shopper-Token`` into ``ctx.shopper``; a token that cannot be
+    used sets ``ctx.shopper_problem`` instead (fields about a shopper then answer
+    UNAUTHENTICATED with it)."""
+    if ctx.request is None or ctx.shopper is not None or ctx.shopper_problem is not None:
+        return
+    token = ctx.request.headers.get(SHOPPER_TOKEN_HEADER, "").strip()
+    if not token:
+        return
+    try:
+        ctx.shopper = shopper_tokens(ctx).verify(token)
+    except TokenError as exc:
+        ctx.shopper_problem = str(exc)
 
 
 class RequestGate(SchemaExtension):
@@ -128,6 +158,7 @@ class RequestGate(SchemaExtension):
         problem = await authenticate(ctx)
         if problem is not None:
             return problem
+        read_shopper_token(ctx)
         runtime = ctx.runtime
         limiter = runtime.components.get(RATE_LIMITER)
         if ctx.principal is not None and isinstance(limiter, RateLimiter):

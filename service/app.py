@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL at /graphql, health at /livez and /readyz, /metrics.
+"""The ASGI application: GraphQL at /graphql, health at /livez and /readyz, /metrics; CORS for
+the origins in ``SHOPFRONT_CORS_ORIGINS`` (`cors_middleware`).
 
 `create_app(settings)` returns a starlette app whose lifespan opens the store (and closes it),
 so the app owns every resource it uses; uvicorn (or a test client) only drives it.
@@ -32,7 +33,7 @@ from shopfront.console import console_routes
 from shopfront.extend.config import ConfigFile
 from shopfront.platform import admission, health, keycache, ratelimit
 from shopfront.platform import metrics as metrics_module
-from shopfront.platform.config import Settings
+from shopfront.platform.config import Settings, cors_origin_patterns
 from shopfront.platform.logs import RequestInfo, bind_request, current_request, log_request
 from shopfront.platform.metrics import Metrics
 from shopfront.platform.store import CommandTimer, DatabaseUnavailable, open_store
@@ -43,13 +44,15 @@ from shopfront.runtime import (
     stop_components,
     stop_experiments,
 )
-from shopfront.schema import build_schema, limits
+from shopfront.schema import build_schema
 from shopfront.schema.context import Context
-from shopfront.schema.errors import HTTP_STATUS_FOR_CODE, RATE_LIMITED
+from shopfront.schema.errors import HTTP_STATUS_FOR_CODE, ErrorCode
 from shopfront.schema.gate import bearer_token, rate_limited_error
 from shopfront.storefront.composer import Storefront
 from shopfront.storefront.sources import ProfileSource
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -63,23 +66,20 @@ __all__ = [
     "ShopfrontGraphQL",
     "bearer_token",
     "close_components",
+    "cors_middleware",
     "create_app",
     "request_id_for",
 ]
 
 log = logging.getLogger(__name__)
 
-BODY_TOO_LARGE = "BODY_TOO_LARGE"
-TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"
-UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
-BAD_REQUEST = "BAD_REQUEST"
 # Codes of HTTP errors raised by strawberry before a GraphQL operation exists.
 _CODE_FOR_HTTP_STATUS = {
-    400: BAD_REQUEST,
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    415: UNSUPPORTED_MEDIA_TYPE,
+    400: ErrorCode.BAD_REQUEST,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    406: ErrorCode.NOT_ACCEPTABLE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
 }
 
 JSON = "application/json"
@@ -113,13 +113,13 @@ def negotiate(accept: str | None) -> str:
 # Codes of errors in a document or its variables, found before execution (schema.limits).
 REQUEST_ERROR_CODES = frozenset(
     {
-        limits.PARSE_FAILED,
-        limits.VALIDATION_FAILED,
-        limits.BAD_USER_INPUT,
-        limits.TOO_MANY_TOKENS,
-        limits.QUERY_TOO_DEEP,
-        limits.TOO_MANY_ALIASES,
-        limits.QUERY_TOO_COSTLY,
+        ErrorCode.GRAPHQL_PARSE_FAILED.value,
+        ErrorCode.GRAPHQL_VALIDATION_FAILED.value,
+        ErrorCode.BAD_USER_INPUT.value,
+        ErrorCode.TOO_MANY_TOKENS.value,
+        ErrorCode.QUERY_TOO_DEEP.value,
+        ErrorCode.TOO_MANY_ALIASES.value,
+        ErrorCode.QUERY_TOO_COSTLY.value,
     }
 )
 
@@ -154,11 +154,11 @@ def request_id_for(request: Request | WebSocket | Mapping[str, str]) -> str:
 
 
 def error_body(
-    code: str, message: str, request_id: str, *, with_data: bool = True, **extra: Any
+    code: ErrorCode, message: str, request_id: str, *, with_data: bool = True, **extra: Any
 ) -> dict[str, Any]:
     """A GraphQL-shaped error response for requests refused before GraphQL ran (``data``
     left out when ``with_data`` is false, as the GraphQL spec has it for request errors)."""
-    extensions = {"code": code, "requestId": request_id, **extra}
+    extensions = {"code": code.value, "requestId": request_id, **extra}
     body: dict[str, Any] = {"errors": [{"message": message, "extensions": extensions}]}
     return {"data": None, **body} if with_data else body
 
@@ -266,7 +266,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
             if given.split(";")[0].strip().lower() != JSON:
                 return self._refuse(
                     415,
-                    UNSUPPORTED_MEDIA_TYPE,
+                    ErrorCode.UNSUPPORTED_MEDIA_TYPE,
                     "send GraphQL requests as JSON (Content-Type: application/json), not "
                     + (repr(given) if given else "without a content type"),
                     info,
@@ -278,7 +278,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
         except _BodyTooLarge:
             return self._refuse(
                 413,
-                BODY_TOO_LARGE,
+                ErrorCode.BODY_TOO_LARGE,
                 f"the request body is larger than {limit} bytes",
                 info,
                 limit=limit,
@@ -295,7 +295,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
                 if len(parsed) > most:
                     return self._refuse(
                         400,
-                        TOO_MANY_OPERATIONS,
+                        ErrorCode.TOO_MANY_OPERATIONS,
                         f"the batch has {len(parsed)} operations; the limit is {most}",
                         info,
                         limit=most,
@@ -309,7 +309,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
                 error = rate_limited_error(exc, info.request_id)
                 return self._refuse(
                     429,
-                    RATE_LIMITED,
+                    ErrorCode.RATE_LIMITED,
                     error.message,
                     info,
                     retry_after=exc.retry_after_header,
@@ -349,7 +349,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
     def _refuse(
         self,
         status: int,
-        code: str,
+        code: ErrorCode,
         message: str,
         info: RequestInfo,
         *,
@@ -357,9 +357,9 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
         request_error: bool = False,
         **extra: Any,
     ) -> Response:
-        info.error_codes.append(code)
+        info.error_codes.append(code.value)
         if self.metrics is not None:
-            self.metrics.http_rejected.labels(code).inc()
+            self.metrics.http_rejected.labels(code.value).inc()
         if retry_after is not None:
             extra["retryAfter"] = retry_after
         headers = {"retry-after": str(retry_after)} if retry_after is not None else None
@@ -367,7 +367,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
         return JSONResponse(body, status, headers=headers, media_type=_response_media_type.get())
 
     def _http_error(self, status: int, reason: str, info: RequestInfo) -> Response:
-        code = _CODE_FOR_HTTP_STATUS.get(status, BAD_REQUEST)
+        code = _CODE_FOR_HTTP_STATUS.get(status, ErrorCode.BAD_REQUEST)
         response = self._refuse(status, code, reason, info, request_error=True)
         if status == 405:
             response.headers["allow"] = "GET, POST"
@@ -449,6 +449,27 @@ async def close_components(runtime: Runtime, budget_s: float) -> None:
                     await result
         except Exception:
             log.exception("component %s failed to close cleanly", name)
+
+
+# What a browser storefront may send: its key, the shopper's token, a request id to correlate.
+CORS_HEADERS = ("Authorization", "Content-Type", "X-Shopper-Token", "X-Request-ID")
+
+
+def cors_middleware(settings: Settings) -> Middleware:
+    """CORS for browser storefronts: only the origins in ``SHOPFRONT_CORS_ORIGINS`` (none by
+    default), never with credentials (keys and tokens travel in headers, not cookies); a
+    preflight from any other origin is refused."""
+    exact, pattern = cors_origin_patterns(settings.cors_origins)
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=exact,
+        allow_origin_regex=pattern,
+        allow_methods=["GET", "POST"],
+        allow_headers=list(CORS_HEADERS),
+        allow_credentials=False,
+        expose_headers=["X-Request-ID", "Retry-After"],
+        max_age=600,
+    )
 
 
 def create_app(
@@ -579,6 +600,6 @@ def create_app(
         routes.append(Route("/metrics", metrics_endpoint))
     if settings.introspection_enabled:
         routes.append(Mount(GRAPHIQL_ASSETS, graphiql_assets(), name="graphiql"))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[cors_middleware(settings)])
     app.state.metrics = metrics
     return app

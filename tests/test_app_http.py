@@ -159,3 +159,12 @@ async def test_graphiql_loads_every_asset_from_the_service(
         assert len(resp.content) > 100
     licence = await demo_client.get(f"{GRAPHIQL_ASSETS}/LICENSE.graphiql")
     assert "MIT License" in licence.text
+
+
+async def test_a_mutation_over_get_is_a_graphql_shaped_400(
+    client: httpx.AsyncClient, merchant_key: str
+) -> None:
+    query = 'mutation { deleteProducts(ids: ["x"]) { id } }'
+    resp = await client.get("/graphql", params={"query": query}, headers=auth(merchant_key))
+    assert resp.status_code == 400
+    assert resp.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"

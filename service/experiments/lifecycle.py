@@ -21,9 +21,7 @@ from shopfront.experiments.assignment import HOLDS_RANGE, allocate_range
 from shopfront.experiments.definitions import (
     BUCKETS,
     EXPERIMENTS,
-    EXPOSURES,
     LOCKS,
-    USER_DATA_FIELDS,
     ErrorCode,
     Experiment,
     ExperimentError,
@@ -73,13 +71,23 @@ async def require_experiment(store: Store, experiment_id: str) -> Experiment:
 
 
 async def list_experiments(
-    store: Store, statuses: Sequence[ExperimentStatus] | None = None, *, limit: int = 0
+    store: Store,
+    statuses: Sequence[ExperimentStatus] | None = None,
+    *,
+    limit: int = 0,
+    after: tuple[datetime, str] | None = None,
 ) -> list[Experiment]:
     """Experiments, newest first, optionally only those in ``statuses``; at most ``limit``
-    (0: all)."""
+    (0: all); with ``after`` (created_at, id), those that sort after that one (keyset)."""
     query: dict[str, Any] = {}
     if statuses:
         query["status"] = {"$in": [s.value for s in statuses]}
+    if after is not None:
+        created, last_id = after
+        query["$or"] = [
+            {"created_at": {"$lt": created}},
+            {"created_at": created, "_id": {"$gt": last_id}},
+        ]
     cursor = store.collection(EXPERIMENTS).find(query).sort([("created_at", -1), ("_id", 1)])
     docs = await cursor.limit(limit).to_list(None)
     return [Experiment.from_doc(d) for d in docs]
@@ -218,24 +226,3 @@ async def stop_experiment(store: Store, experiment_id: str, *, now: datetime) ->
         stamp="stopped_at",
         now=now,
     )
-
-
-# -- privacy -------------------------------------------------------------------------------
-
-
-async def export_user(store: Store, user_id: str) -> dict[str, list[dict[str, Any]]]:
-    """The shopper's assignments and exposures (for a data-subject export)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for name, fld in USER_DATA_FIELDS.items():
-        docs = await store.collection(name).find({fld: user_id}).to_list(None)
-        out[name] = [{k: v for k, v in d.items() if k != "_id" or name == EXPOSURES} for d in docs]
-    return out
-
-
-async def erase_user(store: Store, user_id: str) -> dict[str, int]:
-    """Delete the shopper's assignments and exposures; returns the count per collection."""
-    counts: dict[str, int] = {}
-    for name, fld in USER_DATA_FIELDS.items():
-        result = await store.collection(name).delete_many({fld: user_id})
-        counts[name] = int(result.deleted_count)
-    return counts

@@ -45,7 +45,6 @@ from shopfront.experiments.lifecycle import require_experiment
 from shopfront.platform.money import Money
 from shopfront.platform.store import Store, aggregate
 
-ALPHA = 0.05
 SRM_ALPHA = 0.001
 CONFIDENCE = 0.95
 MIN_OUTCOMES = 10  # conversions and non-conversions per variant the z-test needs
@@ -272,7 +271,14 @@ async def _outcomes(
     and per variant in one pipeline (starting from the indexed (type, timestamp) match)."""
     currency = exp.currency
     pipeline: list[dict[str, Any]] = [
-        {"$match": {"type": PURCHASE, "timestamp": {"$gte": start, "$lte": end}}},
+        # Only merchant-confirmed purchases are revenue (a storefront's are not money facts).
+        {
+            "$match": {
+                "type": PURCHASE,
+                "timestamp": {"$gte": start, "$lte": end},
+                "confirmed": {"$ne": False},
+            }
+        },
         {
             "$project": {
                 "_id": 0,

@@ -106,6 +106,7 @@ from shopfront.recommend.contract import (
     Trainable,
     TrainingData,
 )
+from shopfront.recommend.models import training_problem
 from shopfront.shoppers.context import RequestContext
 
 log = logging.getLogger("shopfront.plugins")
@@ -482,6 +483,10 @@ class PluginHost:
                 f"strategy {strategy.name!r}: factory returned {type(obj).__name__}, which is "
                 f"not a {protocol.__name__}"
             )
+        if strategy.kind is StrategyKind.RECOMMENDER:
+            problem = training_problem(obj)
+            if problem is not None:
+                raise PluginError(f"recommender {strategy.name!r}: {problem}")
         if strategy.kind is StrategyKind.PROMOTION:
             try:
                 promotion: Any = obj

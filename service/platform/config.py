@@ -252,6 +252,24 @@ class Settings:
             min=0,
         ),
     )
+    # -- shopper identity and browsers (shopfront.shoppers.identity, shopfront.app) ----------
+    shopper_token_secrets: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "Secrets that sign shopper tokens, `kid:secret,...` (each secret at least 32 "
+            "characters, no commas); the first signs `createShopperToken`'s tokens, every one "
+            "verifies (rotation). Empty: storefront-key calls about a known shopper are refused "
+            "(`--demo` makes one)."
+        ),
+    )
+    cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "Browser origins allowed to call /graphql (CORS), `scheme://host[:port]`, comma "
+            "separated; `:*` allows any port of that host. Empty: none (`--demo` allows "
+            "`http://localhost:*,http://127.0.0.1:*`)."
+        ),
+    )
     shutdown_drain_s: float = field(
         default=10.0,
         metadata=_meta(
@@ -530,6 +548,8 @@ class Settings:
                 f"SHOPFRONT_EVENT_WEIGHTS={self.event_weights!r} is invalid: {exc}"
             ) from None
 
+        token_secrets(self.shopper_token_secrets)
+        cors_origin_patterns(self.cors_origins)
         amounts_by_currency(self.shipping_fee, "SHOPFRONT_SHIPPING_FEE")
         amounts_by_currency(self.nudge_closeness_amount, "SHOPFRONT_NUDGE_CLOSENESS_AMOUNT")
 
@@ -548,10 +568,6 @@ class Settings:
         if self.field_suggestions is None:
             return self.introspection_enabled
         return self.field_suggestions
-
-    @property
-    def embedded(self) -> bool:
-        return not self.mongodb_uri
 
 
 def env_name(f: dataclasses.Field[Any]) -> str:
@@ -686,3 +702,73 @@ def amounts_by_currency(values: tuple[str, ...] | list[str], setting: str) -> di
             raise ConfigError(f"{setting}: {currency} is given twice")
         amounts[currency] = Money(value, currency)
     return amounts
+
+
+TOKEN_SECRET_MIN_LEN = 32
+_KID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def token_secrets(values: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``("k1:secret", ...)`` -> secret by key id, in the order given (the first signs);
+    a bad entry raises `ConfigError` naming SHOPFRONT_SHOPPER_TOKEN_SECRETS, never the secret."""
+    setting = "SHOPFRONT_SHOPPER_TOKEN_SECRETS"
+    secrets: dict[str, str] = {}
+    for n, entry in enumerate(values, 1):
+        kid, sep, secret = entry.partition(":")
+        kid = kid.strip()
+        if not sep or not kid:
+            raise ConfigError(f"{setting}: entry {n} must be KID:SECRET")
+        if len(kid) > 64 or not set(kid) <= _KID_CHARS:
+            raise ConfigError(
+                f"{setting}: key id {kid!r} must be 1-64 letters, digits, '.', '_' or '-'"
+            )
+        if len(secret) < TOKEN_SECRET_MIN_LEN:
+            raise ConfigError(
+                f"{setting}: the secret of key id {kid!r} must be at least "
+                f"{TOKEN_SECRET_MIN_LEN} characters (HS256 needs 256 bits)"
+            )
+        if kid in secrets:
+            raise ConfigError(f"{setting}: key id {kid!r} is given twice")
+        secrets[kid] = secret
+    return secrets
+
+
+def cors_origin_patterns(values: tuple[str, ...] | list[str]) -> tuple[list[str], str | None]:
+    """The CORS allowlist as exact origins and one regular expression for the ``:*`` (any
+    port) entries; a bad entry raises `ConfigError` naming SHOPFRONT_CORS_ORIGINS."""
+    import re
+    from urllib.parse import urlsplit
+
+    setting = "SHOPFRONT_CORS_ORIGINS"
+    exact: list[str] = []
+    any_port: list[str] = []
+    for entry in values:
+        origin = entry.strip().rstrip("/")
+        wildcard = origin.endswith(":*")
+        parts = urlsplit(origin[:-2] if wildcard else origin)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or "*" in (parts.hostname or "")
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+            or port == -1
+        ):
+            raise ConfigError(
+                f"{setting}: {entry!r} must be an origin, scheme://host[:port] (or :* for any "
+                "port), e.g. https://shop.example; '*' is not allowed"
+            )
+        base = f"{parts.scheme}://{parts.hostname}"
+        if wildcard:
+            any_port.append(re.escape(base))
+        else:
+            default_port = {"http": 80, "https": 443}[parts.scheme]
+            exact.append(f"{base}:{port}" if port not in (None, default_port) else base)
+    regex = f"(?:{'|'.join(any_port)})(?::[0-9]{{1,5}})?" if any_port else None
+    return exact, regex

@@ -427,7 +427,10 @@ class Store:
         return names
 
     async def drop_database(self) -> None:
-        await self.client.drop_database(self.db.name)
+        # Dropping a database with many collections and indexes is slow on a loaded server:
+        # it gets its own deadline, not a request's operation timeout.
+        with deadline(DROP_DEADLINE_S):
+            await self.client.drop_database(self.db.name)
 
     # -- transactions ----------------------------------------------------------------------
 
@@ -456,6 +459,9 @@ class Store:
         from motor.motor_asyncio import AsyncIOMotorGridFSBucket
 
         return AsyncIOMotorGridFSBucket(self.db, bucket_name=bucket)
+
+
+DROP_DEADLINE_S = 60.0
 
 
 def deadline(seconds: float) -> AbstractContextManager[None]:
