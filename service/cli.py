@@ -39,6 +39,7 @@ from shopfront.cli_support import (
 )
 from shopfront.platform.config import ConfigError, Settings
 from shopfront.platform.store import Store
+from shopfront.plugin_commands import plugins
 
 __all__ = ["RUNNING_FILE", "database", "main"]
 
@@ -834,6 +835,10 @@ def evaluate(
     for row in rows:
         table.add_row(*(cell(row.get(c)) for c in [*columns, "users"]))
     print_table(table)
+
+
+main.add_command(plugins)
+main.add_command(plugins, name="plugin")  # `shopfront plugin new NAME` reads naturally too
 
 
 if __name__ == "__main__":  # pragma: no cover

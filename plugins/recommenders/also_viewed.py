@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from shopfront import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
 from shopfront.plugins.recommenders.base import TrainedRecommender, named_seeds, pool_size
-from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.config import knob
 from shopfront.plugins.recommenders.history import because, shopper_seeds
 from shopfront.plugins.recommenders.matrices import shopper_items
 from shopfront.plugins.recommenders.neighbours import (
@@ -57,7 +57,7 @@ class AlsoViewed(TrainedRecommender[NeighbourState]):
 
     def __init__(self, setup: StrategySetup) -> None:
         super().__init__(setup)
-        self.config = parse_config(AlsoViewedConfig, setup.config)
+        self.config = setup.config_as(AlsoViewedConfig)
 
     def train(self, data: TrainingData) -> NeighbourState:
         events = data.interactions

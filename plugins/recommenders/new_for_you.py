@@ -19,7 +19,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from shopfront import Candidate, Reason, RequestContext, Slot, StrategySetup
 from shopfront.plugins.recommenders.base import pool_size, titles
-from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.config import knob
 from shopfront.plugins.recommenders.content import ContentModel
 from shopfront.plugins.recommenders.history import personal, shopper_seeds
 from shopfront.plugins.recommenders.searched import ContentConfig, ContentRecommender
@@ -37,7 +37,7 @@ class NewForYouConfig(ContentConfig):
 
 class NewForYou(ContentRecommender):
     def __init__(self, setup: StrategySetup) -> None:
-        options = parse_config(NewForYouConfig, setup.config)
+        options = setup.config_as(NewForYouConfig)
         super().__init__(setup, options)
         self.options = options
 

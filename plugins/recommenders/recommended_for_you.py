@@ -32,7 +32,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from shopfront import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
 from shopfront.plugins.recommenders.base import Arrays, TrainedRecommender, named_seeds, pool_size
-from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.config import knob
 from shopfront.plugins.recommenders.history import because, personal, shopper_seeds
 from shopfront.plugins.recommenders.matrices import shopper_items
 from shopfront.plugins.recommenders.neighbours import NeighbourTable, top_k_dense
@@ -106,7 +106,7 @@ class RecommendedForYou(TrainedRecommender[RecommendedForYouState]):
 
     def __init__(self, setup: StrategySetup) -> None:
         super().__init__(setup)
-        self.config = parse_config(RecommendedForYouConfig, setup.config)
+        self.config = setup.config_as(RecommendedForYouConfig)
 
     # -- training --------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from typing import Any, Self
 import numpy.typing as npt
 from shopfront import Candidate, Product, Reason, RequestContext, Slot, StrategySetup, TrainingData
 from shopfront.plugins.recommenders.base import Arrays, TrainedRecommender, pool_size
-from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.config import knob
 from shopfront.plugins.recommenders.content import ContentModel
 from shopfront.plugins.recommenders.history import personal
 
@@ -60,7 +60,7 @@ class ContentRecommender(TrainedRecommender[ContentState]):
 
     def __init__(self, setup: StrategySetup, config: ContentConfig | None = None) -> None:
         super().__init__(setup)
-        self.config = config or parse_config(ContentConfig, setup.config)
+        self.config = config or setup.config_as(ContentConfig)
 
     def train(self, data: TrainingData) -> ContentState:
         data.report(self.name, 0.1)

@@ -3,6 +3,7 @@ upserted through the API recommended as "New for you" without retraining."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,7 @@ from shopfront.testing import StorefrontClientFactory
 
 pytestmark = pytest.mark.slow
 
+SESSION = uuid.uuid4().hex  # storefront session ids must be unguessable
 SELECTION = "slots { name items { product { id } reasons { code text } } } degraded { strategy }"
 UPSERT = """
 mutation($products: [ProductInput!]!) { upsertProducts(products: $products) { id status } }
@@ -78,7 +80,7 @@ async def test_search_page_because_you_searched_and_new_for_you(
     sf = await storefront_client(builtins=True)
 
     results = await sf.query(
-        {"page": "SEARCH", "sessionId": "s1", "searchQuery": "trail"}, SELECTION
+        {"page": "SEARCH", "sessionId": SESSION, "searchQuery": "trail"}, SELECTION
     )
     matches = shown(results, "search_results")
     assert set(matches) == {"trail1", "trail2"}
@@ -108,6 +110,6 @@ async def test_search_page_because_you_searched_and_new_for_you(
     fresh = shown(await sf.query(ask, SELECTION), "new")
     assert list(fresh) == ["trail3"]  # no training in between
     assert fresh["trail3"][0] == "New, and like Northpace Trail Runner"
-    search = {"page": "SEARCH", "sessionId": "s1", "searchQuery": "northpace"}
+    search = {"page": "SEARCH", "sessionId": SESSION, "searchQuery": "northpace"}
     found = shown(await sf.query(search, SELECTION), "search_results")
     assert "trail3" in found
