@@ -13,6 +13,9 @@ name                      what it recommends                                    
 ``bought_together``       products sharing orders                                        yes
 ``recommended_for_you``   EASE over the shopper's recent history; cold start built in    yes
 ``session``               neighbours of what this session just viewed or carted          yes
+``search``                products matching the SEARCH page's query                     no
+``because_you_searched``  matches of the shopper's latest searches                      yes
+``new_for_you``           new products whose text matches the shopper's products        yes
 ========================  ==========================================================  =====
 
 The default blend (`plugins.recommenders.blend`) is this plugin's ``blend_candidates``
@@ -33,8 +36,10 @@ from shopfront.plugins.recommenders import (
     also_viewed,
     bought_together,
     buy_again,
+    new_for_you,
     recently_viewed,
     recommended_for_you,
+    searched,
     session,
     similar_items,
     trending,
@@ -94,6 +99,26 @@ SPECS: tuple[RecommenderSpec, ...] = (
         factory=session.create,
         description="Neighbours of what this session just viewed or carted.",
         config_type=session.SessionConfig,
+    ),
+    RecommenderSpec(
+        name=searched.SEARCH,
+        factory=searched.create_search,
+        description="Products matching the SEARCH page's query (content model over product "
+        "text, reviews and the queries that led to products).",
+        config_type=searched.ContentConfig,
+        personalized=False,
+    ),
+    RecommenderSpec(
+        name=searched.BECAUSE_YOU_SEARCHED,
+        factory=searched.create_because_you_searched,
+        description="Matches of the shopper's latest searches, newest first.",
+        config_type=searched.ContentConfig,
+    ),
+    RecommenderSpec(
+        name=new_for_you.NAME,
+        factory=new_for_you.create,
+        description="Products added recently whose text matches the shopper's products.",
+        config_type=new_for_you.NewForYouConfig,
     ),
 )
 

@@ -59,6 +59,7 @@ class Profile:
     brand_affinities: tuple[tuple[str, float], ...] = ()  # (brand, score), strongest first
     tag_affinities: tuple[tuple[str, float], ...] = ()  # (tag, score), strongest first
     recently_viewed: tuple[str, ...] = ()  # product ids, newest first
+    recent_searches: tuple[str, ...] = ()  # search queries, newest first, distinct
     purchases: Mapping[str, Purchase] = field(default_factory=dict)  # product id -> Purchase
     not_interested: frozenset[str] = frozenset()  # product ids the shopper dismissed
     cart: tuple[tuple[str, int], ...] = ()  # (product id, quantity) as last seen
