@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 SESSION = uuid.uuid4().hex  # storefront session ids must be unguessable
 SELECTION = "slots { name items { product { id } reasons { code text } } } degraded { strategy }"
 UPSERT = """
-mutation($products: [ProductInput!]!) { upsertProducts(products: $products) { id status } }
+mutation($products: [ProductInput!]!) { upsertProducts(input: {products: $products}) { id status } }
 """
 
 
