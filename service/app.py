@@ -480,6 +480,7 @@ def create_app(
     plugins: Sequence[tuple[str, object]] = (),
     plugin_config: ConfigFile | None = None,
     profiles: ProfileSource | None = None,
+    command_listeners: Sequence[Any] = (),
 ) -> Starlette:
     """The Shopfront ASGI app. ``settings.mongodb_uri`` must name a reachable server
     (`shopfront serve` starts the embedded one first when none is configured).
@@ -488,7 +489,8 @@ def create_app(
     index of the endpoints); ``plugins`` are (name, plugin object) pairs registered after
     the built-ins;
     ``plugin_config`` replaces the ``SHOPFRONT_CONFIG`` file; ``profiles`` is the shopper
-    profile source (default: every shopper served without a profile)."""
+    profile source (default: every shopper served without a profile); ``command_listeners``
+    are extra driver command listeners on the app's client (tests watch its queries)."""
     if not settings.mongodb_uri:
         raise DatabaseUnavailable("create_app needs settings.mongodb_uri")
     ref: dict[str, Runtime] = {}
@@ -501,7 +503,7 @@ def create_app(
             settings,
             settings.mongodb_uri,
             database,
-            listeners=[CommandTimer(metrics.observe_db_command)],
+            listeners=[CommandTimer(metrics.observe_db_command), *command_listeners],
         )
         runtime = Runtime(settings=settings, store=store)
         monitor = health.HealthMonitor(

@@ -182,9 +182,10 @@ def build_updates(
 
 
 def profile_key(user_id: str) -> dict[str, str]:
-    """The filter of one shopper's profile: keyed by ``_id`` (the cheapest lookup); the
-    document also carries ``user_id`` (unique), which export and erasure use."""
-    return {"_id": user_id}
+    """The filter of one shopper's profile: ``_id`` (the cheapest lookup) and ``user_id``
+    (unique; export and erasure use it), both the shopper id. ``user_id`` is the profiles
+    shard key (docs/scaling.md), so this filter reaches one shard on a sharded cluster."""
+    return {"_id": user_id, "user_id": user_id}
 
 
 # Aggregation-expression forms of the update operators, so that every change of a shopper's
