@@ -82,12 +82,6 @@ ASSIGNMENTS = "assignments"
 EXPOSURES = "exposures"
 LOCKS = "experiment_locks"
 
-# Collection -> field holding the shopper's user id, for export and erasure (merge into the
-# store's USER_DATA mapping). Session-keyed assignments get ``user_id`` once identified.
-USER_DATA_FIELDS: dict[str, str] = {
-    ASSIGNMENTS: "user_id",
-    EXPOSURES: "user_id",
-}
 
 BUCKETS = 10_000
 DEFAULT_LAYER = "default"

@@ -1,5 +1,6 @@
-"""Experiment lifecycle: create, start (placing the experiment in its layer), pause, stop;
-export and erase of a shopper's assignments.
+"""Experiment lifecycle: create, start (placing the experiment in its layer), pause, stop.
+(A shopper's assignments and exposures are exported and erased with the rest of their data,
+through `shopfront.platform.personal_data`.)
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ from shopfront.experiments.assignment import HOLDS_RANGE, allocate_range
 from shopfront.experiments.definitions import (
     BUCKETS,
     EXPERIMENTS,
-    EXPOSURES,
     LOCKS,
-    USER_DATA_FIELDS,
     ErrorCode,
     Experiment,
     ExperimentError,
@@ -218,24 +217,3 @@ async def stop_experiment(store: Store, experiment_id: str, *, now: datetime) ->
         stamp="stopped_at",
         now=now,
     )
-
-
-# -- privacy -------------------------------------------------------------------------------
-
-
-async def export_user(store: Store, user_id: str) -> dict[str, list[dict[str, Any]]]:
-    """The shopper's assignments and exposures (for a data-subject export)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for name, fld in USER_DATA_FIELDS.items():
-        docs = await store.collection(name).find({fld: user_id}).to_list(None)
-        out[name] = [{k: v for k, v in d.items() if k != "_id" or name == EXPOSURES} for d in docs]
-    return out
-
-
-async def erase_user(store: Store, user_id: str) -> dict[str, int]:
-    """Delete the shopper's assignments and exposures; returns the count per collection."""
-    counts: dict[str, int] = {}
-    for name, fld in USER_DATA_FIELDS.items():
-        result = await store.collection(name).delete_many({fld: user_id})
-        counts[name] = int(result.deleted_count)
-    return counts

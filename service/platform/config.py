@@ -342,6 +342,43 @@ class Settings:
             min=1,
         ),
     )
+    # -- retention of shopper data (service/platform/personal_data.py; TTL indexes) ----------
+    profile_retention_days: int = field(
+        default=365,
+        metadata=_meta("Days a shopper profile is kept after its last update.", min=1),
+    )
+    session_link_retention_days: int = field(
+        default=365,
+        metadata=_meta("Days a session-to-shopper link (from identify) is kept.", min=1),
+    )
+    consent_retention_days: int = field(
+        default=1095,
+        metadata=_meta(
+            "Days a consent answer is kept after it was given; then the default applies.", min=1
+        ),
+    )
+    assignment_retention_days: int = field(
+        default=365,
+        metadata=_meta("Days an experiment assignment is kept after it was recorded.", min=1),
+    )
+    exposure_retention_days: int = field(
+        default=180,
+        metadata=_meta("Days a sampled experiment exposure is kept.", min=1),
+    )
+    attribution_retention_days: int = field(
+        default=365,
+        metadata=_meta("Days an attributed event (slot, strategy, variant credit) is kept.", min=1),
+    )
+    redemption_retention_days: int = field(
+        default=730,
+        metadata=_meta(
+            "Days a coupon redemption and a shopper's per-campaign usage count are kept.", min=1
+        ),
+    )
+    personal_code_retention_days: int = field(
+        default=365,
+        metadata=_meta("Days a personal coupon code minted for a shopper is kept.", min=1),
+    )
     affinity_half_life_days: float = field(
         default=30.0,
         metadata=_meta(

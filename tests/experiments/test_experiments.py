@@ -28,6 +28,7 @@ from shopfront.platform.config import ConfigError, Settings
 from shopfront.platform.store import Store, open_store
 from shopfront.recommend.contract import Slot
 from shopfront.runtime import Runtime
+from shopfront.shoppers import privacy
 from starlette.applications import Starlette
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -697,10 +698,11 @@ async def test_erase_and_export_cover_assignments_and_exposures(store: Store) ->
             slots=[_served(f"rec-{user}")],
             now=NOW,
         )
-    exported = await lifecycle.export_user(store, "u1")
+    exported = (await privacy.export_user_data(store, "u1"))["collections"]
     assert [d["experiment_id"] for d in exported["assignments"]] == [exp.id]
     assert [d["_id"] for d in exported["exposures"]] == ["rec-u1"]
-    assert await lifecycle.erase_user(store, "u1") == {"assignments": 1, "exposures": 1}
+    deleted = (await privacy.erase_user(store, "u1")).deleted
+    assert (deleted["assignments"], deleted["exposures"]) == (1, 1)
     assert await store.collection(ex.ASSIGNMENTS).count_documents({"user_id": "u2"}) == 1
 
 

@@ -229,7 +229,10 @@ async def test_consent_off_through_graphql(
         "userId": "u1",
         "personalization": False,
         "deleted": [
+            {"collection": "attributions", "count": 0},
             {"collection": "events", "count": 1},
+            {"collection": "exposures", "count": 0},
+            {"collection": "recommendations", "count": 0},
             {"collection": "session_links", "count": 0},
         ],
     }
