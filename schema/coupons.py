@@ -43,9 +43,13 @@ from shopfront.schema.promotions import (
 from shopfront.schema.scalars import Long
 from shopfront.schema.storefront_types import PricedCart
 from shopfront.schema.types import Money, MoneyInput
+from shopfront.shoppers import privacy
+from shopfront.shoppers.erased import erased_ids_of
 from strawberry.types import Info
 
 IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+USER_ERASED = "USER_ERASED"
+ERASED = "userId: this shopper was erased; nothing is stored about them"
 MAX_KEY_LEN = 200
 MAX_CODES = 20  # entered codes per call; pricing refuses those past SHOPFRONT_MAX_COUPON_CODES
 
@@ -392,6 +396,9 @@ class CouponsQuery:
     ) -> CouponValidation:
         if len(codes) > MAX_CODES:
             raise user_error(f"codes: at most {MAX_CODES} codes per call")
+        erased = erased_ids_of(info.context.runtime.components)
+        if erased is not None and erased.any_erased(_user(user_id)):
+            raise user_error(ERASED, code=USER_ERASED)
         ctx, products = await cart_context(info, cart, _user(user_id), codes)
         priced = await price(info, ctx, products)
         return CouponValidation(cart=PricedCart.of(priced), coupons=_checks(priced, codes))
@@ -463,6 +470,8 @@ class CouponsMutation:
         user = _user(user_id)
         if user is None:
             raise user_error("userId: is required")
+        if await privacy.is_erased(info.context.runtime.store, user):
+            raise user_error(ERASED, code=USER_ERASED)
         if not str(order_id).strip():
             raise user_error("orderId: is required")
         key = idempotency_key.strip()

@@ -20,6 +20,8 @@ from shopfront.extend.records import CallObservation, StrategyKind
 from shopfront.platform.config import Settings
 from shopfront.platform.money import Money
 from shopfront.platform.store import Store
+from shopfront.shoppers.erased import COMPONENT as ERASED_IDS
+from shopfront.shoppers.erased import ErasedIds
 from shopfront.shoppers.profile_view import Profile
 from shopfront.storefront.composer import Storefront
 from shopfront.storefront.sources import FunctionProfileSource, ProfileSource
@@ -52,6 +54,9 @@ async def start_components(
     from shopfront.shoppers import events, privacy
     from shopfront.shoppers.profiles import load_profile
 
+    erased = ErasedIds(runtime.store, refresh_seconds=runtime.settings.tombstone_refresh_seconds)
+    await erased.start()
+    runtime.components[ERASED_IDS] = erased
     host = await PluginHost.start(
         runtime.settings, runtime.store, plugins=plugins, config=plugin_config
     )
@@ -64,7 +69,9 @@ async def start_components(
         )
     except BaseException:
         await host.close()
+        await erased.close()
         raise
+    composer.erased = erased
     runtime.components["plugins"] = host
     runtime.components["storefront"] = composer
 
@@ -101,8 +108,11 @@ async def start_components(
     async def plugins_on_event(event: Mapping[str, Any]) -> None:
         await host.emit_event(event)
 
-    async def plugin_state(user_id: str) -> int:
-        return sum((await host.erase_user(user_id)).values())
+    async def plugin_state(user_id: str, sessions: Sequence[str]) -> int:
+        return sum((await host.erase_user(user_id, sessions)).values())
+
+    async def plugin_export(user_id: str, sessions: Sequence[str]) -> privacy.PluginExport:
+        return await host.export_user(user_id, sessions)
 
     async def profile_loader(user_id: str, now: datetime) -> Profile | None:
         return await load_profile(runtime.store, user_id, now)
@@ -111,6 +121,7 @@ async def start_components(
     runtime.components.setdefault("profile_loader", profile_loader)
     events.event_hooks(runtime.components).listeners.append(plugins_on_event)
     privacy.privacy_hooks(runtime.components).erasers.append(plugin_state)
+    privacy.privacy_hooks(runtime.components).exporters.append(plugin_export)
 
 
 def _observe_strategies(runtime: Runtime, host: PluginHost) -> None:
@@ -155,6 +166,9 @@ async def stop_components(runtime: Runtime) -> None:
     host = runtime.components.pop("plugins", None)
     if isinstance(host, PluginHost):
         await host.close()
+    erased = runtime.components.pop(ERASED_IDS, None)
+    if isinstance(erased, ErasedIds):
+        await erased.close()
 
 
 # -- wiring --------------------------------------------------------------------------------

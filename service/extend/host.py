@@ -107,6 +107,7 @@ from shopfront.recommend.contract import (
     TrainingData,
 )
 from shopfront.shoppers.context import RequestContext
+from shopfront.shoppers.privacy import PluginExport
 
 log = logging.getLogger("shopfront.plugins")
 
@@ -133,7 +134,7 @@ _PROTOCOLS: dict[StrategyKind, type] = {
     StrategyKind.COUPON: CouponStrategy,
     StrategyKind.PROMOTION: Promotion,
 }
-_LOOP_HOOKS = ("startup", "on_event", "on_user_erased")
+_LOOP_HOOKS = ("startup", "on_event", "on_user_erased", "export_user_data")
 
 
 class PluginHost:
@@ -769,14 +770,17 @@ class PluginHost:
         _, failures = await self._each_on_loop("on_event", {"event": frozen})
         return failures
 
-    async def erase_user(self, user_id: str) -> dict[str, int]:
-        """Ask every plugin to forget ``user_id``: records deleted, by plugin.
+    async def erase_user(self, user_id: str, session_ids: Sequence[str] = ()) -> dict[str, int]:
+        """Ask every plugin to forget ``user_id`` and their ``session_ids``: records deleted,
+        by plugin.
 
         Raises `PluginEraseError` (carrying the others' counts) when any plugin failed or
         answered with something other than a count, so an erase is never reported complete
         when it is not.
         """
-        values, failures = await self._each_on_loop("on_user_erased", {"user_id": user_id})
+        values, failures = await self._each_on_loop(
+            "on_user_erased", {"user_id": user_id, "session_ids": tuple(session_ids)}
+        )
         deleted: dict[str, int] = {}
         for plugin, value in values.items():
             if value is None:
@@ -788,6 +792,25 @@ class PluginHost:
         if failures:
             raise PluginEraseError(failures, deleted)
         return deleted
+
+    async def export_user(self, user_id: str, session_ids: Sequence[str] = ()) -> PluginExport:
+        """Ask every plugin what it keeps about ``user_id`` and their ``session_ids``
+        (``export_user_data``), each on its own loop under ``plugin_hook_timeout_ms``: the
+        answers and the failures, by plugin."""
+        if not self._impls("export_user_data"):
+            return PluginExport({})
+        values, failures = await self._each_on_loop(
+            "export_user_data", {"user_id": user_id, "session_ids": tuple(session_ids)}
+        )
+        data: dict[str, Any] = {}
+        for plugin, value in values.items():
+            if value is None:
+                continue
+            if isinstance(value, Mapping):
+                data[plugin] = dict(value)
+            else:
+                failures[plugin] = f"returned {type(value).__name__}, expected a mapping"
+        return PluginExport(data, failures)
 
     # -- reporting -------------------------------------------------------------------------
 

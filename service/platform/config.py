@@ -342,6 +342,14 @@ class Settings:
             min=1,
         ),
     )
+    tombstone_refresh_seconds: float = field(
+        default=2.0,
+        metadata=_meta(
+            "How often each instance reads new erasures into its in-memory set of erased ids "
+            "(the storefront's check); the erasing instance knows at once.",
+            min=0.05,
+        ),
+    )
     # -- retention of shopper data (service/platform/personal_data.py; TTL indexes) ----------
     profile_retention_days: int = field(
         default=365,

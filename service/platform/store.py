@@ -132,7 +132,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("user_id", ASCENDING)], name="user_id_1"),
     ],
     # Erased shoppers, by a hash of their id (_id), so late events for them are refused.
-    "tombstones": [],
+    # erased_at: each instance's in-memory set reads the new ones (shopfront.shoppers.erased).
+    "tombstones": [IndexModel([("erased_at", ASCENDING)], name="erased_at_1")],
     # Consent answers, _id = shopper id (see shopfront.shoppers.privacy).
     "consents": [],
     "models": [

@@ -240,16 +240,27 @@ async def _upsert(
 
 # -- erasure -----------------------------------------------------------------------------------
 
-Eraser = Callable[[str], Awaitable[int]]
-# Takes the shopper id; returns what it holds about them, by source (e.g. plugin name).
-Exporter = Callable[[str], Awaitable[Mapping[str, Any]]]
+# Take the shopper id and their session ids.
+Eraser = Callable[[str, Sequence[str]], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class PluginExport:
+    """What plugins hold about a shopper (``data``, by plugin name), and the plugins that
+    could not say (``failures``: plugin name -> why)."""
+
+    data: Mapping[str, Any]
+    failures: Mapping[str, str] = field(default_factory=dict)
+
+
+Exporter = Callable[[str, Sequence[str]], Awaitable[PluginExport]]
 
 
 @dataclass
 class PrivacyHooks:
-    """Where the plugin host registers its callbacks: ``erasers`` (``on_user_erased``) take
-    the shopper id and return how many records they deleted; ``exporters``
-    (``export_user_data``) return what they hold about the shopper, by plugin."""
+    """Where the plugin host registers its callbacks, each given the shopper id and their
+    session ids: ``erasers`` (``on_user_erased``) return how many records they deleted;
+    ``exporters`` (``export_user_data``) return what they hold about the shopper, by plugin."""
 
     erasers: list[Eraser] = field(default_factory=list)
     exporters: list[Exporter] = field(default_factory=list)
@@ -272,6 +283,7 @@ class ErasureReport:
     deleted: Mapping[str, int]  # collection (or "plugin:<name>") -> documents deleted
     already_erased: bool
     failures: tuple[str, ...] = ()  # erasers that failed (the request can be repeated)
+    sessions: tuple[str, ...] = ()  # the shopper's session ids, tombstoned with them
 
     @property
     def total(self) -> int:
@@ -301,17 +313,21 @@ async def erase_user(
     for eraser in erasers:
         name = _eraser_name(eraser)
         try:
-            deleted[f"plugin:{name}"] = int(await eraser(user_id) or 0)
+            deleted[f"plugin:{name}"] = int(await eraser(user_id, sessions) or 0)
         except Exception:
             log.exception("eraser %s failed for an erasure request", name)
             failures.append(name)
-    return ErasureReport(user_id, deleted, already, tuple(failures))
+    return ErasureReport(user_id, deleted, already, tuple(failures), tuple(sessions))
 
 
-async def delete_user_data(store: Store, user_id: str) -> dict[str, int]:
+async def delete_user_data(
+    store: Store, user_id: str, *, extra_sessions: Sequence[str] = ()
+) -> dict[str, int]:
     """Delete the shopper's documents from every registry collection (and those of their
-    sessions that name no shopper). Returns counts per collection."""
-    return await _delete(store, user_id, await shopper_sessions(store, user_id), PERSONAL_DATA)
+    sessions, found or given in ``extra_sessions``, that name no shopper). Returns counts per
+    collection."""
+    sessions = sorted({*await shopper_sessions(store, user_id), *extra_sessions})
+    return await _delete(store, user_id, sessions, PERSONAL_DATA)
 
 
 async def _delete(
@@ -363,9 +379,8 @@ async def export_user_data(
     {"user_id", "exported_at", "erased", "sessions": [<session ids>],
      "profile": <profile as read, or null>,
      "collections": {<collection>: [<stored documents>], ...},
-     "plugins": {<plugin>: <what it holds>, ...}}
-
-    An exporter that fails is named under ``"plugin_failures"`` (the export is incomplete).
+     "plugins": {<plugin>: <what it holds>, ...},
+     "plugin_failures": {<plugin>: <why>, ...}}   (only when a plugin could not answer)
     """
     check_user_id(user_id)
     now = now or datetime.now(UTC)
@@ -381,13 +396,16 @@ async def export_user_data(
         collections[c.name] = [to_json(d) for d in docs]
     profile = await profiles.load_profile(store, user_id, now)
     plugins: dict[str, Any] = {}
-    failures: list[str] = []
+    failures: dict[str, str] = {}
     for exporter in exporters:
         try:
-            plugins.update({k: to_json(v) for k, v in (await exporter(user_id)).items()})
-        except Exception:
+            part = await exporter(user_id, sessions)
+        except Exception as exc:
             log.exception("exporter %s failed for an export request", _eraser_name(exporter))
-            failures.append(_eraser_name(exporter))
+            failures[_eraser_name(exporter)] = type(exc).__name__
+            continue
+        plugins.update({k: to_json(v) for k, v in part.data.items()})
+        failures.update(part.failures)
     out: dict[str, Any] = {
         "user_id": user_id,
         "exported_at": now.isoformat(),

@@ -55,6 +55,7 @@ from shopfront.platform.money import Money
 from shopfront.platform.store import DatabaseUnavailable, PyMongoError, Store
 from shopfront.recommend.contract import Candidate, Slot, SlotFilter
 from shopfront.shoppers.context import RequestContext
+from shopfront.shoppers.erased import ErasedIds
 from shopfront.shoppers.profile_view import Profile
 from shopfront.storefront.answer import SlotItem, SlotResult, StorefrontResult
 from shopfront.storefront.nudges import RecommendedCompletions
@@ -112,6 +113,9 @@ class Storefront:
         # experiments.
         self.experiments: ExperimentRegistry | None = None
         self.exposures: ExposureRecorder | None = None
+        # Erased shoppers and sessions (set by `start_components`): served anonymously, and
+        # nothing about the request is recorded.
+        self.erased: ErasedIds | None = None
         self._background: set[asyncio.Task[Any]] = set()
         # Last good non-personalized slots per page, served while the database is down.
         self._fallback: OrderedDict[tuple[str, ...], tuple[SlotResult, ...]] = OrderedDict()
@@ -241,6 +245,9 @@ class Storefront:
         slots = self.resolve_slots(req)
         currency = req.currency or self.settings.default_currency
         now = now or datetime.now(UTC)
+        forgotten = self.erased is not None and self.erased.any_erased(req.user_id, req.session_id)
+        if forgotten:
+            req = replace(req, user_id=None, session_id=None)
         # Experiments: assignment is in-memory hashing, no database round trip.
         assignments = (
             self.experiments.assign(req.user_id or req.session_id, now) if self.experiments else []
@@ -327,8 +334,9 @@ class Storefront:
                 ranked = blended if blended is not None else merge_by_score(slot, candidates)
                 items = enforce_rules(ranked, slot_products, slot.limit)
             slot_results.append(SlotResult(slot.name, slot.title, uuid.uuid4().hex, items))
-        self._record(req, request_id, now, slots, slot_results, overrides)
-        if overrides is not None:
+        if not forgotten:
+            self._record(req, request_id, now, slots, slot_results, overrides)
+        if overrides is not None and not forgotten:
             self._record_exposure(req, request_id, now, slot_results, offers, overrides)
         return StorefrontResult(
             request_id=request_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -256,7 +257,7 @@ async def test_export_and_erase_through_graphql(
 
     forgotten: list[str] = []
 
-    async def plugin_eraser(user_id: str) -> int:
+    async def plugin_eraser(user_id: str, sessions: Sequence[str]) -> int:
         forgotten.append(user_id)
         return 2
 
