@@ -151,7 +151,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
                 metrics.http_requests.labels("/graphql", str(status)).inc()
                 for part in info.degraded:
                     metrics.degraded.labels(part).inc()
-            log_request(info, status)
+            log_request(info, status, log_pii=self.settings.log_pii)
 
     async def _screen(
         self, scope: Scope, receive: Receive, headers: Mapping[str, str], info: RequestInfo

@@ -280,6 +280,13 @@ class Settings:
     log_format: Literal["json", "text"] = field(
         default="json", metadata=_meta("`shopfront serve` log lines: `json` or `text`.")
     )
+    log_pii: bool = field(
+        default=False,
+        metadata=_meta(
+            "Write client IP addresses and shopper ids into logs. Off: the request line leaves "
+            "the address out and shopper ids appear as a hash salted per process."
+        ),
+    )
     metrics_enabled: bool = field(
         default=True, metadata=_meta("Serve Prometheus metrics at /metrics.")
     )

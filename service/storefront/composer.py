@@ -51,6 +51,7 @@ from shopfront.offers.pricing import (
     base_cart,
 )
 from shopfront.platform.config import Settings
+from shopfront.platform.logs import shopper_ref
 from shopfront.platform.money import Money
 from shopfront.platform.store import DatabaseUnavailable, PyMongoError, Store
 from shopfront.recommend.contract import Candidate, Slot, SlotFilter
@@ -165,7 +166,8 @@ class Storefront:
             return await self.profiles.load(user_id, now)
         except (PyMongoError, OSError, TimeoutError) as exc:
             # Serve the page without personalization rather than not at all.
-            log.warning("profile of %r unavailable: %s", user_id, exc)
+            who = shopper_ref(user_id, self.settings.log_pii)
+            log.warning("profile of %s unavailable: %s", who, exc)
             degraded.append(Degradation("profile", "unavailable"))
             return None
 
