@@ -5,7 +5,10 @@ limits (schema/limits.py) never costs a database call. In order, for each operat
 
 1. authenticate the ``Authorization: Bearer`` key (once per HTTP request, batches included);
    when the database is unreachable, a key verified recently still works (service/keycache);
-2. take a token from the key's rate-limit bucket (``RATE_LIMITED``, HTTP 429);
+2. charge the rate-limit buckets in proportion to the operation's estimated cost: the key's
+   (per client address for a storefront key), the client address's (the rest of the cost:
+   the HTTP layer took one token per operation) and, for a storefront key, each shopper or
+   session the operation names (``RATE_LIMITED``, HTTP 429);
 3. refuse mutations at once with ``SERVICE_UNAVAILABLE`` while the readiness monitor knows the
    database is down, so writers fail fast instead of waiting for a deadline.
 
@@ -30,6 +33,7 @@ from shopfront.platform.ratelimit import RateLimited, RateLimiter
 from shopfront.platform.store import is_unavailable
 from shopfront.schema.context import Context
 from shopfront.schema.errors import INTERNAL, RATE_LIMITED, unavailable_error
+from shopfront.schema.limits import Charge, Limits, operation_charge
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
@@ -119,20 +123,40 @@ class RequestGate(SchemaExtension):
         ec = self.execution_context
         ctx = ec.context
         if isinstance(ctx, Context) and ec.result is None:
-            error = await self._admit(ctx, ec.operation_type)
+            error = await self._admit(ctx, ec.operation_type, self._charge(ctx))
             if error is not None:
                 ec.result = GraphQLExecutionResult(data=None, errors=[error])
         yield
 
-    async def _admit(self, ctx: Context, operation: OperationType) -> GraphQLError | None:
+    def _charge(self, ctx: Context) -> Charge:
+        ec = self.execution_context
+        if ec.graphql_document is None:
+            return Charge(0, ())
+        return operation_charge(
+            ec.schema._schema,
+            ec.graphql_document,
+            ec.operation_name,
+            ec.variables,
+            Limits.from_settings(ctx.runtime.settings),
+        )
+
+    async def _admit(
+        self, ctx: Context, operation: OperationType, charge: Charge
+    ) -> GraphQLError | None:
         problem = await authenticate(ctx)
         if problem is not None:
             return problem
         runtime = ctx.runtime
         limiter = runtime.components.get(RATE_LIMITER)
         if ctx.principal is not None and isinstance(limiter, RateLimiter):
+            info = current_request()
+            address = info.client if info is not None else None
+            tokens = limiter.tokens(charge.cost)
             try:
-                limiter.check_key(ctx.principal.id, ctx.principal.role)
+                limiter.check_key(ctx.principal.id, ctx.principal.role, tokens, address=address)
+                limiter.check_address(address, tokens - 1)
+                if ctx.principal.role is auth.Role.STOREFRONT:
+                    limiter.check_shoppers(ctx.principal.id, charge.shoppers, tokens)
             except RateLimited as exc:
                 metrics = metrics_of(runtime)
                 if metrics is not None:

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from shopfront.platform.client_address import parse_trusted
 from shopfront.platform.money import Money, is_currency
 
 PREFIX = "SHOPFRONT_"
@@ -239,6 +240,31 @@ class Settings:
     )
     rate_limit_address_burst: int = field(
         default=200, metadata=_meta("Burst size of a client address's bucket.", min=1)
+    )
+    rate_limit_shopper_per_s: float = field(
+        default=20.0,
+        metadata=_meta(
+            "Tokens per second one shopper (or session) id may take through a storefront key.",
+            min=0,
+        ),
+    )
+    rate_limit_shopper_burst: int = field(
+        default=100, metadata=_meta("Burst size of a shopper's bucket.", min=1)
+    )
+    rate_limit_cost_per_token: int = field(
+        default=100,
+        metadata=_meta(
+            "Estimated query cost one rate-limit token pays for (an operation takes at least "
+            "one; a storefront composition costs about 100).",
+            min=1,
+        ),
+    )
+    trusted_proxies: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "Comma list of CIDR blocks of reverse proxies whose X-Forwarded-For names the "
+            "client (e.g. 172.17.0.0/16 for Docker's bridge); never '*'.",
+        ),
     )
     # -- health, shutdown, overload, logs (service/health.py, service/admission.py) ----------
     health_check_interval_s: float = field(
@@ -566,6 +592,10 @@ class Settings:
                 f"SHOPFRONT_EVENT_WEIGHTS={self.event_weights!r} is invalid: {exc}"
             ) from None
 
+        try:
+            parse_trusted(self.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"SHOPFRONT_TRUSTED_PROXIES: {exc}") from None
         amounts_by_currency(self.shipping_fee, "SHOPFRONT_SHIPPING_FEE")
         amounts_by_currency(self.nudge_closeness_amount, "SHOPFRONT_NUDGE_CLOSENESS_AMOUNT")
 
