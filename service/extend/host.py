@@ -794,22 +794,14 @@ class PluginHost:
         return deleted
 
     async def export_user(self, user_id: str, session_ids: Sequence[str] = ()) -> PluginExport:
-        """Ask every plugin what it keeps about ``user_id`` and their ``session_ids``
-        (``export_user_data``), each on its own loop under ``plugin_hook_timeout_ms``: the
-        answers and the failures, by plugin."""
-        if not self._impls("export_user_data"):
-            return PluginExport({})
-        values, failures = await self._each_on_loop(
-            "export_user_data", {"user_id": user_id, "session_ids": tuple(session_ids)}
-        )
-        data: dict[str, Any] = {}
+        """What every plugin keeps about ``user_id`` and their ``session_ids``
+        (``export_user_data``, each on its loop under its deadline), and who failed."""
+        kwargs = {"user_id": user_id, "session_ids": tuple(session_ids)}
+        values, failures = await self._each_on_loop("export_user_data", kwargs)
         for plugin, value in values.items():
-            if value is None:
-                continue
-            if isinstance(value, Mapping):
-                data[plugin] = dict(value)
-            else:
+            if value is not None and not isinstance(value, Mapping):
                 failures[plugin] = f"returned {type(value).__name__}, expected a mapping"
+        data = {p: dict(v) for p, v in values.items() if isinstance(v, Mapping)}
         return PluginExport(data, failures)
 
     # -- reporting -------------------------------------------------------------------------
