@@ -419,7 +419,10 @@ class Store:
         return names
 
     async def drop_database(self) -> None:
-        await self.client.drop_database(self.db.name)
+        # A file per collection and index goes: an administrative step, not a request, so it
+        # gets a longer deadline than the per-operation one.
+        with pymongo.timeout(max(60.0, self.settings.mongo_operation_timeout_ms / 1000)):
+            await self.client.drop_database(self.db.name)
 
     # -- transactions ----------------------------------------------------------------------
 
