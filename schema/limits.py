@@ -395,13 +395,53 @@ def operation_charge(
     )
     if op is None:
         return Charge(0, ())
-    try:
-        cost = DocumentMeasurer(schema, fragments, limits).measure_operation(op).cost
-    except (_TooDeep, RecursionError):
-        cost = limits.max_cost
+    cost = _COSTS.get(document, op, limits)
+    if cost is None:
+        try:
+            cost = DocumentMeasurer(schema, fragments, limits).measure_operation(op).cost
+        except (_TooDeep, RecursionError):
+            cost = limits.max_cost
+        if _token_count(document, CACHE_MAX_TOKENS + 1) <= CACHE_MAX_TOKENS:
+            _COSTS.put(document, op, limits, cost)  # only small documents, as DOCUMENTS
     found: dict[str, None] = {}
     _shoppers_in(op.selection_set, fragments, variables or {}, found, set())
     return Charge(cost, tuple(found)[:MAX_SHOPPERS_CHARGED])
+
+
+class _CostCache:
+    """Costs of recently run operations, by document identity: a cached document (see
+    `DocumentCache`) is the same object each time it is sent, so the storefront's query is
+    measured once, not on every request. Holds the documents it keys on (bounded, LRU)."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[int, int, Limits], tuple[DocumentNode, int]] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def get(
+        self, document: DocumentNode, op: OperationDefinitionNode, limits: Limits
+    ) -> int | None:
+        key = (id(document), id(op), limits)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] is not document:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(
+        self, document: DocumentNode, op: OperationDefinitionNode, limits: Limits, cost: int
+    ) -> None:
+        with self._lock:
+            self._entries[(id(document), id(op), limits)] = (document, cost)
+            self._entries.move_to_end((id(document), id(op), limits))
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
+_COSTS = _CostCache()
 
 
 def _shoppers_in(
