@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, Literal, TypeVar
 
 import pymongo
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne, monitoring
+from pymongo import (
+    ASCENDING,
+    DESCENDING,
+    IndexModel,
+    ReadPreference,
+    ReturnDocument,
+    UpdateOne,
+    monitoring,
+)
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
@@ -82,6 +90,14 @@ def is_unavailable(exc: BaseException) -> bool:
 
 # One place declares every collection's indexes; `Store.ensure_indexes` applies them at start-up.
 # Unique indexes carry correctness (ids, hashes); creating them again is a no-op.
+_READ_PREFERENCES: dict[str, Any] = {
+    "primary": ReadPreference.PRIMARY,
+    "primaryPreferred": ReadPreference.PRIMARY_PREFERRED,
+    "secondary": ReadPreference.SECONDARY,
+    "secondaryPreferred": ReadPreference.SECONDARY_PREFERRED,
+    "nearest": ReadPreference.NEAREST,
+}
+
 INDEXES: dict[str, list[IndexModel]] = {
     "products": [
         IndexModel([("id", ASCENDING)], name="id_1", unique=True),
@@ -406,6 +422,12 @@ class Store:
     def collection(self, name: str) -> Collection:
         return self.db[name]
 
+    def batch_collection(self, name: str) -> Collection:
+        """``name`` for a batch job's scans: read from ``SHOPFRONT_BATCH_READ_PREFERENCE``
+        (a secondary by default), so training and reports leave the primary to shoppers."""
+        mode = _READ_PREFERENCES[self.settings.batch_read_preference]
+        return self.db[name].with_options(read_preference=mode)
+
     @property
     def products(self) -> Collection:
         return self.db["products"]
@@ -419,9 +441,9 @@ class Store:
         return names
 
     async def drop_database(self) -> None:
-        # A file per collection and index goes: an administrative step, not a request, so it
-        # gets a longer deadline than the per-operation one.
-        with pymongo.timeout(max(60.0, self.settings.mongo_operation_timeout_ms / 1000)):
+        # Dropping a database with many collections and indexes is slow on a loaded server:
+        # it gets its own deadline, not a request's operation timeout.
+        with deadline(DROP_DEADLINE_S):
             await self.client.drop_database(self.db.name)
 
     # -- transactions ----------------------------------------------------------------------
@@ -451,6 +473,15 @@ class Store:
         from motor.motor_asyncio import AsyncIOMotorGridFSBucket
 
         return AsyncIOMotorGridFSBucket(self.db, bucket_name=bucket)
+
+
+DROP_DEADLINE_S = 60.0
+
+
+def deadline(seconds: float) -> AbstractContextManager[None]:
+    """Operations started inside get ``seconds`` in all instead of the client's per-operation
+    ``timeoutMS`` (a batch job's own deadline, not a request's)."""
+    return pymongo.timeout(seconds)
 
 
 def redact(uri: str) -> str:
