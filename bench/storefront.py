@@ -29,10 +29,11 @@ from typing import Any
 import httpx
 from shopfront.catalog.products import upsert_products
 from shopfront.extend.config import config_from_mapping
-from shopfront.platform.config import Settings
+from shopfront.platform.config import Settings, token_secrets
 from shopfront.platform.embedded import EmbeddedMongo, free_port
 from shopfront.platform.keys import Role, create_key
 from shopfront.platform.store import open_store
+from shopfront.shoppers.identity import MAX_TTL_S, ShopperTokens
 
 CATEGORIES = ["Shoes", "Apparel", "Outdoor", "Home", "Electronics", "Toys", "Beauty", "Sports"]
 BRANDS = ["Stride", "Northwind", "Acme", "Lumen", "Kestrel", "Orbit"]
@@ -62,6 +63,8 @@ BENCH_SLOTS = {
         {"name": "more_like_this", "strategies": ["bench_category"]},
     ]
 }
+# The throwaway benchmark service's shopper-token secret (its database is dropped afterwards).
+BENCH_TOKEN_SECRET = "bench:shopfront-benchmark-token-secret-0123456789"
 BUILTIN_HOME = ("recommended_for_you", "trending", "recently_viewed")
 
 
@@ -141,6 +144,7 @@ def serve(uri: str, database: str, port: int) -> None:
         port=port,
         log_level="WARNING",
         plugins_entry_points=False,  # measure the service, not whatever else is installed
+        shopper_token_secrets=(BENCH_TOKEN_SECRET,),
     )
     builtin_home = "shopfront.plugins.recommenders" in BUILTIN_PLUGINS
     config = config_from_mapping({} if builtin_home else {"slots": BENCH_SLOTS})
@@ -178,7 +182,7 @@ class Phase:
 async def drive(
     client: httpx.AsyncClient,
     name: str,
-    payload: Callable[[int], dict[str, Any]],
+    payload: Callable[[int], tuple[dict[str, Any], dict[str, str]]],
     concurrency: int,
     seconds: float,
 ) -> Phase:
@@ -191,10 +195,11 @@ async def drive(
         i = w
         while time.perf_counter() < stop:
             started = time.perf_counter()
-            resp = await client.post("/graphql", json=payload(i))
+            body, headers = payload(i)
+            resp = await client.post("/graphql", json=body, headers=headers)
             elapsed = time.perf_counter() - started
-            body = resp.json()
-            if resp.status_code != 200 or body.get("errors"):
+            answer = resp.json()
+            if resp.status_code != 200 or answer.get("errors"):
                 errors += 1
             else:
                 latencies.append(elapsed)
@@ -254,9 +259,17 @@ async def run(args: argparse.Namespace, uri: str) -> None:
         async with httpx.AsyncClient(
             base_url=base, headers=headers, limits=limits, timeout=30
         ) as c:
+            # Each shopper's storefront request carries the token their session would hold.
+            signer = ShopperTokens(token_secrets((BENCH_TOKEN_SECRET,)))
+            tokens = [
+                {"x-shopper-token": signer.mint(str(i["userId"]), ttl_seconds=MAX_TTL_S)[0]}
+                for i in inputs
+            ]
             probe = (
                 await c.post(
-                    "/graphql", json={"query": STOREFRONT, "variables": {"input": inputs[0]}}
+                    "/graphql",
+                    json={"query": STOREFRONT, "variables": {"input": inputs[0]}},
+                    headers=tokens[0],
                 )
             ).json()
             if probe.get("errors"):
@@ -269,16 +282,17 @@ async def run(args: argparse.Namespace, uri: str) -> None:
             if n == 0:
                 raise SystemExit("the storefront returned no products: nothing to compare")
 
-            def storefront(i: int) -> dict[str, Any]:
-                return {"query": STOREFRONT, "variables": {"input": inputs[i % len(inputs)]}}
+            def storefront(i: int) -> tuple[dict[str, Any], dict[str, str]]:
+                k = i % len(inputs)
+                return {"query": STOREFRONT, "variables": {"input": inputs[k]}}, tokens[k]
 
             # The same products by id (padded with others to as many products as the storefront
             # shows items): one indexed read of the same size through the same stack.
             ids = list(dict.fromkeys(shown))
             ids += [p["id"] for p in products if p["id"] not in set(ids)][: n - len(ids)]
 
-            def bare(i: int) -> dict[str, Any]:
-                return {"query": BARE, "variables": {"ids": ids, "n": n}}
+            def bare(i: int) -> tuple[dict[str, Any], dict[str, str]]:
+                return {"query": BARE, "variables": {"ids": ids, "n": n}}, {}
 
             await drive(c, "warm-up", storefront, args.concurrency, args.warmup)
             await drive(c, "warm-up", bare, args.concurrency, args.warmup)

@@ -1,16 +1,17 @@
-"""Coupons: campaigns and codes (merchant), validation and redemption (storefront).
+"""Coupons: campaigns and codes (merchant), validation (storefront) and redemption (merchant).
 
-``validateCoupons`` prices the cart with the entered codes and says, for each code that gives
-no discount, why (a code from `shopfront.offers.coupon_service.REFUSAL_CODES`). ``redeemCoupon``
-prices the
-order's cart the same way and charges the coupon's real discount to the campaign's budget,
-atomically; its ``idempotencyKey`` makes a retry return the first result. ``releaseCoupon``
-undoes an order's redemptions (merchant key: a public storefront key must not be able to
-free a used single-use code).
+``validateCoupons`` prices the cart with the entered codes through the storefront's own engine
+(`Storefront.price_order`) and says, for each code that gives no discount, why (a code from
+`shopfront.offers.coupon_service.REFUSAL_CODES`). ``redeemCoupon`` (the checkout backend, merchant
+key) prices the order's cart the same way and charges the coupon's real discount to the
+campaign's budget, atomically; its ``idempotencyKey``, scoped to the API key and the shopper,
+makes a retry return the first result. ``releaseCoupon`` undoes an order's redemptions (merchant
+key: a public storefront key must not be able to free a used single-use code).
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -21,14 +22,15 @@ from shopfront.offers import campaigns, coupon_promotion
 from shopfront.offers import coupon_service as svc
 from shopfront.offers import redemption as redemptions
 from shopfront.offers.contract import PricedCart as PricedCartModel
+from shopfront.offers.pricing import PricingError
 from shopfront.platform.money import Money as MoneyModel
 from shopfront.schema.context import Context
-from shopfront.schema.errors import user_error
+from shopfront.schema.errors import UNAVAILABLE, user_error
 from shopfront.schema.permissions import (
+    acting_shopper,
     merchant_field,
     merchant_mutation,
     storefront_field,
-    storefront_mutation,
 )
 from shopfront.schema.promotions import (
     CartInput,
@@ -38,13 +40,14 @@ from shopfront.schema.promotions import (
     SegmentInput,
     cart_context,
     money_doc,
-    price,
 )
 from shopfront.schema.scalars import Long
 from shopfront.schema.storefront_types import PricedCart
 from shopfront.schema.types import Money, MoneyInput
 from shopfront.shoppers import privacy
+from shopfront.shoppers.context import RequestContext
 from shopfront.shoppers.erased import erased_ids_of
+from shopfront.storefront.composer import Storefront
 from strawberry.types import Info
 
 IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
@@ -396,11 +399,12 @@ class CouponsQuery:
     ) -> CouponValidation:
         if len(codes) > MAX_CODES:
             raise user_error(f"codes: at most {MAX_CODES} codes per call")
+        user = acting_shopper(info, _user(user_id))
         erased = erased_ids_of(info.context.runtime.components)
-        if erased is not None and erased.any_erased(_user(user_id)):
+        if erased is not None and erased.any_erased(user):
             raise user_error(ERASED, code=USER_ERASED)
-        ctx, products = await cart_context(info, cart, _user(user_id), codes)
-        priced = await price(info, ctx, products)
+        ctx, _ = await cart_context(info, cart, user, codes)
+        priced = await price_order(info, ctx)
         return CouponValidation(cart=PricedCart.of(priced), coupons=_checks(priced, codes))
 
 
@@ -453,9 +457,10 @@ class CouponsMutation:
             raise user_error(str(exc)) from None
         return GenerateCouponCodesResult(campaign_id=campaign, generated=made)
 
-    @storefront_mutation(
-        description="Redeem a code for an order: the cart is priced and the coupon's discount "
-        "charged atomically. The same idempotencyKey returns the first result."
+    @merchant_mutation(
+        description="Redeem a code for an order (the checkout backend, merchant key): the cart "
+        "is priced as the storefront priced it and the coupon's discount charged atomically. "
+        "The same idempotencyKey (per key and shopper) returns the first result."
     )
     async def redeem_coupon(
         self,
@@ -482,15 +487,15 @@ class CouponsMutation:
             code=normalized,
             user_id=user,
             order_id=str(order_id),
-            idempotency_key=key,
+            idempotency_key=_scoped_key(info, user, key),
             fingerprint=campaigns.fingerprint(normalized, user, str(order_id), cart.canonical()),
         )
         try:
             earlier = await service.recorded(request)
             if earlier is not None:
                 return RedeemCouponResult.of(earlier)
-            ctx, products = await cart_context(info, cart, user, [normalized])
-            priced = await price(info, ctx, products)
+            ctx, _ = await cart_context(info, cart, user, [normalized])
+            priced = await price_order(info, ctx)
             result = await service.redeem(
                 request, coupon_promotion.coupon_outcome(priced, normalized)
             )
@@ -508,6 +513,26 @@ class CouponsMutation:
             released=[CouponRedemption.of(r) for r in result.released],
             already_released=[CouponRedemption.of(r) for r in result.already_released],
         )
+
+
+async def price_order(info: Info[Context, Any], ctx: RequestContext) -> PricedCartModel:
+    """The cart priced by the storefront's own engine (`Storefront.price_order`): the same
+    promotions, stacking, shipping and experiment overrides as the storefront answer."""
+    composer = info.context.runtime.components.get("storefront")
+    if not isinstance(composer, Storefront):
+        raise user_error("the storefront is not running", code=UNAVAILABLE)
+    try:
+        return await composer.price_order(ctx)
+    except PricingError as exc:
+        raise user_error(str(exc)) from None
+
+
+def _scoped_key(info: Info[Context, Any], user: str, key: str) -> str:
+    """The stored idempotency key: the caller's key scoped to its API key and the shopper, so
+    no caller can claim (or squat) another's."""
+    principal = info.context.principal
+    scope = f"{principal.id if principal else '-'}\x00{user}"
+    return f"{hashlib.sha256(scope.encode()).hexdigest()[:24]}:{key}"
 
 
 def _user(user_id: strawberry.ID | None) -> str | None:

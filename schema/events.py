@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -14,10 +15,15 @@ from shopfront.platform.vocabulary import EventType as EventTypeValue
 from shopfront.runtime import Runtime
 from shopfront.schema.context import Context
 from shopfront.schema.errors import user_error
-from shopfront.schema.permissions import storefront_mutation
+from shopfront.schema.permissions import (
+    acting_shopper,
+    identified_session,
+    storefront_mutation,
+)
 from shopfront.schema.types import MoneyInput, PageType
 from shopfront.shoppers import events as events_service
 from shopfront.shoppers import privacy
+from shopfront.shoppers.identity import session_id_problem
 from strawberry.types import Info
 
 
@@ -34,6 +40,7 @@ async def _attribute(
         if r.status is events_service.EventStatus.ACCEPTED
         and r.personal  # ingestion already kept only a receipt for shoppers without consent
         and raws[r.index].get("type") in ("click", "add_to_cart", "purchase")
+        and raws[r.index].get("confirmed") is not False  # revenue is the merchant's word
     ]
     if not accepted:
         return
@@ -115,6 +122,41 @@ def _opt(value: strawberry.ID | None) -> str | None:
     return None if value is None else str(value)
 
 
+def _caller_events(
+    info: Info[Context, Any], events: list[EventInput]
+) -> tuple[list[dict[str, Any]], dict[int, events_service.EventResult]]:
+    """The events as ingestion takes them, checked against the caller's credentials, and the
+    ones refused one by one (a storefront key's guessable session id).
+
+    With a storefront key an event's userId needs the shopper's token (and is taken from it
+    when left out); its PURCHASE events are marked unconfirmed. Every event id is scoped to
+    the key and the shopper (or session), so no caller can claim or squat another's ids.
+    """
+    ctx = info.context
+    merchant = ctx.is_merchant
+    key_id = ctx.principal.id if ctx.principal is not None else "-"
+    raws: list[dict[str, Any]] = []
+    refused: dict[int, events_service.EventResult] = {}
+    for i, event in enumerate(events):
+        raw = event.to_raw()
+        raw["user_id"] = acting_shopper(info, raw["user_id"], what=f"events[{i}].userId")
+        session = raw["session_id"]
+        problem = None if merchant or session is None else session_id_problem(session)
+        if problem is not None:
+            refused[i] = events_service.EventResult(
+                i,
+                str(event.event_id),
+                events_service.EventStatus.REJECTED,
+                f"session_id: {problem}",
+            )
+        if raw["type"] == "purchase":
+            raw["confirmed"] = merchant
+        shopper = f"user:{raw['user_id']}" if raw["user_id"] else f"session:{session}"
+        raw["scope"] = f"{key_id}\x00{shopper}"
+        raws.append(raw)
+    return raws, refused
+
+
 @strawberry.enum
 class EventStatus(Enum):
     ACCEPTED = "accepted"
@@ -165,15 +207,23 @@ class EventsMutation:
         limit = runtime.settings.max_events_per_call
         if len(events) > limit:
             raise user_error(f"events: {len(events)} events; at most {limit} per call")
-        raws = [e.to_raw() for e in events]
+        raws, refused = _caller_events(info, events)
+        admitted = [i for i in range(len(raws)) if i not in refused]
         # Admission control: beyond capacity the caller gets 503 OVERLOADED with Retry-After,
         # never a hang; everything acknowledged below as accepted is stored.
-        async with admission.ingestion_gate(runtime).admit(len(raws)):
-            results = await events_service.ingest_events(
+        async with admission.ingestion_gate(runtime).admit(len(admitted)):
+            stored = await events_service.ingest_events(
                 runtime.store,
                 runtime.settings,
-                raws,
+                [raws[i] for i in admitted],
                 listeners=events_service.event_hooks(runtime.components).listeners,
+            )
+            results = sorted(
+                [
+                    *(dataclasses.replace(r, index=admitted[r.index]) for r in stored),
+                    *refused.values(),
+                ],
+                key=lambda r: r.index,
             )
             await _attribute(runtime, raws, results)
         metrics = metrics_of(runtime)
@@ -200,16 +250,24 @@ class EventsMutation:
 
     @storefront_mutation(
         description="Join an anonymous session to a shopper: its earlier events are merged "
-        "into the shopper's profile (once) and its later events belong to the shopper."
+        "into the shopper's profile (once) and its later events belong to the shopper. With a "
+        "storefront key it needs the shopper's X-Shopper-Token carrying both sub and sid "
+        "(sessionId and userId may then be left out)."
     )
     async def identify(
-        self, info: Info[Context, Any], session_id: strawberry.ID, user_id: strawberry.ID
+        self,
+        info: Info[Context, Any],
+        session_id: strawberry.ID | None = None,
+        user_id: strawberry.ID | None = None,
     ) -> IdentifyResult:
         runtime = info.context.runtime
+        session, user = identified_session(
+            info,
+            str(user_id) if user_id is not None else None,
+            str(session_id) if session_id is not None else None,
+        )
         try:
-            result = await events_service.identify(
-                runtime.store, runtime.settings, str(session_id), str(user_id)
-            )
+            result = await events_service.identify(runtime.store, runtime.settings, session, user)
         except privacy.UserErased as exc:
             raise user_error(str(exc), code="USER_ERASED") from None
         except events_service.IdentifyError as exc:

@@ -5,11 +5,13 @@ limits (schema/limits.py) never costs a database call. In order, for each operat
 
 1. authenticate the ``Authorization: Bearer`` key (once per HTTP request, batches included);
    when the database is unreachable, a key verified recently still works (service/keycache);
-2. charge the rate-limit buckets in proportion to the operation's estimated cost: the key's
+2. verify the ``X-Shopper-Token`` (shopfront.shoppers.identity), if one was sent, into
+   ``Context.shopper``; each field about a shopper decides what it needs (schema/permissions);
+3. charge the rate-limit buckets in proportion to the operation's estimated cost: the key's
    (per client address for a storefront key), the client address's (the rest of the cost:
    the HTTP layer took one token per operation) and, for a storefront key, each shopper or
-   session the operation names (``RATE_LIMITED``, HTTP 429);
-3. refuse mutations at once with ``SERVICE_UNAVAILABLE`` while the readiness monitor knows the
+   session the operation names or its shopper token carries (``RATE_LIMITED``, HTTP 429);
+4. refuse mutations at once with ``SERVICE_UNAVAILABLE`` while the readiness monitor knows the
    database is down, so writers fail fast instead of waiting for a deadline.
 
 A refusal becomes the operation's result; the resolvers do not run.
@@ -34,6 +36,8 @@ from shopfront.platform.store import is_unavailable
 from shopfront.schema.context import Context
 from shopfront.schema.errors import INTERNAL, RATE_LIMITED, unavailable_error
 from shopfront.schema.limits import Charge, Limits, operation_charge
+from shopfront.shoppers.identity import HEADER as SHOPPER_TOKEN_HEADER
+from shopfront.shoppers.identity import ShopperTokens, TokenError
 from starlette.requests import Request
 from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
@@ -106,7 +110,7 @@ async def authenticate(ctx: Context) -> GraphQLError | None:
                     cache.remember(token, principal)
     ctx.loaders[_AUTHENTICATED] = True
     if principal is None:
-        ctx.auth_problem = "unknown or revoked API key"
+        ctx.auth_problem = "unknown or revoked API key: send Authorization: Bearer <an active key>"
         return None
     ctx.principal = principal
     info = current_request()
@@ -114,6 +118,33 @@ async def authenticate(ctx: Context) -> GraphQLError | None:
         info.key_name = principal.name
         info.role = principal.role.value
     return None
+
+
+TOKENS_COMPONENT = "shopper_tokens"
+
+
+def shopper_tokens(ctx: Context) -> ShopperTokens:
+    """The runtime's token signer/verifier, made from the settings on first use."""
+    tokens = ctx.runtime.components.get(TOKENS_COMPONENT)
+    if not isinstance(tokens, ShopperTokens):
+        tokens = ShopperTokens.from_settings(ctx.runtime.settings)
+        ctx.runtime.components[TOKENS_COMPONENT] = tokens
+    return tokens
+
+
+def read_shopper_token(ctx: Context) -> None:
+    """Verify the request's ``X-Shopper-Token`` into ``ctx.shopper``; a token that cannot be
+    used sets ``ctx.shopper_problem`` instead (fields about a shopper then answer
+    UNAUTHENTICATED with it)."""
+    if ctx.request is None or ctx.shopper is not None or ctx.shopper_problem is not None:
+        return
+    token = ctx.request.headers.get(SHOPPER_TOKEN_HEADER, "").strip()
+    if not token:
+        return
+    try:
+        ctx.shopper = shopper_tokens(ctx).verify(token)
+    except TokenError as exc:
+        ctx.shopper_problem = str(exc)
 
 
 class RequestGate(SchemaExtension):
@@ -146,6 +177,7 @@ class RequestGate(SchemaExtension):
         problem = await authenticate(ctx)
         if problem is not None:
             return problem
+        read_shopper_token(ctx)
         runtime = ctx.runtime
         limiter = runtime.components.get(RATE_LIMITER)
         if ctx.principal is not None and isinstance(limiter, RateLimiter):
@@ -156,7 +188,10 @@ class RequestGate(SchemaExtension):
                 limiter.check_key(ctx.principal.id, ctx.principal.role, tokens, address=address)
                 limiter.check_address(address, tokens - 1)
                 if ctx.principal.role is auth.Role.STOREFRONT:
-                    limiter.check_shoppers(ctx.principal.id, charge.shoppers, tokens)
+                    shoppers = charge.shoppers
+                    if ctx.shopper is not None:  # the token's shopper, named or not
+                        shoppers = tuple(dict.fromkeys((*shoppers, ctx.shopper.user_id)))
+                    limiter.check_shoppers(ctx.principal.id, shoppers, tokens)
             except RateLimited as exc:
                 metrics = metrics_of(runtime)
                 if metrics is not None:

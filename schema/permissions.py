@@ -11,6 +11,7 @@ import strawberry
 from graphql import GraphQLError
 from shopfront.platform.keys import Role
 from shopfront.schema.context import Context
+from shopfront.shoppers.identity import session_id_problem
 from strawberry.permission import BasePermission
 from strawberry.types import Info
 
@@ -74,3 +75,107 @@ def declared_role(field: Any) -> Role | None:
         if isinstance(permission, type) and issubclass(permission, _RequiresRole):
             return permission.role
     return None
+
+
+# -- the shopper a call is about ----------------------------------------------------------
+
+SEND_TOKEN = (
+    "send X-Shopper-Token: a shopper token for this shopper, minted by your backend "
+    "(createShopperToken with the merchant key, or a JWT signed with a "
+    "SHOPFRONT_SHOPPER_TOKEN_SECRETS secret)"
+)
+
+
+def _token_missing(ctx: Context, what: str) -> GraphQLError:
+    why = (
+        f"the shopper token cannot be used: {ctx.shopper_problem}; " if ctx.shopper_problem else ""
+    )
+    return GraphQLError(
+        f"{what} needs a shopper token with a storefront key: {why}{SEND_TOKEN}",
+        extensions={"code": UNAUTHENTICATED},
+    )
+
+
+def _other_shopper(what: str, given: str) -> GraphQLError:
+    return GraphQLError(
+        f"{what}: the shopper token is for another shopper than {given!r}; send a token whose "
+        "sub is this userId, or leave userId out to act for the token's shopper",
+        extensions={"code": FORBIDDEN},
+    )
+
+
+def acting_shopper(
+    info: Info[Context, Any], user_id: str | None, *, what: str = "userId", required: bool = False
+) -> str | None:
+    """The shopper a call is about, checked against the caller's credentials.
+
+    A merchant key acts for any shopper (``user_id`` as given). A storefront key needs a valid
+    ``X-Shopper-Token``: ``user_id`` may be left out (the token's ``sub`` is used) and, when
+    given, must equal it. Without a token the call is anonymous (None) unless ``user_id`` was
+    given or ``required``. A token that was sent but cannot be used (expired, unknown secret,
+    forged) is always refused, so a shopper never silently becomes anonymous.
+    """
+    ctx = info.context
+    given = user_id.strip() if user_id is not None else None
+    given = given or None
+    if ctx.is_merchant:
+        if required and given is None:
+            raise GraphQLError(f"{what}: is required", extensions={"code": "BAD_USER_INPUT"})
+        return given
+    if ctx.shopper_problem is not None:
+        raise _token_missing(ctx, what)
+    claims = ctx.shopper
+    if claims is None:
+        if given is not None or required:
+            raise _token_missing(ctx, what)
+        return None
+    if given is not None and given != claims.user_id:
+        raise _other_shopper(what, given)
+    return claims.user_id
+
+
+def identified_session(
+    info: Info[Context, Any], user_id: str | None, session_id: str | None
+) -> tuple[str, str]:
+    """``identify``'s (session, shopper): a merchant key names both; a storefront key needs a
+    shopper token carrying both ``sub`` and ``sid``, which the arguments (optional) must match."""
+    ctx = info.context
+    session = (session_id or "").strip() or None
+    if ctx.is_merchant:
+        user = acting_shopper(info, user_id, required=True)
+        if session is None:
+            raise GraphQLError("sessionId: is required", extensions={"code": "BAD_USER_INPUT"})
+        assert user is not None
+        return session, user
+    user = acting_shopper(info, user_id, what="identify", required=True)
+    claims = ctx.shopper
+    assert user is not None and claims is not None
+    if claims.session_id is None:
+        raise GraphQLError(
+            "identify: the shopper token carries no sid; mint one with the shopper's sessionId "
+            "(createShopperToken(input: {userId, sessionId})) so only that session is linked",
+            extensions={"code": FORBIDDEN},
+        )
+    problem = session_id_problem(claims.session_id)
+    if problem:
+        raise GraphQLError(
+            f"identify: the token's sid {problem}", extensions={"code": "BAD_USER_INPUT"}
+        )
+    if session is not None and session != claims.session_id:
+        raise GraphQLError(
+            f"identify: the shopper token is for another session than {session!r}; send a token "
+            "whose sid is this sessionId, or leave sessionId out",
+            extensions={"code": FORBIDDEN},
+        )
+    return claims.session_id, user
+
+
+def checked_session(info: Info[Context, Any], session_id: str | None, where: str) -> str | None:
+    """``session_id`` when a storefront key may use it: unguessable (at least 128 random
+    bits). A merchant key's session ids are its own business."""
+    if session_id is None or info.context.is_merchant:
+        return session_id
+    problem = session_id_problem(session_id)
+    if problem:
+        raise GraphQLError(f"{where}: {problem}", extensions={"code": "BAD_USER_INPUT"})
+    return session_id

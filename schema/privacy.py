@@ -9,7 +9,7 @@ import strawberry
 from shopfront.schema.context import Context
 from shopfront.schema.errors import user_error
 from shopfront.schema.permissions import merchant_field, merchant_mutation, storefront_mutation
-from shopfront.schema.profiles import checked_user_id
+from shopfront.schema.profiles import checked_user_id, shopper_of
 from shopfront.schema.scalars import JSON
 from shopfront.shoppers import privacy
 from shopfront.shoppers.erased import erased_ids_of
@@ -71,15 +71,18 @@ class PrivacyMutation:
     @storefront_mutation(
         description="Record the shopper's personalization consent. Without it the shopper gets "
         "only non-personalized results and their events are kept only as anonymous counts; "
-        "withdrawing it deletes their behaviour data."
+        "withdrawing it deletes their behaviour data. With a storefront key it needs the "
+        "shopper's X-Shopper-Token (userId may be left out)."
     )
     async def set_consent(
-        self, info: Info[Context, Any], user_id: strawberry.ID, personalization: bool
+        self,
+        info: Info[Context, Any],
+        personalization: bool,
+        user_id: strawberry.ID | None = None,
     ) -> ConsentResult:
+        uid = checked_user_id(shopper_of(info, user_id))
         try:
-            state = await privacy.set_consent(
-                info.context.runtime.store, checked_user_id(user_id), personalization
-            )
+            state = await privacy.set_consent(info.context.runtime.store, uid, personalization)
         except privacy.UserErased as exc:
             raise user_error(str(exc), code="USER_ERASED") from None
         return ConsentResult(

@@ -11,7 +11,7 @@ from shopfront.offers import promotions
 from shopfront.platform.money import Money as MoneyModel
 from shopfront.schema.context import Context
 from shopfront.schema.errors import user_error
-from shopfront.schema.permissions import merchant_field, storefront_mutation
+from shopfront.schema.permissions import acting_shopper, merchant_field, storefront_mutation
 from shopfront.schema.types import Money, MoneyInput
 from shopfront.shoppers import events, privacy, profiles
 from shopfront.shoppers.profile_view import Profile as ProfileModel
@@ -179,6 +179,14 @@ def checked_user_id(user_id: strawberry.ID) -> str:
         raise user_error(str(exc)) from None
 
 
+def shopper_of(info: Info[Context, Any], user_id: strawberry.ID | None) -> strawberry.ID:
+    """The shopper a personal write is for (see `acting_shopper`): always someone."""
+    given = str(user_id) if user_id is not None else None
+    found = acting_shopper(info, given, required=True)
+    assert found is not None
+    return strawberry.ID(found)
+
+
 MAX_RECENT_EVENTS = 100
 
 
@@ -206,7 +214,8 @@ class ShopperEvent:
             return strawberry.ID(str(value)) if value is not None else None
 
         return cls(
-            event_id=strawberry.ID(str(doc["event_id"])),
+            # As the sender gave it (stored ids are scoped to the sender).
+            event_id=strawberry.ID(events.client_event_id(doc)),
             type=str(doc["type"]),
             timestamp=doc["timestamp"].replace(tzinfo=doc["timestamp"].tzinfo or UTC),
             session_id=ident("session_id"),
@@ -283,13 +292,17 @@ class ProfilesQuery:
 class ProfilesMutation:
     @storefront_mutation(
         description="Store what the shopper stated (favourite categories and brands, sizes, "
-        "price range, survey answers); stated favourites add to the shopper's affinities."
+        "price range, survey answers); stated favourites add to the shopper's affinities. "
+        "With a storefront key it needs the shopper's X-Shopper-Token (userId may be left out)."
     )
     async def set_preferences(
-        self, info: Info[Context, Any], user_id: strawberry.ID, preferences: PreferencesInput
+        self,
+        info: Info[Context, Any],
+        preferences: PreferencesInput,
+        user_id: strawberry.ID | None = None,
     ) -> StatedPreferences:
         store = info.context.runtime.store
-        uid = checked_user_id(user_id)
+        uid = checked_user_id(shopper_of(info, user_id))
         if await privacy.is_erased(store, uid):
             raise user_error(
                 "userId: this shopper was erased; nothing is stored about them", code="USER_ERASED"

@@ -19,7 +19,6 @@ from graphql import GraphQLError
 from shopfront.catalog import products as catalog
 from shopfront.offers import contract as offers_contract
 from shopfront.offers import promotions as store_promotions
-from shopfront.offers.pricing import PricingError
 from shopfront.offers.rules import category_text
 from shopfront.platform.money import Money as MoneyModel
 from shopfront.runtime import Runtime
@@ -534,16 +533,6 @@ async def cart_context(
         channel=(cart.channel or "").strip(),
     )
     return ctx, products
-
-
-async def price(
-    info: Info[Context, Any], ctx: RequestContext, products: Any
-) -> offers_contract.PricedCart:
-    pricer = store_promotions.cart_pricer(info.context.runtime)
-    try:
-        return await pricer.price(ctx, ctx.cart_lines, products)
-    except PricingError as exc:
-        raise user_error(str(exc)) from None
 
 
 # -- operations ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from shopfront.schema.catalog import CatalogMutation, CatalogQuery
 from shopfront.schema.coupons import CouponsMutation, CouponsQuery
 from shopfront.schema.events import EventsMutation
 from shopfront.schema.experiments import ExperimentsMutation, ExperimentsQuery
+from shopfront.schema.identity import IdentityMutation
 from shopfront.schema.models import ModelsMutation, ModelsQuery
 from shopfront.schema.plugins import PluginsQuery
 from shopfront.schema.privacy import PrivacyMutation, PrivacyQuery
@@ -38,6 +39,7 @@ MUTATION_PARTS: tuple[type, ...] = (
     CouponsMutation,
     ExperimentsMutation,
     ModelsMutation,
+    IdentityMutation,
 )
 
 Query = merge_types("Query", QUERY_PARTS)

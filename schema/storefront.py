@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import strawberry
@@ -9,7 +10,12 @@ from graphql import GraphQLError
 from shopfront.platform.keys import Role
 from shopfront.schema.context import Context
 from shopfront.schema.errors import UNAVAILABLE, user_error
-from shopfront.schema.permissions import FORBIDDEN, storefront_field
+from shopfront.schema.permissions import (
+    FORBIDDEN,
+    acting_shopper,
+    checked_session,
+    storefront_field,
+)
 from shopfront.schema.storefront_types import Storefront, StorefrontInput
 from shopfront.storefront import composer as sf
 from shopfront.storefront import request, sources
@@ -21,14 +27,22 @@ class StorefrontQuery:
     @storefront_field(
         description="Recommendation slots with reasons, coupon offers and the priced cart for "
         "one shopper on one page. Strategies that fail or are late are left out and named in "
-        "`degraded`."
+        "`degraded`. With a storefront key, a userId needs the shopper's X-Shopper-Token "
+        "(userId may then be left out); anonymous shoppers send an unguessable sessionId."
     )
     async def storefront(self, info: Info[Context, Any], input: StorefrontInput) -> Storefront:
         ctx = info.context
+        if ctx.request is not None and ctx.request.method == "GET":
+            # It records what was served (attribution, exposures): not a safe, cacheable GET.
+            raise user_error(
+                "storefront has side effects and is served over POST only", code="POST_REQUIRED"
+            )
         if input.preview is not None and not (
             ctx.principal is not None and ctx.principal.role.allows(Role.MERCHANT)
         ):
             raise GraphQLError("preview needs a merchant key", extensions={"code": FORBIDDEN})
+        user = acting_shopper(info, _text(input.user_id))
+        session = checked_session(info, _text(input.session_id), "sessionId")
         composer = ctx.runtime.components.get("storefront")
         if not isinstance(composer, sf.Storefront):
             raise user_error("the storefront is not running", code=UNAVAILABLE)
@@ -37,8 +51,14 @@ class StorefrontQuery:
             loader = ctx.loaders["products"] = sources.product_loader(ctx.runtime.store)
         try:
             result = await composer.compose(
-                input.to_request(), request_id=ctx.request_id, loader=loader
+                replace(input.to_request(), user_id=user, session_id=session),
+                request_id=ctx.request_id,
+                loader=loader,
             )
         except request.StorefrontInputError as exc:
             raise user_error(str(exc), code=exc.code) from None
         return Storefront.of(result)
+
+
+def _text(value: strawberry.ID | None) -> str | None:
+    return str(value) if value is not None else None

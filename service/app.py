@@ -1,4 +1,5 @@
-"""The ASGI application: GraphQL at /graphql, health at /livez and /readyz, /metrics.
+"""The ASGI application: GraphQL at /graphql, health at /livez and /readyz, /metrics; CORS for
+the origins in ``SHOPFRONT_CORS_ORIGINS`` (`cors_middleware`).
 
 `create_app(settings)` returns a starlette app whose lifespan opens the store (and closes it),
 so the app owns every resource it uses; uvicorn (or a test client) only drives it.
@@ -36,7 +37,7 @@ from shopfront.extend.config import ConfigFile
 from shopfront.platform import admission, health, keycache, ratelimit
 from shopfront.platform import metrics as metrics_module
 from shopfront.platform.client_address import ClientAddresses
-from shopfront.platform.config import Settings
+from shopfront.platform.config import Settings, cors_origin_patterns
 from shopfront.platform.logs import RequestInfo, bind_request, current_request, log_request
 from shopfront.platform.metrics import Metrics
 from shopfront.platform.store import CommandTimer, DatabaseUnavailable, open_store
@@ -54,6 +55,8 @@ from shopfront.schema.gate import bearer_token, rate_limited_error
 from shopfront.storefront.composer import Storefront
 from shopfront.storefront.sources import ProfileSource
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -67,6 +70,7 @@ __all__ = [
     "ShopfrontGraphQL",
     "bearer_token",
     "close_components",
+    "cors_middleware",
     "create_app",
     "request_id_for",
 ]
@@ -468,6 +472,27 @@ async def close_components(runtime: Runtime, budget_s: float) -> None:
             log.exception("component %s failed to close cleanly", name)
 
 
+# What a browser storefront may send: its key, the shopper's token, a request id to correlate.
+CORS_HEADERS = ("Authorization", "Content-Type", "X-Shopper-Token", "X-Request-ID")
+
+
+def cors_middleware(settings: Settings) -> Middleware:
+    """CORS for browser storefronts: only the origins in ``SHOPFRONT_CORS_ORIGINS`` (none by
+    default), never with credentials (keys and tokens travel in headers, not cookies); a
+    preflight from any other origin is refused."""
+    exact, pattern = cors_origin_patterns(settings.cors_origins)
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=exact,
+        allow_origin_regex=pattern,
+        allow_methods=["GET", "POST"],
+        allow_headers=list(CORS_HEADERS),
+        allow_credentials=False,
+        expose_headers=["X-Request-ID", "Retry-After"],
+        max_age=600,
+    )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -596,6 +621,6 @@ def create_app(
         routes.append(Route("/metrics", metrics_endpoint))
     if settings.introspection_enabled:
         routes.append(Mount(GRAPHIQL_ASSETS, graphiql_assets(), name="graphiql"))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[cors_middleware(settings)])
     app.state.metrics = metrics
     return app

@@ -87,13 +87,25 @@ def serve(host: str | None, port: int | None, demo: bool, drain: float | None) -
     shipping = None
     if demo and "SHOPFRONT_SHIPPING_FEE" not in os.environ:
         shipping = ("EUR=495",)  # so the demo's free-shipping promotion has a fee to waive
+    cors = None
+    if demo and "SHOPFRONT_CORS_ORIGINS" not in os.environ:
+        from shopfront.demo.setup import DEMO_CORS_ORIGINS
+
+        cors = DEMO_CORS_ORIGINS  # a storefront under development calls from localhost
     settings = load_settings(
         host=host,
         port=port,
         introspection=introspection,
         shutdown_drain_s=drain,
         shipping_fee=shipping,
+        cors_origins=cors,
     )
+    if demo and not settings.shopper_token_secrets:
+        from shopfront.demo.setup import demo_token_secrets
+
+        # The demo signs shopper tokens with a secret of its own, kept in the data folder.
+        demo_secrets = demo_token_secrets(settings.data_dir)
+        settings = dataclasses.replace(settings, shopper_token_secrets=demo_secrets)
     configure_logging(settings.log_level, settings.log_format)
     with database(settings, create=True) as live:
         keys = None

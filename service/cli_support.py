@@ -333,11 +333,21 @@ def banner(host: str, port: int, keys: Any, seconds: float) -> list[str]:
     url = f"http://{host}:{port}/graphql"
     if keys is None:
         return [f"Shopfront: {url} (ready in {seconds:.1f} s)"]
+    from shopfront.demo.setup import DEMO_SHOPPER
+
     return [
         "",
         f"Shopfront demo: {url} (ready in {seconds:.1f} s; open it in a browser for GraphiQL)",
         f"  SHOPFRONT_STOREFRONT_KEY={keys.storefront}",
         f"  SHOPFRONT_MERCHANT_KEY={keys.merchant}",
+        *(
+            [
+                f"  SHOPFRONT_SHOPPER_TOKEN={keys.shopper_token}",
+                f"  (X-Shopper-Token for shopper {DEMO_SHOPPER}, valid 24 hours)",
+            ]
+            if getattr(keys, "shopper_token", None)
+            else []
+        ),
         f"  (also in {keys.path}: `source` it in another shell)",
         "",
     ]

@@ -8,14 +8,18 @@ Enable it in a ``conftest.py`` with ``pytest_plugins = ["shopfront.testing"]``. 
 - ``store``: an open `Store` on that database, dropped afterwards;
 - ``app`` / ``client``: the ASGI app with its lifespan running, and an httpx client for it;
 - ``merchant_key`` / ``storefront_key``: API keys created in the test database;
-- ``graphql``: ``await graphql(query, variables=None, key=...)`` returning the JSON response.
+- ``graphql``: ``await graphql(query, variables=None, key=..., token=...)`` returning the JSON
+  response (``token``: an ``X-Shopper-Token``);
+- ``shopper_token``: ``shopper_token("u1", session_id=None)``, a token for that shopper signed
+  with the test settings' secret (what the merchant's backend would mint).
 
 For plugin authors (see docs/plugins.md):
 
 - ``plugin_host_with``: ``host = await plugin_host_with(plugin, config={...})``, a started
   `PluginHost` with only that plugin;
 - ``storefront_client``: ``sf = await storefront_client([("name", plugin)], config={...})``,
-  then ``await sf.query({"userId": "u1", "page": "HOME"})``;
+  then ``await sf.query({"userId": "u1", "page": "HOME"})`` (the client mints the shopper
+  token a userId needs, as the merchant's backend would);
 - ``make_context`` / ``make_cart`` / `StaticCatalog`: a request without a database;
 - contract checks ``check_recommender``, ``check_coupon_strategy``, ``check_promotion``.
 """
@@ -71,6 +75,7 @@ from shopfront.platform.store import Store, open_store
 from shopfront.recommend.contract import Candidate, Reason, Recommender, Slot
 from shopfront.runtime import Runtime
 from shopfront.shoppers.context import CartLine, PageType, RequestContext
+from shopfront.shoppers.identity import ShopperTokens, TokenError
 from shopfront.storefront.composer import Storefront as StorefrontComposer
 from shopfront.storefront.sources import ProfileSource
 from starlette.applications import Starlette
@@ -78,8 +83,26 @@ from starlette.applications import Starlette
 
 class GraphQLCall(Protocol):
     def __call__(
-        self, query: str, variables: dict[str, Any] | None = None, *, key: str | None = ...
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        key: str | None = ...,
+        token: str | None = ...,
     ) -> Awaitable[dict[str, Any]]: ...
+
+
+# The test settings' shopper-token secret (tests only: production secrets come from the
+# merchant's own SHOPFRONT_SHOPPER_TOKEN_SECRETS).
+TEST_TOKEN_SECRETS = ("test:shopfront-test-secret-0123456789abcdef",)
+
+
+def mint_shopper_token(
+    settings: Settings, user_id: str, session_id: str | None = None, ttl_seconds: int = 3600
+) -> str:
+    """A shopper token for ``user_id`` signed with ``settings``' first secret."""
+    token, _ = ShopperTokens.from_settings(settings).mint(user_id, session_id, ttl_seconds)
+    return token
 
 
 @pytest.fixture(scope="session")
@@ -112,6 +135,7 @@ def test_settings(mongo_uri: str, **overrides: Any) -> Settings:
         "introspection": True,
         # Hermetic: merchant plugins installed in the environment load only when a test asks.
         "plugins_entry_points": False,
+        "shopper_token_secrets": TEST_TOKEN_SECRETS,
     }
     values.update(overrides)
     return Settings.from_env({}, **values)
@@ -164,9 +188,15 @@ async def storefront_key(store: Store) -> str:
 
 def graphql_caller(client: httpx.AsyncClient, default_key: str | None) -> GraphQLCall:
     async def call(
-        query: str, variables: dict[str, Any] | None = None, *, key: str | None = default_key
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        key: str | None = default_key,
+        token: str | None = None,
     ) -> dict[str, Any]:
         headers = {"authorization": f"Bearer {key}"} if key else {}
+        if token:
+            headers["x-shopper-token"] = token
         resp = await client.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
         )
@@ -174,6 +204,22 @@ def graphql_caller(client: httpx.AsyncClient, default_key: str | None) -> GraphQ
         return body
 
     return call
+
+
+class ShopperTokenFactory(Protocol):
+    def __call__(
+        self, user_id: str, session_id: str | None = ..., ttl_seconds: int = ...
+    ) -> str: ...
+
+
+@pytest.fixture
+def shopper_token(settings: Settings) -> ShopperTokenFactory:
+    """``shopper_token("u1")``: an X-Shopper-Token for that shopper (the test secret)."""
+
+    def make(user_id: str, session_id: str | None = None, ttl_seconds: int = 3600) -> str:
+        return mint_shopper_token(settings, user_id, session_id, ttl_seconds)
+
+    return make
 
 
 @pytest.fixture
@@ -327,10 +373,14 @@ class StorefrontClient:
         query = (
             "query($input: StorefrontInput!) { storefront(input: $input) { " + selection + " } }"
         )
+        headers = {"authorization": f"Bearer {self.key}"}
+        user_id = input.get("userId")
+        if isinstance(user_id, str) and user_id.strip():
+            # What the merchant's backend does for a logged-in shopper.
+            with contextlib.suppress(TokenError):  # an id no token can carry: sent without
+                headers["x-shopper-token"] = mint_shopper_token(self.runtime.settings, user_id)
         resp = await self.http.post(
-            "/graphql",
-            json={"query": query, "variables": {"input": dict(input)}},
-            headers={"authorization": f"Bearer {self.key}"},
+            "/graphql", json={"query": query, "variables": {"input": dict(input)}}, headers=headers
         )
         body: dict[str, Any] = resp.json()
         return body

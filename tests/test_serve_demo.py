@@ -20,7 +20,13 @@ from typing import Any
 import httpx
 import pytest
 from shopfront.cli import RUNNING_FILE
-from shopfront.demo.setup import MERCHANT_VAR, STOREFRONT_VAR, read_keys_file
+from shopfront.demo.setup import (
+    DEMO_SHOPPER,
+    MERCHANT_VAR,
+    SHOPPER_TOKEN_VAR,
+    STOREFRONT_VAR,
+    read_keys_file,
+)
 from shopfront.platform.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,14 +102,31 @@ class Service:
             self.log.flush()
         return Path(self.log.name).read_text(errors="replace")
 
-    def graphql(self, query: str, key: str, variables: dict[str, Any] | None = None) -> Any:
+    def graphql(
+        self,
+        query: str,
+        key: str,
+        variables: dict[str, Any] | None = None,
+        token: str | None = None,
+    ) -> Any:
+        headers = {"authorization": f"Bearer {key}"}
+        if token:
+            headers["x-shopper-token"] = token
         resp = httpx.post(
             f"{self.url}/graphql",
             json={"query": query, "variables": variables or {}},
-            headers={"authorization": f"Bearer {key}"},
+            headers=headers,
             timeout=10,
         )
         return resp.json()
+
+    def printed(self, name: str) -> str:
+        """The value of ``NAME=value`` as the demo printed it."""
+        for line in self.output().splitlines():
+            found, sep, value = line.strip().partition("=")
+            if sep and found == name:
+                return value
+        raise AssertionError(f"{name} not printed: {self.output()}")
 
     def interrupt(self, sig: signal.Signals = signal.SIGINT) -> int:
         self.proc.send_signal(sig)
@@ -150,6 +173,29 @@ def test_serve_demo_end_to_end(tmp_path: Path, services: list[Service]) -> None:
     assert refused["data"] is None
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
+    # The printed shopper token lets the storefront key serve the demo shopper, only them.
+    token = first.printed(SHOPPER_TOKEN_VAR)
+    mine_query = "query { storefront(input: {page: HOME}) { slots { name } } }"
+    served = first.graphql(mine_query, storefront, token=token)
+    assert "errors" not in served and served["data"]["storefront"]["slots"], served
+    other = 'query { storefront(input: {userId: "demo-0002", page: HOME}) { requestId } }'
+    assert first.graphql(other, storefront, token=token)["errors"][0]["extensions"]["code"] == (
+        "FORBIDDEN"
+    )
+    assert DEMO_SHOPPER in first.output()
+    # A browser storefront on localhost may call it: the preflight is answered.
+    preflight = httpx.options(
+        f"{first.url}/graphql",
+        headers={
+            "origin": "http://localhost:5173",
+            "access-control-request-method": "POST",
+            "access-control-request-headers": "authorization, content-type, x-shopper-token",
+        },
+        timeout=10,
+    )
+    assert preflight.status_code == 200, preflight.text
+    assert preflight.headers["access-control-allow-origin"] == "http://localhost:5173"
+
     # Other commands share the running service's embedded database instead of clashing.
     listed_keys = subprocess.run(
         [sys.executable, "-m", "shopfront.cli", "keys", "list"],
@@ -173,7 +219,11 @@ def test_serve_demo_end_to_end(tmp_path: Path, services: list[Service]) -> None:
     second = Service(data)
     services.append(second)
     second.wait_ready()
-    assert read_keys_file(data / "demo-keys.env") == keys
+    kept = read_keys_file(data / "demo-keys.env")
+    assert kept.pop(SHOPPER_TOKEN_VAR) and keys.pop(SHOPPER_TOKEN_VAR) == token
+    assert kept == keys  # the same keys and token secret; a fresh demo token each start
+    # Tokens minted before the restart still verify: the demo's secret was kept.
+    assert "errors" not in second.graphql(mine_query, storefront, token=token)
     again = second.graphql(BY_IDS, storefront, {"ids": [n["id"] for n in nodes]})
     assert again["data"]["products"]["nodes"] == nodes
     mine = second.graphql('query { product(id: "e2e-1") { title } }', storefront)

@@ -81,6 +81,8 @@ def line_revenue(event: Mapping[str, Any]) -> dict[str, Any] | None:
     price = event.get("price")
     if event.get("type") != PURCHASE or not isinstance(price, Mapping):
         return None
+    if event.get("confirmed") is False:  # a storefront's claim, not the merchant's
+        return None
     amount, currency = price.get("amount"), price.get("currency")
     if not isinstance(amount, int) or not isinstance(currency, str):
         return None

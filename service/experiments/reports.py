@@ -272,7 +272,14 @@ async def _outcomes(
     and per variant in one pipeline (starting from the indexed (type, timestamp) match)."""
     currency = exp.currency
     pipeline: list[dict[str, Any]] = [
-        {"$match": {"type": PURCHASE, "timestamp": {"$gte": start, "$lte": end}}},
+        # Only merchant-confirmed purchases are revenue (a storefront's are not money facts).
+        {
+            "$match": {
+                "type": PURCHASE,
+                "timestamp": {"$gte": start, "$lte": end},
+                "confirmed": {"$ne": False},
+            }
+        },
         {
             "$project": {
                 "_id": 0,

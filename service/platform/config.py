@@ -76,6 +76,11 @@ def _meta(doc: str, **extra: Any) -> dict[str, Any]:
     return {"doc": doc, **extra}
 
 
+def _days(default: int, doc: str) -> Any:
+    """A retention setting: whole days, at least one."""
+    return field(default=default, metadata=_meta(doc, min=1))
+
+
 @dataclass(frozen=True)
 class Settings:
     """All runtime settings. Field ``foo_bar`` is read from ``SHOPFRONT_FOO_BAR``."""
@@ -278,6 +283,24 @@ class Settings:
             min=0,
         ),
     )
+    # -- shopper identity and browsers (shopfront.shoppers.identity, shopfront.app) ----------
+    shopper_token_secrets: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "Secrets that sign shopper tokens, `kid:secret,...` (each secret at least 32 "
+            "characters, no commas); the first signs `createShopperToken`'s tokens, every one "
+            "verifies (rotation). Empty: storefront-key calls about a known shopper are refused "
+            "(`--demo` makes one)."
+        ),
+    )
+    cors_origins: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "Browser origins allowed to call /graphql (CORS), `scheme://host[:port]`, comma "
+            "separated; `:*` allows any port of that host. Empty: none (`--demo` allows "
+            "`http://localhost:*,http://127.0.0.1:*`)."
+        ),
+    )
     shutdown_drain_s: float = field(
         default=10.0,
         metadata=_meta(
@@ -377,42 +400,14 @@ class Settings:
         ),
     )
     # -- retention of shopper data (service/platform/personal_data.py; TTL indexes) ----------
-    profile_retention_days: int = field(
-        default=365,
-        metadata=_meta("Days a shopper profile is kept after its last update.", min=1),
-    )
-    session_link_retention_days: int = field(
-        default=365,
-        metadata=_meta("Days a session-to-shopper link (from identify) is kept.", min=1),
-    )
-    consent_retention_days: int = field(
-        default=1095,
-        metadata=_meta(
-            "Days a consent answer is kept after it was given; then the default applies.", min=1
-        ),
-    )
-    assignment_retention_days: int = field(
-        default=365,
-        metadata=_meta("Days an experiment assignment is kept after it was recorded.", min=1),
-    )
-    exposure_retention_days: int = field(
-        default=180,
-        metadata=_meta("Days a sampled experiment exposure is kept.", min=1),
-    )
-    attribution_retention_days: int = field(
-        default=365,
-        metadata=_meta("Days an attributed event (slot, strategy, variant credit) is kept.", min=1),
-    )
-    redemption_retention_days: int = field(
-        default=730,
-        metadata=_meta(
-            "Days a coupon redemption and a shopper's per-campaign usage count are kept.", min=1
-        ),
-    )
-    personal_code_retention_days: int = field(
-        default=365,
-        metadata=_meta("Days a personal coupon code minted for a shopper is kept.", min=1),
-    )
+    profile_retention_days: int = _days(365, "Days a profile is kept after its last update.")
+    session_link_retention_days: int = _days(365, "Days a session link (identify) is kept.")
+    consent_retention_days: int = _days(1095, "Days a consent answer counts; then the default.")
+    assignment_retention_days: int = _days(365, "Days an experiment assignment is kept.")
+    exposure_retention_days: int = _days(180, "Days a sampled experiment exposure is kept.")
+    attribution_retention_days: int = _days(365, "Days an attributed event is kept.")
+    redemption_retention_days: int = _days(730, "Days redemptions and usage counts are kept.")
+    personal_code_retention_days: int = _days(365, "Days a personal coupon code is kept.")
     affinity_half_life_days: float = field(
         default=30.0,
         metadata=_meta(
@@ -612,6 +607,8 @@ class Settings:
             parse_trusted(self.trusted_proxies)
         except ValueError as exc:
             raise ConfigError(f"SHOPFRONT_TRUSTED_PROXIES: {exc}") from None
+        token_secrets(self.shopper_token_secrets)
+        cors_origin_patterns(self.cors_origins)
         amounts_by_currency(self.shipping_fee, "SHOPFRONT_SHIPPING_FEE")
         amounts_by_currency(self.nudge_closeness_amount, "SHOPFRONT_NUDGE_CLOSENESS_AMOUNT")
 
@@ -768,3 +765,73 @@ def amounts_by_currency(values: tuple[str, ...] | list[str], setting: str) -> di
             raise ConfigError(f"{setting}: {currency} is given twice")
         amounts[currency] = Money(value, currency)
     return amounts
+
+
+TOKEN_SECRET_MIN_LEN = 32
+_KID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
+def token_secrets(values: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``("k1:secret", ...)`` -> secret by key id, in the order given (the first signs);
+    a bad entry raises `ConfigError` naming SHOPFRONT_SHOPPER_TOKEN_SECRETS, never the secret."""
+    setting = "SHOPFRONT_SHOPPER_TOKEN_SECRETS"
+    secrets: dict[str, str] = {}
+    for n, entry in enumerate(values, 1):
+        kid, sep, secret = entry.partition(":")
+        kid = kid.strip()
+        if not sep or not kid:
+            raise ConfigError(f"{setting}: entry {n} must be KID:SECRET")
+        if len(kid) > 64 or not set(kid) <= _KID_CHARS:
+            raise ConfigError(
+                f"{setting}: key id {kid!r} must be 1-64 letters, digits, '.', '_' or '-'"
+            )
+        if len(secret) < TOKEN_SECRET_MIN_LEN:
+            raise ConfigError(
+                f"{setting}: the secret of key id {kid!r} must be at least "
+                f"{TOKEN_SECRET_MIN_LEN} characters (HS256 needs 256 bits)"
+            )
+        if kid in secrets:
+            raise ConfigError(f"{setting}: key id {kid!r} is given twice")
+        secrets[kid] = secret
+    return secrets
+
+
+def cors_origin_patterns(values: tuple[str, ...] | list[str]) -> tuple[list[str], str | None]:
+    """The CORS allowlist as exact origins and one regular expression for the ``:*`` (any
+    port) entries; a bad entry raises `ConfigError` naming SHOPFRONT_CORS_ORIGINS."""
+    import re
+    from urllib.parse import urlsplit
+
+    setting = "SHOPFRONT_CORS_ORIGINS"
+    exact: list[str] = []
+    any_port: list[str] = []
+    for entry in values:
+        origin = entry.strip().rstrip("/")
+        wildcard = origin.endswith(":*")
+        parts = urlsplit(origin[:-2] if wildcard else origin)
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or "*" in (parts.hostname or "")
+            or parts.path
+            or parts.query
+            or parts.fragment
+            or parts.username is not None
+            or port == -1
+        ):
+            raise ConfigError(
+                f"{setting}: {entry!r} must be an origin, scheme://host[:port] (or :* for any "
+                "port), e.g. https://shop.example; '*' is not allowed"
+            )
+        base = f"{parts.scheme}://{parts.hostname}"
+        if wildcard:
+            any_port.append(re.escape(base))
+        else:
+            default_port = {"http": 80, "https": 443}[parts.scheme]
+            exact.append(f"{base}:{port}" if port not in (None, default_port) else base)
+    regex = f"(?:{'|'.join(any_port)})(?::[0-9]{{1,5}})?" if any_port else None
+    return exact, regex

@@ -123,6 +123,7 @@ def event_hooks(components: MutableMapping[str, Any]) -> EventHooks:
 _COMMON = frozenset(
     {"event_id", "type", "user_id", "session_id", "timestamp"}
     | {"recommendation_id", "position", "page_type"}
+    | {"scope", "confirmed"}
 )
 # Per type: fields it needs, and further fields it may carry.
 _REQUIRED: dict[str, frozenset[str]] = {
@@ -283,7 +284,29 @@ def validate_event(raw: Mapping[str, Any], settings: Settings, now: datetime) ->
         raise EventError(f"{unknown[0]}: not an event field")
     if kind in ("add_to_cart", "remove_from_cart", "purchase") and doc["quantity"] is None:
         doc["quantity"] = 1
+    if kind == "purchase":
+        # Only purchases the merchant's backend reports count as money facts (spend, orders,
+        # segments, revenue); a storefront's are marked unconfirmed and feed recommendations.
+        doc["confirmed"] = raw.get("confirmed") is not False
+    scope = raw.get("scope")
+    if scope is not None:
+        if not isinstance(scope, str) or not scope:
+            raise EventError("scope: must be a non-empty string")
+        doc["client_event_id"] = event_id
+        doc["event_id"] = scoped_event_id(scope, event_id)
     return {k: v for k, v in doc.items() if v is not None}
+
+
+def scoped_event_id(scope: str, event_id: str) -> str:
+    """The stored id of a client's ``event_id`` sent in ``scope`` (the API key and the shopper
+    or session): ids of one caller never collide with, or squat, another's."""
+    digest = hashlib.sha256(scope.encode()).hexdigest()[:24]
+    return f"{digest}:{event_id}"
+
+
+def client_event_id(doc: Mapping[str, Any]) -> str:
+    """The event id as its sender gave it."""
+    return str(doc.get("client_event_id") or doc["event_id"])
 
 
 def anonymous_receipt(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -365,7 +388,7 @@ async def _ingest_batch(
             continue
         if doc["event_id"] in first_index:
             reason = f"event_id: same as event {first_index[doc['event_id']]} of this batch"
-            results[i] = EventResult(i, doc["event_id"], EventStatus.DUPLICATE, reason)
+            results[i] = EventResult(i, client_event_id(doc), EventStatus.DUPLICATE, reason)
             continue
         first_index[doc["event_id"]] = i
         candidates.append((i, doc))
@@ -440,12 +463,15 @@ async def _admit(
         user_id = doc.get("user_id")
         if pid is not None and pid not in facts:
             results[i] = EventResult(
-                i, doc["event_id"], EventStatus.REJECTED, f"product_id: unknown product {pid!r}"
+                i,
+                client_event_id(doc),
+                EventStatus.REJECTED,
+                f"product_id: unknown product {pid!r}",
             )
         elif user_id in erased:
             results[i] = EventResult(
                 i,
-                doc["event_id"],
+                client_event_id(doc),
                 EventStatus.REJECTED,
                 "user_id: this shopper's data was erased; events for them are not stored",
             )
@@ -458,7 +484,7 @@ async def _admit(
             )
         elif user_id in withheld:
             receipt = anonymous_receipt(doc)
-            client_ids[receipt["event_id"]] = doc["event_id"]
+            client_ids[receipt["event_id"]] = client_event_id(doc)
             stored.append((i, receipt))
         else:
             if user_id is not None:
@@ -485,7 +511,7 @@ async def _insert(
     duplicates: list[str] = []
     for position, (i, doc) in enumerate(stored):
         doc.pop("_id", None)  # added by the driver; the event's identity is its event_id
-        client_id = client_ids.get(doc["event_id"], doc["event_id"])
+        client_id = client_ids.get(doc["event_id"]) or client_event_id(doc)
         error = failed.get(position)
         if error is None:
             personal = doc["event_id"] not in client_ids

@@ -248,13 +248,16 @@ def _counter_fields(
             inc[f"purchases.{key}.n"] += 1
             _keep(high, f"purchases.{key}.last", t, max)
             _keep(low, f"purchases.{key}.first", t, min)
-            _keep(high, "last_purchase_at", t, max)
+            confirmed = event.get("confirmed") is not False
+            if confirmed:  # money facts come only from the merchant's side
+                _keep(high, "last_purchase_at", t, max)
             price = event.get("price")
             if price:
                 cur, paid = price["currency"], int(price["amount"])
                 inc[f"price.{cur}.n"] += 1
                 inc[f"price.{cur}.sum"] += paid
-                inc[f"spent.{cur}"] += paid * int(event.get("quantity") or 1)
+                if confirmed:
+                    inc[f"spent.{cur}"] += paid * int(event.get("quantity") or 1)
                 _keep(low, f"price.{cur}.min", paid, min)
                 _keep(high, f"price.{cur}.max", paid, max)
     fields: dict[str, Any] = dict(set_)
@@ -271,7 +274,11 @@ def _counter_fields(
     # kept (bounded) in the same document, so the check and the count are one atomic write.
     sessions = sorted({e["session_id"] for e in events if e.get("session_id")})
     orders = sorted(
-        {e["order_id"] for e in events if e["type"] == "purchase" and e.get("order_id")}
+        {
+            e["order_id"]
+            for e in events
+            if e["type"] == "purchase" and e.get("order_id") and e.get("confirmed") is not False
+        }
     )
     for ids_field, counter, ids, keep in (
         ("session_ids", "sessions", sessions, SESSION_IDS_KEEP),

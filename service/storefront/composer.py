@@ -268,15 +268,8 @@ class Storefront:
         if forgotten:
             req = replace(req, user_id=None, session_id=None)
         # Experiments: assignment is in-memory hashing, no database round trip.
-        assignments = self._assign(req, now)
-        overrides: StorefrontOverrides | None = None
-        if assignments:
-            overrides = apply_overrides(
-                slots,
-                [s.name for s in self.host.coupon_strategies()],
-                [p.terms.name for p in self.host.promotions()],
-                assignments,
-            )
+        overrides = self._overrides(self._assign(req, now), slots)
+        if overrides is not None:
             slots = list(overrides.slots)
         catalog = RequestCatalog(loader or product_loader(self.store), asyncio.get_running_loop())
         degraded: list[Degradation] = []
@@ -392,6 +385,40 @@ class Storefront:
             return self.experiments.assign_chosen(shopper, now, dict(req.variants))
         except ExperimentError as exc:
             raise StorefrontInputError(f"preview.variants: {exc}") from None
+
+    def _overrides(
+        self, assignments: Sequence[Assignment], slots: Sequence[Slot]
+    ) -> StorefrontOverrides | None:
+        """The shopper's experiment variants applied to ``slots``, coupon strategies and
+        promotions; None outside every experiment."""
+        if not assignments:
+            return None
+        return apply_overrides(
+            slots,
+            [s.name for s in self.host.coupon_strategies()],
+            [p.terms.name for p in self.host.promotions()],
+            assignments,
+        )
+
+    async def price_order(self, ctx: RequestContext) -> PricedCart:
+        """Price ``ctx``'s cart exactly as `compose` prices the storefront's cart for the same
+        shopper: stored and plugin promotions, the ``promotion_stacking`` hook, the configured
+        shipping fees and the shopper's experiment overrides. ``validateCoupons`` and
+        ``redeemCoupon`` price through here, so the discount charged is the one shown.
+        Raises `PricingError` for a cart that cannot be priced."""
+        shopper = ctx.user_id or ctx.session_id
+        assigned = self.experiments.assign(shopper, ctx.now) if self.experiments else []
+        overrides = self._overrides(assigned, ())
+        if overrides is not None:
+            ctx = replace(
+                ctx,
+                personalized=ctx.personalized and overrides.personalized,
+                overrides=overrides.strategy_params,
+            )
+        cart, error = await self._price(ctx, [], overrides)
+        if cart is None:
+            raise PricingError(error or "the cart cannot be priced")
+        return cart
 
     async def _offers(
         self,

@@ -26,7 +26,7 @@ CONFIG: dict[str, Any] = {
     }
 }
 INPUT = {
-    "sessionId": "s1",
+    "sessionId": "5e0a3c1d-7b2f-4e8a-9c6d-1f4b8a2e7c90",  # unguessable, as a browser sends
     "page": "CART",
     "cart": {"lines": [{"productId": "p1", "quantity": 1}]},
     "slots": [{"name": "picks", "strategy": "example_staff_picks"}],

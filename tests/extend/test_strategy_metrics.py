@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from shopfront.testing import GraphQLCall
+from shopfront.testing import GraphQLCall, ShopperTokenFactory
 
 QUERY = """
 query { storefront(input: {userId: "u1", page: HOME, cart: {lines: [], couponCodes: []}}) {
@@ -12,9 +12,12 @@ query { storefront(input: {userId: "u1", page: HOME, cart: {lines: [], couponCod
 
 
 async def test_strategy_calls_are_counted_in_metrics(
-    graphql: GraphQLCall, storefront_key: str, client: httpx.AsyncClient
+    graphql: GraphQLCall,
+    storefront_key: str,
+    client: httpx.AsyncClient,
+    shopper_token: ShopperTokenFactory,
 ) -> None:
-    res = await graphql(QUERY, key=storefront_key)
+    res = await graphql(QUERY, key=storefront_key, token=shopper_token("u1"))
     assert "errors" not in res, res
     text = (await client.get("/metrics")).text
     calls = [

@@ -27,7 +27,7 @@ from shopfront.platform.keys import Role, create_key
 from shopfront.platform.store import Store, open_store
 from shopfront.recommend.contract import Candidate, Reason, RecommenderSpec, Slot
 from shopfront.shoppers.context import RequestContext
-from shopfront.testing import test_settings
+from shopfront.testing import mint_shopper_token, test_settings
 
 pytestmark = pytest.mark.faults
 log = logging.getLogger(__name__)
@@ -381,6 +381,7 @@ async def test_storefront_serves_last_known_good_while_the_database_is_paused(
                 for pid in ("p1", "p2")
             ],
         )
+        token = mint_shopper_token(settings, "u1")  # checked without the database
         app = create_app(settings, plugins=[("picks", _PicksPlugin())])
         async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
             transport = httpx.ASGITransport(app=app)
@@ -392,7 +393,7 @@ async def test_storefront_serves_last_known_good_while_the_database_is_paused(
                     resp = await client.post(
                         "/graphql",
                         json={"query": STOREFRONT, "variables": {"cart": cart}},
-                        headers={"authorization": f"Bearer {key}"},
+                        headers={"authorization": f"Bearer {key}", "x-shopper-token": token},
                     )
                     return resp.status_code, resp.json()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from datetime import datetime
 
 import pytest
@@ -30,7 +31,7 @@ async def test_logs_carry_no_address_or_shopper_id_unless_asked(
 ) -> None:
     sf = await storefront_client(profiles=BrokenProfiles(), log_pii=log_pii)
     with caplog.at_level(logging.INFO):
-        await sf.query({"page": "HOME", "userId": SHOPPER, "sessionId": "sess-log-9"})
+        await sf.query({"page": "HOME", "userId": SHOPPER, "sessionId": uuid.uuid4().hex})
     text = lines(caplog)
     requests = [r for r in caplog.records if r.name == "shopfront.request"]
     request_lines = [json.loads(JsonFormatter().format(r)) for r in requests]

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 from shopfront.offers.coupon_service import CouponService
-from shopfront.platform.config import Settings
+from shopfront.platform.config import Settings, token_secrets
 from shopfront.platform.store import Store
-from shopfront.testing import GraphQLCall, test_settings
+from shopfront.shoppers.identity import ShopperTokens
+from shopfront.testing import TEST_TOKEN_SECRETS, GraphQLCall, test_settings
 
 
 @pytest.fixture
@@ -113,10 +114,18 @@ async def create(gql: GraphQLCall, body: dict[str, Any]) -> dict[str, Any]:
     return created
 
 
+def token_for(user: str) -> str:
+    """The shopper token the storefront sends for ``user`` (the test settings' secret)."""
+    token, _ = ShopperTokens(token_secrets(TEST_TOKEN_SECRETS)).mint(user)
+    return token
+
+
 async def check(
     gql: GraphQLCall, key: str, code: str, user: str | None = None, the_cart: Any = SHOES
 ) -> dict[str, Any]:
-    res = await gql(VALIDATE, {"cart": the_cart, "codes": [code], "userId": user}, key=key)
+    token = token_for(user) if user is not None else None
+    variables = {"cart": the_cart, "codes": [code], "userId": user}
+    res = await gql(VALIDATE, variables, key=key, token=token)
     assert "errors" not in res, res
     [result] = res["data"]["validateCoupons"]["coupons"]
     assert isinstance(result, dict)
@@ -124,10 +133,11 @@ async def check(
 
 
 async def redeem(
-    gql: GraphQLCall, key: str, code: str, user: str, order: str, idem: str, the_cart: Any = SHOES
+    gql: GraphQLCall, code: str, user: str, order: str, idem: str, the_cart: Any = SHOES
 ) -> dict[str, Any]:
+    """Redeem at checkout: the merchant's backend, with the merchant key (``gql``'s default)."""
     variables = {"code": code, "userId": user, "orderId": order, "key": idem, "cart": the_cart}
-    res = await gql(REDEEM, variables, key=key)
+    res = await gql(REDEEM, variables)
     assert "errors" not in res, res
     result: dict[str, Any] = res["data"]["redeemCoupon"]
     return result
@@ -199,22 +209,22 @@ async def test_redeem_enforces_limits_and_budget_with_reasons(
     await create(shop, campaign("purse", "PURSE", budget=eur(800)))
     sf = storefront_key
 
-    first = await redeem(shop, sf, "ONCE", "u1", "o1", "k1")
+    first = await redeem(shop, "ONCE", "u1", "o1", "k1")
     assert first["ok"] and first["code"] == "REDEEMED"
     assert first["redemption"]["amount"] == eur(500)
     assert (await check(shop, sf, "ONCE", user="u2"))["reasonCode"] == "USAGE_LIMIT_REACHED"
-    second = await redeem(shop, sf, "ONCE", "u2", "o2", "k2")
+    second = await redeem(shop, "ONCE", "u2", "o2", "k2")
     assert not second["ok"] and second["code"] == "USAGE_LIMIT_REACHED" and second["message"]
 
-    assert (await redeem(shop, sf, "MINE", "u1", "o3", "k3"))["ok"]
+    assert (await redeem(shop, "MINE", "u1", "o3", "k3"))["ok"]
     assert (await check(shop, sf, "MINE", user="u1"))["reasonCode"] == "PER_SHOPPER_LIMIT_REACHED"
-    again = await redeem(shop, sf, "MINE", "u1", "o4", "k4")
+    again = await redeem(shop, "MINE", "u1", "o4", "k4")
     assert again["code"] == "PER_SHOPPER_LIMIT_REACHED"
-    assert (await redeem(shop, sf, "MINE", "u2", "o5", "k5"))["ok"]
+    assert (await redeem(shop, "MINE", "u2", "o5", "k5"))["ok"]
 
-    assert (await redeem(shop, sf, "PURSE", "u1", "o6", "k6"))["ok"]  # 5.00 of 8.00
+    assert (await redeem(shop, "PURSE", "u1", "o6", "k6"))["ok"]  # 5.00 of 8.00
     assert (await check(shop, sf, "PURSE", user="u2"))["reasonCode"] == "BUDGET_EXHAUSTED"
-    assert (await redeem(shop, sf, "PURSE", "u2", "o7", "k7"))["code"] == "BUDGET_EXHAUSTED"
+    assert (await redeem(shop, "PURSE", "u2", "o7", "k7"))["code"] == "BUDGET_EXHAUSTED"
 
     res = await shop(
         '{ couponCampaign(id: "purse") { used discountGiven { amount } budgetLeft { amount } } }'
@@ -230,10 +240,10 @@ async def test_redeem_refuses_what_validation_refuses(
     shop: GraphQLCall, storefront_key: str
 ) -> None:
     await create(shop, campaign("big", "BIGSPEND", minSpend=eur(10_000)))
-    result = await redeem(shop, storefront_key, "BIGSPEND", "u1", "o1", "k1")
+    result = await redeem(shop, "BIGSPEND", "u1", "o1", "k1")
     assert result["code"] == "MIN_SPEND_NOT_MET"
     assert result["missing"] == {"amount": 4000}
-    unknown = await redeem(shop, storefront_key, "NOPE", "u1", "o1", "k2")
+    unknown = await redeem(shop, "NOPE", "u1", "o1", "k2")
     assert unknown["code"] == "UNKNOWN_CODE"
 
 
@@ -241,24 +251,24 @@ async def test_idempotency_key_replays_and_refuses_other_arguments(
     shop: GraphQLCall, storefront_key: str, store: Store
 ) -> None:
     await create(shop, campaign("idem", "IDEM"))
-    first = await redeem(shop, storefront_key, "IDEM", "u1", "o1", "same-key")
-    again = await redeem(shop, storefront_key, "IDEM", "u1", "o1", "same-key")
+    first = await redeem(shop, "IDEM", "u1", "o1", "same-key")
+    again = await redeem(shop, "IDEM", "u1", "o1", "same-key")
     assert first["ok"] and again["ok"]
     assert again["replayed"] and not first["replayed"]
     assert again["redemption"] == first["redemption"]
     variables = {"code": "IDEM", "userId": "u1", "orderId": "o2", "key": "same-key", "cart": SHOES}
-    res = await shop(REDEEM, variables, key=storefront_key)
+    res = await shop(REDEEM, variables)
     assert res["data"] is None
     assert res["errors"][0]["extensions"]["code"] == "IDEMPOTENCY_KEY_REUSED"
     changed_cart = {**variables, "orderId": "o1", "cart": cart(("shoe", 2))}
-    res = await shop(REDEEM, changed_cart, key=storefront_key)
+    res = await shop(REDEEM, changed_cart)
     assert res["errors"][0]["extensions"]["code"] == "IDEMPOTENCY_KEY_REUSED"
     assert await store.collection("coupon_redemptions").count_documents({}) == 1
 
 
 async def test_release_undoes_a_redemption_once(shop: GraphQLCall, storefront_key: str) -> None:
     await create(shop, campaign("once", "ONCE", usageLimit=1, budget=eur(500)))
-    assert (await redeem(shop, storefront_key, "ONCE", "u1", "o1", "k1"))["ok"]
+    assert (await redeem(shop, "ONCE", "u1", "o1", "k1"))["ok"]
     res = await shop(RELEASE, {"orderId": "o1"})
     out = res["data"]["releaseCoupon"]
     assert [r["status"] for r in out["released"]] == ["released"]
@@ -268,13 +278,17 @@ async def test_release_undoes_a_redemption_once(shop: GraphQLCall, storefront_ke
     assert len(res["data"]["releaseCoupon"]["alreadyReleased"]) == 1
     res = await shop('{ couponCampaign(id: "once") { used discountGiven { amount } } }')
     assert res["data"]["couponCampaign"] == {"used": 0, "discountGiven": {"amount": 0}}
-    assert (await redeem(shop, storefront_key, "ONCE", "u2", "o2", "k2"))["ok"]
+    assert (await redeem(shop, "ONCE", "u2", "o2", "k2"))["ok"]
 
 
 async def test_roles(shop: GraphQLCall, storefront_key: str) -> None:
     res = await shop(CREATE, {"input": campaign("x", "XCODE")}, key=storefront_key)
     assert res["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     res = await shop(RELEASE, {"orderId": "o1"}, key=storefront_key)
+    assert res["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    # Redemption spends budgets and codes: the checkout backend's merchant key only.
+    args = {"code": "X", "userId": "u1", "orderId": "o1", "key": "k", "cart": SHOES}
+    res = await shop(REDEEM, args, key=storefront_key, token=token_for("u1"))
     assert res["errors"][0]["extensions"]["code"] == "FORBIDDEN"
 
 
@@ -310,7 +324,7 @@ async def test_concurrent_redemptions_through_graphql(
     doc = await store.collection("coupon_codes").find_one({"campaign_id": "one"})
     code = doc["code"]
     results = await asyncio.gather(
-        *(redeem(shop, storefront_key, code, f"u{i}", f"o{i}", f"k{i}") for i in range(40))
+        *(redeem(shop, code, f"u{i}", f"o{i}", f"k{i}") for i in range(40))
     )
     assert sum(r["ok"] for r in results) == 1
     assert {r["code"] for r in results if not r["ok"]} == {"USAGE_LIMIT_REACHED"}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from shopfront.platform.store import USER_DATA, Store
 from shopfront.shoppers import privacy
-from shopfront.testing import GraphQLCall
+from shopfront.testing import GraphQLCall, ShopperTokenFactory
 from starlette.applications import Starlette
 
 from tests.shoppers.event_helpers import seed_products, walk_strings
@@ -61,6 +61,12 @@ mutation($u: ID!) {
 """
 
 
+# Anonymous sessions are unguessable ids (a storefront key's short ones are refused).
+S1 = "3f0c1a52-8d7e-4b1c-9a6e-2f5d8c7b9e01"
+S_ANON = "9b2e4c6d-1a3f-4e5b-8c7d-6e9f0a1b2c3d"
+S9 = "c4d5e6f7-a8b9-4c0d-9e1f-2a3b4c5d6e7f"
+
+
 def iso(minutes_ago: float) -> str:
     return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat()
 
@@ -79,11 +85,10 @@ async def shop(store: Store) -> Store:
     return store
 
 
-async def test_track_events_reports_each_event(
-    shop: Store, graphql: GraphQLCall, storefront_key: str
-) -> None:
+async def test_track_events_reports_each_event(shop: Store, graphql: GraphQLCall) -> None:
+    # The merchant key (a backend) may name any shopper, so each event is judged on its own.
     batch = [
-        event("e1", pageType="PRODUCT", sessionId="s1", recommendationId="r1", position=1),
+        event("e1", pageType="PRODUCT", sessionId=S1, recommendationId="r1", position=1),
         event(
             "e2",
             "PURCHASE",
@@ -100,7 +105,7 @@ async def test_track_events_reports_each_event(
         event("e8", userId="ann@example.com"),
         event("e9", "PURCHASE", orderId="o2"),
     ]
-    res = await graphql(TRACK, {"events": batch}, key=storefront_key)
+    res = await graphql(TRACK, {"events": batch})
     out = res["data"]["trackEvents"]
     assert (out["accepted"], out["duplicates"], out["rejected"]) == (3, 1, 6)
     reasons = {r["eventId"]: (r["status"], r["reason"]) for r in out["results"][3:]}
@@ -116,17 +121,17 @@ async def test_track_events_reports_each_event(
         ),
         "e9": ("REJECTED", "price: is required for purchase events"),
     }
-    stored = await shop.collection("events").find_one({"event_id": "e1"})
+    stored = await shop.collection("events").find_one({"client_event_id": "e1"})
     assert stored["page_type"] == "product" and stored["recommendation_id"] == "r1"
-    again = await graphql(TRACK, {"events": batch[:3]}, key=storefront_key)
+    again = await graphql(TRACK, {"events": batch[:3]})
     assert again["data"]["trackEvents"]["duplicates"] == 3
 
 
 async def test_track_events_caps_the_batch(
-    shop: Store, graphql: GraphQLCall, storefront_key: str
+    shop: Store, graphql: GraphQLCall, storefront_key: str, shopper_token: ShopperTokenFactory
 ) -> None:
     batch = [event(f"e{i}") for i in range(501)]
-    res = await graphql(TRACK, {"events": batch}, key=storefront_key)
+    res = await graphql(TRACK, {"events": batch}, key=storefront_key, token=shopper_token("u1"))
     assert res["data"] is None
     assert res["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "501 events; at most 500 per call" in res["errors"][0]["message"]
@@ -139,18 +144,20 @@ async def test_track_events_needs_a_key(shop: Store, graphql: GraphQLCall) -> No
 
 
 async def test_profile_after_identify_and_preferences(
-    shop: Store, graphql: GraphQLCall, storefront_key: str
+    shop: Store, graphql: GraphQLCall, storefront_key: str, shopper_token: ShopperTokenFactory
 ) -> None:
     anonymous = [
-        event("a1", userId=None, sessionId="s-anon", timestamp=iso(30)),
-        event("a2", "ADD_TO_CART", userId=None, sessionId="s-anon", productId="sock.1", quantity=2),
+        event("a1", userId=None, sessionId=S_ANON, timestamp=iso(30)),
+        event("a2", "ADD_TO_CART", userId=None, sessionId=S_ANON, productId="sock.1", quantity=2),
     ]
     await graphql(TRACK, {"events": anonymous}, key=storefront_key)
-    res = await graphql(IDENTIFY, {"s": "s-anon", "u": "u1"}, key=storefront_key)
+    u1 = shopper_token("u1", S_ANON)
+    res = await graphql(IDENTIFY, {"s": S_ANON, "u": "u1"}, key=storefront_key, token=u1)
     assert res["data"]["identify"] == {"linked": True, "mergedEvents": 2}
-    res = await graphql(IDENTIFY, {"s": "s-anon", "u": "u1"}, key=storefront_key)
+    res = await graphql(IDENTIFY, {"s": S_ANON, "u": "u1"}, key=storefront_key, token=u1)
     assert res["data"]["identify"] == {"linked": True, "mergedEvents": 0}
-    res = await graphql(IDENTIFY, {"s": "s-anon", "u": "u2"}, key=storefront_key)
+    u2 = shopper_token("u2", S_ANON)
+    res = await graphql(IDENTIFY, {"s": S_ANON, "u": "u2"}, key=storefront_key, token=u2)
     assert "already linked to another shopper" in res["errors"][0]["message"]
     await graphql(
         TRACK,
@@ -168,6 +175,7 @@ async def test_profile_after_identify_and_preferences(
             ]
         },
         key=storefront_key,
+        token=u1,
     )
     prefs = {
         "categories": ["Accessories > Hats"],
@@ -176,10 +184,10 @@ async def test_profile_after_identify_and_preferences(
         "priceMin": {"amount": 1000, "currency": "EUR"},
         "answers": [{"key": "style", "value": "classic"}],
     }
-    res = await graphql(PREFS, {"u": "u1", "p": prefs}, key=storefront_key)
+    res = await graphql(PREFS, {"u": "u1", "p": prefs}, key=storefront_key, token=u1)
     assert res["data"]["setPreferences"]["priceMin"] == {"amount": 1000, "currency": "EUR"}
 
-    denied = await graphql(PROFILE, {"u": "u1"}, key=storefront_key)
+    denied = await graphql(PROFILE, {"u": "u1"}, key=storefront_key, token=u1)
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     profile = (await graphql(PROFILE, {"u": "u1"}))["data"]["profile"]
     assert profile["userId"] == "u1" and profile["consentPersonalization"] is True
@@ -187,7 +195,9 @@ async def test_profile_after_identify_and_preferences(
     assert profile["cart"] == [{"productId": "sock.1", "quantity": 2}]
     assert profile["notInterested"] == ["shoe-1"]
     assert profile["ratings"] == [{"productId": "sock.1", "rating": 5}]
-    assert profile["purchases"][0]["productId"] == "shoe-2" and profile["orders"] == 1
+    # A storefront's purchase feeds recommendations but is no order until the merchant says so.
+    assert profile["purchases"][0]["productId"] == "shoe-2" and profile["orders"] == 0
+    assert profile["totalSpent"] == {"amount": 0, "currency": "EUR"}
     assert profile["typicalPrice"] == {"amount": 7000, "currency": "EUR"}
     assert profile["sessions"] == 1
     scores = [a["score"] for a in profile["categoryAffinities"]]
@@ -209,23 +219,26 @@ async def test_profile_after_identify_and_preferences(
 
 
 async def test_bad_preferences_and_ids_are_user_errors(
-    shop: Store, graphql: GraphQLCall, storefront_key: str
+    shop: Store, graphql: GraphQLCall, storefront_key: str, shopper_token: ShopperTokenFactory
 ) -> None:
-    res = await graphql(PREFS, {"u": "u1", "p": {"categories": ["A > "]}}, key=storefront_key)
+    u1 = shopper_token("u1")
+    bad = {"u": "u1", "p": {"categories": ["A > "]}}
+    res = await graphql(PREFS, bad, key=storefront_key, token=u1)
     assert res["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert "categories" in res["errors"][0]["message"]
-    res = await graphql(PREFS, {"u": "bob@example.com", "p": {}}, key=storefront_key)
+    res = await graphql(PREFS, {"u": "bob@example.com", "p": {}})
     assert "userId: looks like an e-mail" in res["errors"][0]["message"]
     answers = [{"key": "k", "value": "1"}, {"key": "k", "value": "2"}]
-    res = await graphql(PREFS, {"u": "u1", "p": {"answers": answers}}, key=storefront_key)
+    res = await graphql(PREFS, {"u": "u1", "p": {"answers": answers}}, key=storefront_key, token=u1)
     assert "given twice" in res["errors"][0]["message"]
 
 
 async def test_consent_off_through_graphql(
-    shop: Store, graphql: GraphQLCall, storefront_key: str
+    shop: Store, graphql: GraphQLCall, storefront_key: str, shopper_token: ShopperTokenFactory
 ) -> None:
-    await graphql(TRACK, {"events": [event("before")]}, key=storefront_key)
-    res = await graphql(CONSENT, {"u": "u1", "on": False}, key=storefront_key)
+    u1 = shopper_token("u1")
+    await graphql(TRACK, {"events": [event("before")]}, key=storefront_key, token=u1)
+    res = await graphql(CONSENT, {"u": "u1", "on": False}, key=storefront_key, token=u1)
     assert res["data"]["setConsent"] == {
         "userId": "u1",
         "personalization": False,
@@ -237,23 +250,32 @@ async def test_consent_off_through_graphql(
             {"collection": "session_links", "count": 0},
         ],
     }
-    res = await graphql(TRACK, {"events": [event("after", sessionId="s9")]}, key=storefront_key)
+    after = {"events": [event("after", sessionId=S9)]}
+    res = await graphql(TRACK, after, key=storefront_key, token=u1)
     assert res["data"]["trackEvents"]["results"][0]["status"] == "ACCEPTED"
     assert await shop.collection("events").count_documents({"user_id": "u1"}) == 0
-    assert await shop.collection("events").count_documents({"session_id": "s9"}) == 0
-    res = await graphql(PREFS, {"u": "u1", "p": {"brands": ["Stride"]}}, key=storefront_key)
+    assert await shop.collection("events").count_documents({"session_id": S9}) == 0
+    stated = {"u": "u1", "p": {"brands": ["Stride"]}}
+    res = await graphql(PREFS, stated, key=storefront_key, token=u1)
     assert res["errors"][0]["extensions"]["code"] == "CONSENT_WITHHELD"
     profile = (await graphql(PROFILE, {"u": "u1"}))["data"]["profile"]
     assert profile["consentPersonalization"] is False and profile["recentlyViewed"] == []
 
 
 async def test_export_and_erase_through_graphql(
-    shop: Store, app: Starlette, graphql: GraphQLCall, storefront_key: str
+    shop: Store,
+    app: Starlette,
+    graphql: GraphQLCall,
+    storefront_key: str,
+    shopper_token: ShopperTokenFactory,
 ) -> None:
+    sessions = {"u1": S1, "u2": S9}
     for user in ("u1", "u2"):
-        batch = [event(f"{user}-{i}", userId=user, sessionId=f"{user}-s") for i in range(3)]
-        await graphql(TRACK, {"events": batch}, key=storefront_key)
-        await graphql(PREFS, {"u": user, "p": {"brands": ["Stride"]}}, key=storefront_key)
+        token = shopper_token(user)
+        batch = [event(f"{user}-{i}", userId=user, sessionId=sessions[user]) for i in range(3)]
+        await graphql(TRACK, {"events": batch}, key=storefront_key, token=token)
+        stated = {"u": user, "p": {"brands": ["Stride"]}}
+        await graphql(PREFS, stated, key=storefront_key, token=token)
 
     forgotten: list[str] = []
 
@@ -294,13 +316,14 @@ async def test_export_and_erase_through_graphql(
             doc["profile"].pop(kind)  # decayed to the moment of each export
     assert other_after == other_before
 
-    late = await graphql(TRACK, {"events": [event("late")]}, key=storefront_key)
+    u1 = shopper_token("u1", S_ANON)
+    late = await graphql(TRACK, {"events": [event("late")]}, key=storefront_key, token=u1)
     assert late["data"]["trackEvents"]["results"][0]["reason"].startswith(
         "user_id: this shopper's data was erased"
     )
-    res = await graphql(CONSENT, {"u": "u1", "on": True}, key=storefront_key)
+    res = await graphql(CONSENT, {"u": "u1", "on": True}, key=storefront_key, token=u1)
     assert res["errors"][0]["extensions"]["code"] == "USER_ERASED"
-    res = await graphql(PREFS, {"u": "u1", "p": {}}, key=storefront_key)
+    res = await graphql(PREFS, {"u": "u1", "p": {}}, key=storefront_key, token=u1)
     assert res["errors"][0]["extensions"]["code"] == "USER_ERASED"
-    res = await graphql(IDENTIFY, {"s": "x", "u": "u1"}, key=storefront_key)
+    res = await graphql(IDENTIFY, {"s": S_ANON, "u": "u1"}, key=storefront_key, token=u1)
     assert res["errors"][0]["extensions"]["code"] == "USER_ERASED"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from shopfront.offers.contract import CouponStrategySpec
 from shopfront.recommend.contract import RecommenderSpec
@@ -38,7 +40,11 @@ async def test_plugins_lists_strategies_config_and_health(
     }
     sf = await storefront_client([("shop", plugin)], config=config)
     out = await sf.query(
-        {"sessionId": "s", "page": "HOME", "slots": [{"name": "a", "strategy": "broken"}]},
+        {
+            "sessionId": str(uuid.uuid4()),
+            "page": "HOME",
+            "slots": [{"name": "a", "strategy": "broken"}],
+        },
         "degraded { strategy reason } coupons { code }",
     )
     assert out["coupons"] == [{"code": "hunter2"}]  # the secret reached the strategy ...

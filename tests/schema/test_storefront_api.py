@@ -5,6 +5,7 @@ wrong type or return far too much, each named in `degraded`."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from shopfront.catalog.products import upsert_products
 from shopfront.offers.contract import CouponStrategySpec, PromotionSpec
 from shopfront.platform.store import Store
 from shopfront.recommend.contract import RecommenderSpec
-from shopfront.testing import StorefrontClientFactory
+from shopfront.testing import StorefrontClientFactory, mint_shopper_token
 
 from tests.plugin_doubles import (
     Flood,
@@ -45,6 +46,12 @@ query {
 }
 """  # noqa: E501 - kept exactly as the issue writes it
 
+
+def new_session() -> str:
+    """An anonymous shopper's session id, unguessable as the storefront key requires."""
+    return str(uuid.uuid4())
+
+
 GOOD = SpecPlugin(
     recommenders=[
         list_recommender("trending", ["p2", "p3"]),
@@ -65,9 +72,12 @@ async def test_the_issue_query_returns_the_composed_answer(
     catalog: None, storefront_client: StorefrontClientFactory
 ) -> None:
     sf = await storefront_client([("good", GOOD)])
-    body = await sf.http.post(
-        "/graphql", json={"query": ISSUE_QUERY}, headers={"authorization": f"Bearer {sf.key}"}
-    )
+    # A known shopper: the storefront sends the token the merchant's backend minted for u1.
+    headers = {
+        "authorization": f"Bearer {sf.key}",
+        "x-shopper-token": mint_shopper_token(sf.runtime.settings, "u1"),
+    }
+    body = await sf.http.post("/graphql", json={"query": ISSUE_QUERY}, headers=headers)
     data = body.json()
     assert "errors" not in data, data
     out = data["data"]["storefront"]
@@ -201,11 +211,15 @@ async def test_a_spinning_plugin_does_not_hold_up_other_requests(
     try:
         spinning = asyncio.create_task(
             sf.query(
-                {"sessionId": "s1", "page": "HOME", "slots": [{"name": "x", "strategy": "spinner"}]}
+                {
+                    "sessionId": new_session(),
+                    "page": "HOME",
+                    "slots": [{"name": "x", "strategy": "spinner"}],
+                }
             )
         )
         assert await asyncio.to_thread(spin.started.wait, 10)
-        other = await sf.query({"sessionId": "s2", "page": "SEARCH"})
+        other = await sf.query({"sessionId": new_session(), "page": "SEARCH"})
         assert [i["product"]["id"] for i in other["slots"][0]["items"]] == ["p2", "p3"]
         assert not spin.finished.is_set()  # served while the other request's plugin spun
         first = await spinning
@@ -274,7 +288,7 @@ async def test_missing_strategies_are_reported_not_loaded(
     catalog: None, storefront_client: StorefrontClientFactory
 ) -> None:
     sf = await storefront_client()
-    out = await sf.query({"sessionId": "s", "page": "PRODUCT", "productId": "p1"})
+    out = await sf.query({"sessionId": new_session(), "page": "PRODUCT", "productId": "p1"})
     assert [s["name"] for s in out["slots"]] == ["similar_items", "bought_together"]
     assert out["degraded"] == [
         {"strategy": "similar_items", "reason": "not loaded"},

@@ -31,17 +31,29 @@ class Service:
     revoked: str
 
     async def post(
-        self, query: str, variables: dict[str, Any] | None = None, *, key: str | None = None
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        token: str | None = None,
     ) -> httpx.Response:
         headers = {"authorization": f"Bearer {key}"} if key else {}
+        if token:
+            headers["x-shopper-token"] = token
         return await self.client.post(
             "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
         )
 
     async def gql(
-        self, query: str, variables: dict[str, Any] | None = None, *, key: str | None = None
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        token: str | None = None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = (await self.post(query, variables, key=key)).json()
+        body: dict[str, Any] = (await self.post(query, variables, key=key, token=token)).json()
         return body
 
     async def db_commands(self, command: str) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,7 +24,8 @@ from tests.security.conftest import Service, ServiceFactory
 
 pytestmark = pytest.mark.security
 
-STOREFRONT = 'storefront(input: {page: HOME, sessionId: "s-abuse"}) { requestId }'
+SESSION = uuid.uuid4().hex  # session ids are unguessable
+STOREFRONT = 'storefront(input: {page: HOME, sessionId: "' + SESSION + '"}) { requestId }'
 PRODUCT = "products(first: 1) { nodes { id } }"
 SLOW = 0.001  # tokens per second: a bucket that does not refill during a test
 
@@ -32,8 +34,8 @@ def aliased(field: str, n: int) -> str:
     return "{ " + " ".join(f"a{i}: {field}" for i in range(n)) + " }"
 
 
-def storefront_for(user: str) -> str:
-    return '{ storefront(input: {page: HOME, userId: "' + user + '"}) { requestId } }'
+def storefront_for(session: str) -> str:
+    return '{ storefront(input: {page: HOME, sessionId: "' + session + '"}) { requestId } }'
 
 
 class ComposeCounter:
@@ -158,27 +160,28 @@ async def test_ipv6_addresses_are_bucketed_by_their_64_network(
 
 
 async def test_each_shopper_has_a_budget_of_their_own(service_with: ServiceFactory) -> None:
+    one, other = uuid.uuid4().hex, uuid.uuid4().hex
     async with service_with(rate_limit_shopper_per_s=SLOW, rate_limit_shopper_burst=2) as svc:
         counter = ComposeCounter(svc)
         for _ in range(2):
-            assert code_of(await svc.post(storefront_for("u1"), key=svc.storefront)) is None
-        refused = await svc.post(storefront_for("u1"), key=svc.storefront)
+            assert code_of(await svc.post(storefront_for(one), key=svc.storefront)) is None
+        refused = await svc.post(storefront_for(one), key=svc.storefront)
         assert refused.status_code == 429 and "shopper" in refused.json()["errors"][0]["message"]
         # Named through a variable or a fragment, the shopper is still charged.
         via_variable = await svc.post(
-            "query($u: ID) { storefront(input: {page: HOME, userId: $u}) { requestId } }",
-            {"u": "u1"},
+            "query($s: ID) { storefront(input: {page: HOME, sessionId: $s}) { requestId } }",
+            {"s": one},
             key=svc.storefront,
         )
         assert via_variable.status_code == 429
         via_fragment = await svc.post(
             "query { ...F } fragment F on Query { "
-            'storefront(input: {page: HOME, sessionId: "u1"}) { requestId } }',
+            'storefront(input: {page: HOME, sessionId: "' + one + '"}) { requestId } }',
             key=svc.storefront,
         )
         assert via_fragment.status_code == 429
         assert counter.calls == 2
-        assert code_of(await svc.post(storefront_for("u2"), key=svc.storefront)) is None
+        assert code_of(await svc.post(storefront_for(other), key=svc.storefront)) is None
 
 
 # -- the batch check and the client address -----------------------------------------------

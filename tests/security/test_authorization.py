@@ -1,16 +1,24 @@
-"""The authorization matrix: every root query and mutation, with every kind of caller.
+"""The authorization matrix: every root query and mutation, and every nested field that
+carries a shopper's data, with every kind of caller, compared with the table declared in
+docs/security.md.
 
-The fields are read from the built schema, so a new field is covered the day it is added —
-and fails `test_every_root_field_declares_a_role` if it was added without a role. Each field
-is called with minimal valid arguments built from its GraphQL argument types (or taken from
-`SAMPLE_ARGS`), selecting only ``__typename``, with: no key, a revoked key, a storefront key
-and a merchant key. The outcome must match the declared role: UNAUTHENTICATED without a valid
-key, FORBIDDEN for a storefront key on a merchant field, and no authorization error otherwise.
+The fields are read from the built schema, so a new field is covered the day it is added — and
+fails `test_every_root_field_declares_a_role` if it was added without a role, and
+`test_the_declared_table_covers_every_case` until its row is in the docs. Each field is called
+with minimal valid arguments built from its GraphQL argument types (or taken from
+`SAMPLE_ARGS`: fields about a shopper name shopper A), selecting only ``__typename``, by each
+caller of `CALLERS`: no key, a revoked key, the storefront key alone, with a shopper token for
+A, for B, with an expired token for A, with a token for A signed with a secret the service
+does not hold, and the merchant key. The outcome (UNAUTHENTICATED, FORBIDDEN, or ok: past
+authorization) must be the declared one.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,17 +36,43 @@ from graphql import (
     is_leaf_type,
 )
 from graphql.pyutils import Undefined
+from shopfront.platform.config import token_secrets
 from shopfront.platform.keys import Role
 from shopfront.schema import build_schema
 from shopfront.schema.permissions import declared_role
+from shopfront.shoppers.identity import ShopperTokens
+from shopfront.testing import TEST_TOKEN_SECRETS
 
 from tests.security.conftest import Service
 
 pytestmark = pytest.mark.security
 
-# Arguments for fields whose automatic minimal arguments would not reach authorization
-# (none so far): "Query.field" / "Mutation.field" -> {argument: value}.
-SAMPLE_ARGS: dict[str, dict[str, Any]] = {}
+SHOPPER_A = "shopper-a"
+SHOPPER_B = "shopper-b"
+SESSION = "6f1d2c3b-4a5e-4f60-8b7c-9d0e1f2a3b4c"
+NOW = datetime.now(UTC).isoformat()
+EMPTY_CART = {"currency": "EUR", "lines": []}
+
+# Arguments for fields whose automatic minimal arguments would not reach authorization, and for
+# every field about a shopper (it names shopper A): "Query.field" / "Mutation.field" -> args.
+SAMPLE_ARGS: dict[str, dict[str, Any]] = {
+    "Query.storefront": {"input": {"page": "HOME", "userId": SHOPPER_A}},
+    "Query.validateCoupons": {"cart": EMPTY_CART, "codes": [], "userId": SHOPPER_A},
+    "Query.profile": {"userId": SHOPPER_A},
+    "Query.exportUserData": {"userId": SHOPPER_A},
+    "Query.recentEvents": {"userId": SHOPPER_A},
+    "Query.shopperSegments": {"userId": SHOPPER_A},
+    "Mutation.trackEvents": {
+        "events": [
+            {"eventId": "m1", "type": "SEARCH", "timestamp": NOW, "userId": SHOPPER_A, "query": "x"}
+        ]
+    },
+    "Mutation.identify": {"sessionId": SESSION, "userId": SHOPPER_A},
+    "Mutation.setPreferences": {"userId": SHOPPER_A, "preferences": {}},
+    "Mutation.setConsent": {"userId": SHOPPER_A, "personalization": True},
+    "Mutation.eraseUser": {"userId": SHOPPER_A},
+    "Mutation.redeemCoupon": {"userId": SHOPPER_A},
+}
 
 # A sample value for each scalar an argument may have; a new scalar must be added here.
 SCALAR_SAMPLES: dict[str, Any] = {
@@ -168,36 +202,233 @@ def test_missing_scalar_samples_fail_loudly() -> None:
         sample_value(GraphQLNonNull(odd), "Query.x(arg)")
 
 
+# -- extra cases: anonymous use, and nested fields that carry a shopper's data -------------
+
+
+def storefront_selecting(selection: str) -> str:
+    return "query($input: StorefrontInput!) { storefront(input: $input) { " + selection + " } }"
+
+
+def validation_selecting(selection: str) -> str:
+    return (
+        "query($cart: OrderCartInput!, $codes: [String!]!, $userId: ID) "
+        "{ validateCoupons(cart: $cart, codes: $codes, userId: $userId) { " + selection + " } }"
+    )
+
+
+A_PAGE = {"input": {"page": "HOME", "userId": SHOPPER_A}}
+ANONYMOUS_PAGE = {"input": {"page": "HOME", "sessionId": SESSION}}
+A_CART = {"cart": EMPTY_CART, "codes": ["WELCOME"], "userId": SHOPPER_A}
+REDEEM = (
+    'mutation($cart: OrderCartInput!, $u: ID!) { redeemCoupon(code: "WELCOME", userId: $u, '
+    'orderId: "o1", idempotencyKey: "k1", cart: $cart) { redemption { userId } } }'
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    root: str  # the root field whose data must be null when refused
+    document: str
+    variables: dict[str, Any]
+
+
+EXTRA_CASES = [
+    Case(
+        "Query.storefront (anonymous session)",
+        "storefront",
+        storefront_selecting("requestId"),
+        ANONYMOUS_PAGE,
+    ),
+    Case(
+        "Mutation.trackEvents (anonymous session)",
+        "trackEvents",
+        "mutation($e: [EventInput!]!) { trackEvents(events: $e) { accepted } }",
+        {
+            "e": [
+                {
+                    "eventId": "a1",
+                    "type": "SEARCH",
+                    "timestamp": NOW,
+                    "sessionId": SESSION,
+                    "query": "x",
+                }
+            ]
+        },
+    ),
+    Case(
+        "Storefront.slots.items.reasons",
+        "storefront",
+        storefront_selecting("slots { items { reasons { code text } } }"),
+        A_PAGE,
+    ),
+    Case(
+        "Storefront.coupons",
+        "storefront",
+        storefront_selecting("coupons { code reason { text } }"),
+        A_PAGE,
+    ),
+    Case(
+        "Storefront.experiments",
+        "storefront",
+        storefront_selecting("experiments { experiment variant }"),
+        A_PAGE,
+    ),
+    Case(
+        "Storefront.cart", "storefront", storefront_selecting("cart { total { amount } }"), A_PAGE
+    ),
+    Case(
+        "CouponValidation.coupons",
+        "validateCoupons",
+        validation_selecting("coupons { code applies reason reasonCode }"),
+        A_CART,
+    ),
+    Case(
+        "ShopperProfile.purchases",
+        "profile",
+        "query($u: ID!) { profile(userId: $u) { purchases { productId } totalSpent { amount } } }",
+        {"u": SHOPPER_A},
+    ),
+    Case(
+        "IdentifyResult.mergedEvents",
+        "identify",
+        "mutation($s: ID!, $u: ID!) { identify(sessionId: $s, userId: $u) { mergedEvents } }",
+        {"s": SESSION, "u": SHOPPER_A},
+    ),
+    Case(
+        "ConsentResult.deleted",
+        "setConsent",
+        "mutation($u: ID!) { setConsent(userId: $u, personalization: true) { deleted { count } } }",
+        {"u": SHOPPER_A},
+    ),
+    Case(
+        "RedeemCouponResult.redemption.userId",
+        "redeemCoupon",
+        REDEEM,
+        {"cart": EMPTY_CART, "u": SHOPPER_A},
+    ),
+    Case(
+        "ReleaseCouponResult.released.userId",
+        "releaseCoupon",
+        'mutation { releaseCoupon(orderId: "o1") { released { userId } } }',
+        {},
+    ),
+]
+
+
+def all_cases() -> list[Case]:
+    roots = [Case(f.id, f.name, f.document, f.variables) for f in FIELDS]
+    return roots + EXTRA_CASES
+
+
+# -- the declared table ---------------------------------------------------------------------
+
+SECURITY_DOC = Path(__file__).resolve().parents[2] / "docs" / "security.md"
+CALLERS = (
+    "no key",
+    "revoked key",
+    "storefront key",
+    "+ token A",
+    "+ token B",
+    "+ expired token A",
+    "+ token A, unknown secret",
+    "merchant key",
+)
+OUTCOMES = {"ok", "UNAUTHENTICATED", "FORBIDDEN"}
+
+
+def declared_table(text: str) -> dict[str, tuple[str, ...]]:
+    """The rows of docs/security.md's authorization table: case id -> outcome per caller."""
+    rows: dict[str, tuple[str, ...]] = {}
+    header_seen = False
+    for line in text.splitlines():
+        cells = (
+            [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        )
+        if cells and cells[0] == "field" and tuple(cells[1:]) == CALLERS:
+            header_seen = True
+            continue
+        if header_seen and cells and cells[0].startswith("`"):
+            name = re.sub(r"`([^`]*)`", r"\1", cells[0])
+            rows[name] = tuple(cells[1:])
+    assert header_seen, f"docs/security.md has no table headed: field | {' | '.join(CALLERS)}"
+    return rows
+
+
+TABLE = declared_table(SECURITY_DOC.read_text())
+
+
+def test_the_declared_table_covers_every_case() -> None:
+    ids = [c.id for c in all_cases()]
+    missing = [i for i in ids if i not in TABLE]
+    stale = [i for i in TABLE if i not in ids]
+    assert not missing and not stale, (
+        f"docs/security.md's authorization table: missing rows {missing}, stale rows {stale}"
+    )
+    for name, row in TABLE.items():
+        assert len(row) == len(CALLERS) and set(row) <= OUTCOMES, (name, row)
+
+
+def test_the_table_is_what_the_roles_imply() -> None:
+    """A cross-check of the table against the declared roles: merchant fields refuse every
+    storefront caller; no field lets a storefront caller act with another shopper's token."""
+    for field in FIELDS:
+        row = dict(zip(CALLERS, TABLE[field.id], strict=True))
+        assert row["no key"] == row["revoked key"] == "UNAUTHENTICATED", field.id
+        assert row["merchant key"] == "ok", field.id
+        if field.role is Role.MERCHANT:
+            assert {row[c] for c in CALLERS[2:-1]} == {"FORBIDDEN"}, field.id
+
+
+# -- running it -----------------------------------------------------------------------------
+
+
+def caller_credentials(service: Service) -> dict[str, tuple[str | None, str | None]]:
+    """Each caller's (API key, X-Shopper-Token)."""
+    signer = ShopperTokens(token_secrets(TEST_TOKEN_SECRETS))
+    stranger = ShopperTokens({"test": "a-secret-the-service-does-not-hold-0123"})
+    past = datetime.now(UTC) - timedelta(hours=2)
+    token_a, _ = signer.mint(SHOPPER_A, SESSION)
+    token_b, _ = signer.mint(SHOPPER_B, SESSION)
+    expired, _ = signer.mint(SHOPPER_A, SESSION, 60, now=past)
+    forged, _ = stranger.mint(SHOPPER_A, SESSION)
+    return {
+        "no key": (None, None),
+        "revoked key": (service.revoked, token_a),
+        "storefront key": (service.storefront, None),
+        "+ token A": (service.storefront, token_a),
+        "+ token B": (service.storefront, token_b),
+        "+ expired token A": (service.storefront, expired),
+        "+ token A, unknown secret": (service.storefront, forged),
+        "merchant key": (service.merchant, None),
+    }
+
+
 def error_codes(body: dict[str, Any]) -> set[str]:
     return {str(e.get("extensions", {}).get("code")) for e in body.get("errors") or []}
 
 
-def expected(role: Role | None, caller: str) -> str:
-    if caller in ("none", "revoked"):
-        return "UNAUTHENTICATED"
-    if caller == "storefront" and role is Role.MERCHANT:
-        return "FORBIDDEN"
-    return "allowed"
+def outcome(body: dict[str, Any]) -> str:
+    codes = error_codes(body)
+    for code in ("UNAUTHENTICATED", "FORBIDDEN"):
+        if code in codes:
+            return code
+    return "ok"
 
 
-@pytest.mark.parametrize("field", FIELDS, ids=lambda f: f.id)
-async def test_authorization_matrix(field: RootField, service: Service) -> None:
-    assert field.role is not None, f"{field.id} has no declared role"
-    keys = {
-        "none": None,
-        "revoked": service.revoked,
-        "storefront": service.storefront,
-        "merchant": service.merchant,
-    }
-    for caller, key in keys.items():
-        body = await service.gql(field.document, field.variables, key=key)
+@pytest.mark.parametrize("case", all_cases(), ids=lambda c: c.id)
+async def test_authorization_matrix(case: Case, service: Service) -> None:
+    want = TABLE[case.id]
+    for caller, (key, token) in caller_credentials(service).items():
+        body = await service.gql(case.document, case.variables, key=key, token=token)
         errors = body.get("errors") or []
         pre_execution = [e for e in errors if not e.get("path")]
-        assert not pre_execution, f"{field.id}: the generated call is invalid: {pre_execution}"
-        codes = error_codes(body)
-        want = expected(field.role, caller)
-        if want == "allowed":
-            assert not codes & {"UNAUTHENTICATED", "FORBIDDEN"}, (field.id, caller, body)
-        else:
-            assert want in codes, (field.id, caller, body)
-            assert (body.get("data") or {}).get(field.name) is None, (field.id, caller, body)
+        assert not pre_execution, f"{case.id}: the generated call is invalid: {pre_execution}"
+        got = outcome(body)
+        declared = want[CALLERS.index(caller)]
+        assert got == declared, (case.id, caller, declared, body)
+        if got != "ok":
+            assert (body.get("data") or {}).get(case.root) is None, (case.id, caller, body)
+            message = " ".join(e["message"] for e in errors)
+            # Every refusal says what to send.
+            assert any(w in message for w in ("send", "needs", "required")), (case.id, message)

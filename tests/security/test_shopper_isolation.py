@@ -1,6 +1,6 @@
 """No input returns another shopper's data: 100 shoppers, each with a history of their own,
-asked for through the storefront with their own ids and with operator-laden, pattern-like and
-path-like ids."""
+asked for through the storefront with their own ids (and tokens) and with operator-laden,
+pattern-like and path-like ids."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from shopfront.testing import GraphQLCall
+from shopfront.testing import GraphQLCall, ShopperTokenFactory
 
 pytestmark = pytest.mark.security
 
@@ -42,7 +42,7 @@ def viewed(body: dict[str, Any]) -> set[str]:
 
 
 async def test_no_input_returns_another_shoppers_data(
-    graphql: GraphQLCall, storefront_key: str
+    graphql: GraphQLCall, storefront_key: str, shopper_token: ShopperTokenFactory
 ) -> None:
     products = [
         {
@@ -65,14 +65,21 @@ async def test_no_input_returns_another_shoppers_data(
         }
         for i, user in enumerate(SHOPPERS)
     ]
-    tracked = await graphql(TRACK, {"e": events}, key=storefront_key)
+    tracked = await graphql(TRACK, {"e": events})  # the merchant's backend, for everyone
     assert tracked["data"]["trackEvents"] == {"accepted": 100, "rejected": 0}, tracked
 
     for i, user in enumerate(SHOPPERS):
-        body = await graphql(STOREFRONT, {"u": user}, key=storefront_key)
+        body = await graphql(STOREFRONT, {"u": user}, key=storefront_key, token=shopper_token(user))
         assert "errors" not in body, body
         assert viewed(body) == {f"p{i:03d}"}, (user, viewed(body))
 
+    # Hostile ids with a storefront key: refused outright, with or without a shopper's token.
+    u000 = shopper_token("u000")
     for hostile in HOSTILE_IDS:
-        body = await graphql(STOREFRONT, {"u": hostile}, key=storefront_key)
+        for token, code in ((None, "UNAUTHENTICATED"), (u000, "FORBIDDEN")):
+            body = await graphql(STOREFRONT, {"u": hostile}, key=storefront_key, token=token)
+            assert viewed(body) == set(), (hostile, body)
+            assert body["errors"][0]["extensions"]["code"] == code, (hostile, body)
+        # The merchant key may name anyone: a hostile id still matches nobody.
+        body = await graphql(STOREFRONT, {"u": hostile})
         assert viewed(body) == set(), (hostile, body)

@@ -7,6 +7,7 @@ write nothing for them."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,14 +17,20 @@ from shopfront.platform.keys import Role, create_key
 from shopfront.platform.personal_data import NOT_PERSONAL, PERSONAL_DATA
 from shopfront.platform.store import Store
 from shopfront.recommend.contract import RecommenderSpec
-from shopfront.testing import StorefrontClient, StorefrontClientFactory, graphql_caller
+from shopfront.testing import (
+    StorefrontClient,
+    StorefrontClientFactory,
+    graphql_caller,
+    mint_shopper_token,
+)
 
 from tests.plugin_doubles import list_recommender
 from tests.shoppers.event_helpers import walk_strings
 
 USER = "shopper-proof-7q"
-ANON_SESSION = "sess-proof-anon"
-LOGGED_SESSION = "sess-proof-login"
+ANON_SESSION = uuid.uuid4().hex  # session ids are unguessable (128 random bits)
+LOGGED_SESSION = uuid.uuid4().hex
+FRESH_SESSION = uuid.uuid4().hex
 IDS = (USER, ANON_SESSION, LOGGED_SESSION)
 
 PRODUCTS = """
@@ -124,6 +131,11 @@ def storefront_input(session: str | None, user: str | None = USER) -> dict[str, 
     }
 
 
+def token(sf: StorefrontClient, user: str = USER, session: str | None = None) -> str:
+    """The X-Shopper-Token the merchant's backend mints for a logged-in shopper."""
+    return mint_shopper_token(sf.runtime.settings, user, session)
+
+
 async def use_every_feature(sf: StorefrontClient, merchant: Any, storefront: Any) -> str:
     """Everything a shopper can do; returns their personal coupon code."""
     products = [
@@ -146,12 +158,15 @@ async def use_every_feature(sf: StorefrontClient, merchant: Any, storefront: Any
     anon = await sf.query(storefront_input(ANON_SESSION, None), STOREFRONT_SELECTION)
     assert anon["experiments"], "the experiment should assign the session"
     await storefront(TRACK, {"events": [event("e1", sessionId=ANON_SESSION)]})
-    assert (await storefront(IDENTIFY, {"s": ANON_SESSION, "u": USER}))["data"]["identify"][
-        "linked"
-    ]
-    await storefront(CONSENT, {"u": USER})
-    await storefront(TRACK, {"events": [event("e2", userId=USER, sessionId=LOGGED_SESSION)]})
-    await storefront(PREFS, {"u": USER})
+    identified = await storefront(
+        IDENTIFY, {"s": ANON_SESSION, "u": USER}, token=token(sf, USER, ANON_SESSION)
+    )
+    assert identified["data"]["identify"]["linked"], identified
+    assert "errors" not in await storefront(CONSENT, {"u": USER}, token=token(sf))
+    logged_in = [event("e2", userId=USER, sessionId=LOGGED_SESSION)]
+    res = await storefront(TRACK, {"events": logged_in}, token=token(sf))
+    assert res["data"]["trackEvents"]["accepted"] == 1, res
+    assert "errors" not in await storefront(PREFS, {"u": USER}, token=token(sf))
 
     page = await sf.query(storefront_input(LOGGED_SESSION), STOREFRONT_SELECTION)
     welcome = [c["code"] for c in page["coupons"] if c["strategy"] == "welcome"]
@@ -166,15 +181,18 @@ async def use_every_feature(sf: StorefrontClient, merchant: Any, storefront: Any
         recommendationId=picks["recommendationId"],
     )
     await sf.composer.flush()  # attribution reads the served slot
-    res = await storefront(TRACK, {"events": [click]})
+    res = await storefront(TRACK, {"events": [click]}, token=token(sf))
     assert res["data"]["trackEvents"]["accepted"] == 1, res
 
-    checked = await storefront(VALIDATE, {"cart": CART, "codes": welcome, "u": USER})
+    checked = await storefront(
+        VALIDATE, {"cart": CART, "codes": welcome, "u": USER}, token=token(sf)
+    )
     assert checked["data"]["validateCoupons"]["coupons"][0]["applies"], checked
-    redeemed = await storefront(REDEEM, {"code": welcome[0], "u": USER, "cart": CART})
+    # Checkout: the merchant's backend redeems the code and confirms the purchase.
+    redeemed = await merchant(REDEEM, {"code": welcome[0], "u": USER, "cart": CART})
     assert redeemed["data"]["redeemCoupon"]["ok"], redeemed
     purchase = event("e4", "PURCHASE", userId=USER, orderId="order-77", quantity=1)
-    await storefront(TRACK, {"events": [purchase]})
+    await merchant(TRACK, {"events": [purchase]})
     await sf.composer.flush()
     return welcome[0]
 
@@ -232,26 +250,25 @@ async def test_erasure_leaves_nothing_and_later_calls_write_nothing(
     again = await sf.query(storefront_input(LOGGED_SESSION), STOREFRONT_SELECTION)
     assert again["coupons"] == [] and again["experiments"] == []
     await sf.query(storefront_input(ANON_SESSION, None), STOREFRONT_SELECTION)
-    res = await storefront(
-        TRACK,
-        {
-            "events": [
-                event("e5", userId=USER),
-                event("e6", sessionId=ANON_SESSION),
-                event("e7", sessionId=LOGGED_SESSION),
-            ]
-        },
-    )
-    assert res["data"]["trackEvents"]["rejected"] == 3, res
-    for query, variables in (
-        (IDENTIFY, {"s": "sess-fresh", "u": USER}),
-        (IDENTIFY, {"s": ANON_SESSION, "u": "someone-else"}),
-        (CONSENT, {"u": USER}),
-        (PREFS, {"u": USER}),
-        (VALIDATE, {"cart": CART, "codes": [code], "u": USER}),
-        (REDEEM, {"code": code, "u": USER, "cart": CART}),
+    res = await storefront(TRACK, {"events": [event("e5", userId=USER)]}, token=token(sf))
+    assert res["data"]["trackEvents"]["rejected"] == 1, res
+    sessions_only = [event("e6", sessionId=ANON_SESSION), event("e7", sessionId=LOGGED_SESSION)]
+    res = await storefront(TRACK, {"events": sessions_only})
+    assert res["data"]["trackEvents"]["rejected"] == 2, res
+    for query, variables, key, shopper_token in (
+        (IDENTIFY, {"s": FRESH_SESSION, "u": USER}, sf.key, token(sf, USER, FRESH_SESSION)),
+        (
+            IDENTIFY,
+            {"s": ANON_SESSION, "u": "someone-else"},
+            sf.key,
+            token(sf, "someone-else", ANON_SESSION),
+        ),
+        (CONSENT, {"u": USER}, sf.key, token(sf)),
+        (PREFS, {"u": USER}, sf.key, token(sf)),
+        (VALIDATE, {"cart": CART, "codes": [code], "u": USER}, sf.key, token(sf)),
+        (REDEEM, {"code": code, "u": USER, "cart": CART}, merchant_key, None),
     ):
-        res = await storefront(query, variables)
+        res = await storefront(query, variables, key=key, token=shopper_token)
         assert res["errors"][0]["extensions"]["code"] == "USER_ERASED", (query, res)
     await sf.composer.flush()
     assert await mentions(store) == {}

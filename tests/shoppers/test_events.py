@@ -232,6 +232,7 @@ async def test_stored_event_document(shop: Store) -> None:
         "recommendation_id": "rec-9",
         "position": 2,
         "page_type": "checkout",
+        "confirmed": True,  # sent without a storefront's mark: a merchant fact
     }
 
 
