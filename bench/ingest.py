@@ -40,7 +40,7 @@ from shopfront.shoppers.events import validate_event
 
 TRACK = """
 mutation($events: [EventInput!]!) {
-  trackEvents(events: $events) { accepted duplicates rejected }
+  trackEvents(input: {events: $events}) { accepted duplicates rejected }
 }
 """
 MIX = [

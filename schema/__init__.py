@@ -9,7 +9,7 @@ from typing import Any
 import strawberry
 from graphql import ASTValidationRule, GraphQLError, NoSchemaIntrospectionCustomRule
 from shopfront.platform.config import Settings
-from shopfront.schema.errors import MaskInternalErrors
+from shopfront.schema.errors import ErrorCode, MaskInternalErrors
 from shopfront.schema.gate import RequestGate
 from shopfront.schema.limits import Limits, RequestLimits, limits_rule
 from shopfront.schema.observe import OperationObserver
@@ -62,6 +62,8 @@ def build_schema(
     return ShopfrontSchema(
         query=Query,
         mutation=Mutation,
+        # Not reachable from a field: listed so the SDL documents the error codes.
+        types=[ErrorCode],
         extensions=extensions,
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS, batching_config=batching),
     )

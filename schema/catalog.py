@@ -9,12 +9,13 @@ from graphql import GraphQLError
 from shopfront.catalog import products as catalog
 from shopfront.platform.keys import Role
 from shopfront.schema.context import Context
+from shopfront.schema.errors import ErrorCode, user_error
+from shopfront.schema.pagination import DEFAULT_FIRST, Connection, Edge, check_first
 from shopfront.schema.permissions import merchant_mutation, storefront_field
 from shopfront.schema.types import (
     DeleteProductsResult,
     PageInfo,
     Product,
-    ProductConnection,
     ProductFilterInput,
     ProductInput,
     ProductUpsertResult,
@@ -22,12 +23,21 @@ from shopfront.schema.types import (
 )
 from strawberry.types import Info
 
-BAD_INPUT = "BAD_USER_INPUT"
 MAX_TITLE_SEARCH = 100
 
 
 def bad_input(message: str) -> GraphQLError:
-    return GraphQLError(message, extensions={"code": BAD_INPUT})
+    return user_error(message)
+
+
+@strawberry.input(description="Products to create or replace.")
+class UpsertProductsInput:
+    products: list[ProductInput]
+
+
+@strawberry.input(description="Products to delete.")
+class DeleteProductsInput:
+    product_ids: list[strawberry.ID]
 
 
 @strawberry.type
@@ -45,23 +55,17 @@ class CatalogQuery:
         self,
         info: Info[Context, Any],
         filter: ProductFilterInput | None = None,
-        first: int = 20,
+        first: int = DEFAULT_FIRST,
         after: str | None = None,
-    ) -> ProductConnection:
+    ) -> Connection[Product]:
         ctx = info.context
-        cap = ctx.runtime.settings.max_page_size
-        if not 1 <= first <= cap:
-            raise bad_input(f"first must be between 1 and {cap}, got {first}")
+        check_first(first, ctx.runtime.settings.max_page_size)
         f = filter or ProductFilterInput()
         if f.include_inactive and ctx.role is not Role.MERCHANT:
-            raise GraphQLError(
-                "filter.includeInactive needs a merchant key", extensions={"code": "FORBIDDEN"}
-            )
+            raise user_error("filter.includeInactive needs a merchant key", ErrorCode.FORBIDDEN)
         title = f.title_contains.strip() if f.title_contains is not None else None
         if title is not None and ctx.role is not Role.MERCHANT:
-            raise GraphQLError(
-                "filter.titleContains needs a merchant key", extensions={"code": "FORBIDDEN"}
-            )
+            raise user_error("filter.titleContains needs a merchant key", ErrorCode.FORBIDDEN)
         if title is not None and not 1 <= len(title) <= MAX_TITLE_SEARCH:
             raise bad_input(f"filter.titleContains must be 1 to {MAX_TITLE_SEARCH} characters")
         if (f.min_price is not None or f.max_price is not None) and not f.currency:
@@ -81,8 +85,10 @@ class CatalogQuery:
             page = await catalog.list_products(ctx.runtime.store, flt, first, after)
         except catalog.CursorError as exc:
             raise bad_input(str(exc)) from None
-        return ProductConnection(
-            nodes=[Product.of(p) for p in page.items],
+        edges = [Edge(cursor=catalog.encode_cursor(p.id), node=Product.of(p)) for p in page.items]
+        return Connection(
+            nodes=[e.node for e in edges],
+            edges=edges,
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
         )
 
@@ -94,8 +100,9 @@ class CatalogMutation:
         "valid items kept when others are rejected."
     )
     async def upsert_products(
-        self, info: Info[Context, Any], products: list[ProductInput]
+        self, info: Info[Context, Any], input: UpsertProductsInput
     ) -> list[ProductUpsertResult]:
+        products = input.products
         ctx = info.context
         limit = ctx.runtime.settings.max_upsert_batch
         if len(products) > limit:
@@ -110,9 +117,10 @@ class CatalogMutation:
 
     @merchant_mutation(description="Delete products by id; returns how many existed.")
     async def delete_products(
-        self, info: Info[Context, Any], ids: list[strawberry.ID]
+        self, info: Info[Context, Any], input: DeleteProductsInput
     ) -> DeleteProductsResult:
+        ids = input.product_ids
         if len(ids) > info.context.runtime.settings.max_upsert_batch:
-            raise bad_input("ids: too many ids in one call")
+            raise bad_input("productIds: too many ids in one call")
         deleted = await catalog.delete_products(info.context.runtime.store, [str(i) for i in ids])
         return DeleteProductsResult(deleted=deleted)

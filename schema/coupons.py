@@ -12,20 +12,29 @@ key: a public storefront key must not be able to free a used single-use code).
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 import strawberry
-from shopfront.offers import campaigns, coupon_promotion
+from shopfront.offers import campaigns, coupon_promotion, pricing
 from shopfront.offers import coupon_service as svc
 from shopfront.offers import redemption as redemptions
 from shopfront.offers.contract import PricedCart as PricedCartModel
 from shopfront.offers.pricing import PricingError
 from shopfront.platform.money import Money as MoneyModel
 from shopfront.schema.context import Context
-from shopfront.schema.errors import UNAVAILABLE, user_error
+from shopfront.schema.errors import ErrorCode, user_error
+from shopfront.schema.pagination import (
+    DEFAULT_FIRST,
+    Connection,
+    check_first,
+    connection,
+    decode_cursor,
+    encode_cursor,
+)
 from shopfront.schema.permissions import (
     acting_shopper,
     merchant_field,
@@ -50,8 +59,9 @@ from shopfront.shoppers.erased import erased_ids_of
 from shopfront.storefront.composer import Storefront
 from strawberry.types import Info
 
+log = logging.getLogger(__name__)
+
 IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
-USER_ERASED = "USER_ERASED"
 ERASED = "userId: this shopper was erased; nothing is stored about them"
 MAX_KEY_LEN = 200
 MAX_CODES = 20  # entered codes per call; pricing refuses those past SHOPFRONT_MAX_COUPON_CODES
@@ -63,6 +73,54 @@ class CouponDiscountKind(Enum):
     FIXED = "fixed"
     FREE_SHIPPING = "free_shipping"
     FREE_PRODUCT = "free_product"
+
+
+@strawberry.enum(description="How a code may be used.")
+class CouponCodeKind(Enum):
+    SHARED = strawberry.enum_value("shared", description="Any shopper may enter it.")
+    UNIQUE = strawberry.enum_value("unique", description="A generated single-use code.")
+    PERSONAL = strawberry.enum_value("personal", description="Offered to one shopper.")
+
+
+@strawberry.enum(description="Why a coupon code gives no discount.")
+class CouponRefusal(Enum):
+    UNKNOWN_CODE = campaigns.UNKNOWN_CODE
+    INACTIVE = campaigns.INACTIVE
+    NOT_STARTED = campaigns.NOT_STARTED
+    EXPIRED = campaigns.EXPIRED
+    MIN_SPEND_NOT_MET = campaigns.MIN_SPEND_NOT_MET
+    MIN_QUANTITY_NOT_MET = campaigns.MIN_QUANTITY_NOT_MET
+    NOT_ELIGIBLE = campaigns.NOT_ELIGIBLE
+    USAGE_LIMIT_REACHED = campaigns.USAGE_LIMIT_REACHED
+    PER_SHOPPER_LIMIT_REACHED = campaigns.PER_SHOPPER_LIMIT_REACHED
+    BUDGET_EXHAUSTED = campaigns.BUDGET_EXHAUSTED
+    DOES_NOT_COMBINE = campaigns.DOES_NOT_COMBINE
+    ALREADY_REDEEMED = campaigns.ALREADY_REDEEMED
+    TOO_MANY_CODES = campaigns.TOO_MANY_CODES
+    # outcomes of the price chain the coupon runs in
+    BETTER_DEAL = pricing.BETTER_DEAL
+    NOT_CHOSEN = pricing.NOT_CHOSEN
+    NOTHING_TO_DISCOUNT = pricing.NOTHING_TO_DISCOUNT
+    UNAVAILABLE = pricing.UNAVAILABLE
+    INVALID = pricing.INVALID
+    NOT_APPLICABLE = pricing.NOT_APPLICABLE
+
+    @classmethod
+    def of(cls, code: str) -> CouponRefusal:
+        try:
+            return cls(code)
+        except ValueError:
+            # a code added to the engine but not here: still a refusal, never an error
+            log.warning("coupon refusal code %r is not in CouponRefusal", code)
+            return cls.NOT_APPLICABLE
+
+
+@strawberry.enum(
+    description="REDEEMED: charged to its campaign; RELEASED: undone (order cancelled)."
+)
+class CouponRedemptionStatus(Enum):
+    REDEEMED = "redeemed"
+    RELEASED = "released"
 
 
 @strawberry.input(description="What a coupon gives.")
@@ -130,6 +188,34 @@ class CouponCampaignInput:
             "combines_with_promotions": self.combines_with_promotions,
             "active": self.active,
         }
+
+
+@strawberry.input(description="A shared code for a campaign.")
+class AddCouponCodeInput:
+    campaign_id: strawberry.ID
+    code: str
+
+
+@strawberry.input(description="How many single-use codes to generate for a campaign.")
+class GenerateCouponCodesInput:
+    campaign_id: strawberry.ID
+    count: int
+
+
+@strawberry.input(description="The code to redeem, for which shopper, order and cart.")
+class RedeemCouponInput:
+    code: str
+    user_id: strawberry.ID
+    order_id: strawberry.ID
+    idempotency_key: str = strawberry.field(
+        description="The same key returns the first call's result (1-200 characters)."
+    )
+    cart: CartInput
+
+
+@strawberry.input(description="The cancelled order whose redemptions to undo.")
+class ReleaseCouponInput:
+    order_id: strawberry.ID
 
 
 @strawberry.type
@@ -208,7 +294,7 @@ class CouponCampaign:
 class CouponCode:
     code: str
     campaign_id: strawberry.ID
-    kind: str
+    kind: CouponCodeKind
     used: int
     max_uses: int | None
     expires_at: datetime | None
@@ -218,7 +304,7 @@ class CouponCode:
         return cls(
             code=c.code,
             campaign_id=strawberry.ID(c.campaign_id),
-            kind=c.kind,
+            kind=CouponCodeKind(c.kind),
             used=c.used,
             max_uses=c.max_uses,
             expires_at=c.expires_at,
@@ -239,10 +325,8 @@ class CouponCheck:
     applies: bool
     discount: Money | None
     reason: str | None
-    reason_code: str | None = strawberry.field(
-        description="EXPIRED, NOT_STARTED, MIN_SPEND_NOT_MET, NOT_ELIGIBLE, "
-        "USAGE_LIMIT_REACHED, PER_SHOPPER_LIMIT_REACHED, BUDGET_EXHAUSTED, DOES_NOT_COMBINE, "
-        "UNKNOWN_CODE, ..."
+    refusal: CouponRefusal | None = strawberry.field(
+        description="Why it gives no discount (null when it applies)."
     )
     missing: Money | None = strawberry.field(description="Still to spend (MIN_SPEND_NOT_MET).")
     conflicts_with: list[str] = strawberry.field(
@@ -264,7 +348,7 @@ class CouponRedemption:
     user_id: strawberry.ID
     order_id: strawberry.ID
     amount: Money
-    status: str
+    status: CouponRedemptionStatus
     redeemed_at: datetime
     released_at: datetime | None
 
@@ -277,7 +361,7 @@ class CouponRedemption:
             user_id=strawberry.ID(r.user_id),
             order_id=strawberry.ID(r.order_id),
             amount=Money.of(r.amount),
-            status=r.status,
+            status=CouponRedemptionStatus(r.status),
             redeemed_at=r.redeemed_at,
             released_at=r.released_at,
         )
@@ -286,7 +370,9 @@ class CouponRedemption:
 @strawberry.type(description="A redemption, or why the code was refused.")
 class RedeemCouponResult:
     ok: bool
-    code: str = strawberry.field(description="REDEEMED, or the refusal's reason code.")
+    refusal: CouponRefusal | None = strawberry.field(
+        description="Why the code was refused (null when it was redeemed)."
+    )
     message: str
     missing: Money | None
     conflicts_with: list[str]
@@ -300,7 +386,7 @@ class RedeemCouponResult:
         if result.redemption is not None:
             return cls(
                 ok=True,
-                code=campaigns.REDEEMED,
+                refusal=None,
                 message=f"{result.redemption.amount.format()} off",
                 missing=None,
                 conflicts_with=[],
@@ -311,7 +397,7 @@ class RedeemCouponResult:
         assert refusal is not None
         return cls(
             ok=False,
-            code=refusal.code,
+            refusal=CouponRefusal.of(refusal.code),
             message=refusal.message,
             missing=Money.of(refusal.missing) if refusal.missing else None,
             conflicts_with=list(refusal.conflicts),
@@ -339,7 +425,7 @@ def _checks(cart: PricedCartModel, codes: list[str]) -> list[CouponCheck]:
                     applies=True,
                     discount=Money.of(outcome),
                     reason=None,
-                    reason_code=None,
+                    refusal=None,
                     missing=None,
                     conflicts_with=[],
                 )
@@ -351,7 +437,7 @@ def _checks(cart: PricedCartModel, codes: list[str]) -> list[CouponCheck]:
                     applies=False,
                     discount=None,
                     reason=outcome.message,
-                    reason_code=outcome.code,
+                    refusal=CouponRefusal.of(outcome.code),
                     missing=Money.of(outcome.missing) if outcome.missing else None,
                     conflicts_with=list(outcome.conflicts),
                 )
@@ -370,14 +456,15 @@ class CouponsQuery:
         self,
         info: Info[Context, Any],
         active: bool | None = None,
-        first: int = 50,
+        first: int = DEFAULT_FIRST,
         after: str | None = None,
-    ) -> list[CouponCampaign]:
-        cap = info.context.runtime.settings.max_page_size
-        if not 1 <= first <= cap:
-            raise user_error(f"first must be between 1 and {cap}, got {first}")
-        found = await _coupons(info).list_campaigns(active=active, first=first, after=after)
-        return [CouponCampaign.of(c) for c in found]
+    ) -> Connection[CouponCampaign]:
+        check_first(first, info.context.runtime.settings.max_page_size)
+        last = decode_cursor("couponCampaigns", after, 1)[0] if after is not None else None
+        found = await _coupons(info).list_campaigns(active=active, first=first + 1, after=last)
+        return connection(
+            found, first, lambda c: encode_cursor("couponCampaigns", (c.id,)), CouponCampaign.of
+        )
 
     @merchant_field(description="One coupon campaign.")
     async def coupon_campaign(
@@ -402,7 +489,7 @@ class CouponsQuery:
         user = acting_shopper(info, _user(user_id))
         erased = erased_ids_of(info.context.runtime.components)
         if erased is not None and erased.any_erased(user):
-            raise user_error(ERASED, code=USER_ERASED)
+            raise user_error(ERASED, code=ErrorCode.USER_ERASED)
         ctx, _ = await cart_context(info, cart, user, codes)
         priced = await price_order(info, ctx)
         return CouponValidation(cart=PricedCart.of(priced), coupons=_checks(priced, codes))
@@ -437,8 +524,9 @@ class CouponsMutation:
 
     @merchant_mutation(description="Add a shared code any shopper may enter.")
     async def add_coupon_code(
-        self, info: Info[Context, Any], campaign: strawberry.ID, code: str
+        self, info: Info[Context, Any], input: AddCouponCodeInput
     ) -> CouponCode:
+        campaign, code = input.campaign_id, input.code
         try:
             record = await _coupons(info).add_shared_code(str(campaign), code)
         except campaigns.CouponError as exc:
@@ -449,8 +537,9 @@ class CouponsMutation:
         description="Generate unique single-use codes (up to SHOPFRONT_MAX_GENERATED_CODES)."
     )
     async def generate_coupon_codes(
-        self, info: Info[Context, Any], campaign: strawberry.ID, count: int
+        self, info: Info[Context, Any], input: GenerateCouponCodesInput
     ) -> GenerateCouponCodesResult:
+        campaign, count = input.campaign_id, input.count
         try:
             made = await _coupons(info).generate_codes(str(campaign), count)
         except campaigns.CouponError as exc:
@@ -463,20 +552,16 @@ class CouponsMutation:
         "The same idempotencyKey (per key and shopper) returns the first result."
     )
     async def redeem_coupon(
-        self,
-        info: Info[Context, Any],
-        code: str,
-        user_id: strawberry.ID,
-        order_id: strawberry.ID,
-        idempotency_key: str,
-        cart: CartInput,
+        self, info: Info[Context, Any], input: RedeemCouponInput
     ) -> RedeemCouponResult:
+        code, user_id, order_id = input.code, input.user_id, input.order_id
+        idempotency_key, cart = input.idempotency_key, input.cart
         service = _coupons(info)
         user = _user(user_id)
         if user is None:
             raise user_error("userId: is required")
         if await privacy.is_erased(info.context.runtime.store, user):
-            raise user_error(ERASED, code=USER_ERASED)
+            raise user_error(ERASED, code=ErrorCode.USER_ERASED)
         if not str(order_id).strip():
             raise user_error("orderId: is required")
         key = idempotency_key.strip()
@@ -500,13 +585,14 @@ class CouponsMutation:
                 request, coupon_promotion.coupon_outcome(priced, normalized)
             )
         except campaigns.IdempotencyKeyReused as exc:
-            raise user_error(str(exc), code=IDEMPOTENCY_KEY_REUSED) from None
+            raise user_error(str(exc), code=ErrorCode.IDEMPOTENCY_KEY_REUSED) from None
         return RedeemCouponResult.of(result)
 
     @merchant_mutation(description="Undo the coupon redemptions of a cancelled order (idempotent).")
     async def release_coupon(
-        self, info: Info[Context, Any], order_id: strawberry.ID
+        self, info: Info[Context, Any], input: ReleaseCouponInput
     ) -> ReleaseCouponResult:
+        order_id = input.order_id
         result = await _coupons(info).release(str(order_id))
         return ReleaseCouponResult(
             order_id=order_id,
@@ -520,7 +606,7 @@ async def price_order(info: Info[Context, Any], ctx: RequestContext) -> PricedCa
     promotions, stacking, shipping and experiment overrides as the storefront answer."""
     composer = info.context.runtime.components.get("storefront")
     if not isinstance(composer, Storefront):
-        raise user_error("the storefront is not running", code=UNAVAILABLE)
+        raise user_error("the storefront is not running", ErrorCode.SERVICE_UNAVAILABLE)
     try:
         return await composer.price_order(ctx)
     except PricingError as exc:

@@ -2,6 +2,10 @@
 message; anything else is an internal error, shown as a generic message with the request id
 (production) while the details go to the log.
 
+`ErrorCode` is the one list of codes a top-level error may carry: every error the service
+raises takes its code from it (``tests/schema/test_error_codes.py`` checks the source), and
+it is published in the SDL as the ``ErrorCode`` enum so clients can switch on it.
+
 Two kinds of non-client errors are not bugs and are never masked as internal, in any
 environment, because the caller can act on them:
 
@@ -14,8 +18,10 @@ environment, because the caller can act on them:
 from __future__ import annotations
 
 import logging
-from typing import Any
+from enum import Enum
+from typing import Any, cast
 
+import strawberry
 from graphql import GraphQLError
 from shopfront.platform.admission import Overloaded
 from shopfront.platform.store import is_unavailable
@@ -23,24 +29,153 @@ from strawberry.extensions import MaskErrors
 
 log = logging.getLogger("shopfront.graphql")
 
-BAD_USER_INPUT = "BAD_USER_INPUT"
-INTERNAL = "INTERNAL_SERVER_ERROR"
-UNAVAILABLE = "SERVICE_UNAVAILABLE"
-OVERLOADED = "OVERLOADED"
-RATE_LIMITED = "RATE_LIMITED"
+
+def _code(name: str, description: str) -> str:
+    # strawberry.enum unwraps the definition into the plain string value (and keeps the
+    # description for the SDL); typed as the string it becomes.
+    return cast(str, strawberry.enum_value(name, description=description))
+
+
+@strawberry.enum(
+    description="The `extensions.code` of a top-level error: what went wrong with the request "
+    "as a whole. Outcomes of one item (a rejected event, a refused coupon) are fields of the "
+    "payload instead, never errors."
+)
+class ErrorCode(Enum):
+    # authentication and authorization
+    UNAUTHENTICATED = _code(
+        "UNAUTHENTICATED", description="No API key, or an unknown or revoked one."
+    )
+    FORBIDDEN = _code(
+        "FORBIDDEN", description="The key's role may not call this field or use this argument."
+    )
+    # malformed or refused input
+    GRAPHQL_PARSE_FAILED = _code(
+        "GRAPHQL_PARSE_FAILED", description="The document is not valid GraphQL syntax."
+    )
+    GRAPHQL_VALIDATION_FAILED = _code(
+        "GRAPHQL_VALIDATION_FAILED",
+        description="The document does not match the schema (unknown field, wrong type, ...).",
+    )
+    BAD_USER_INPUT = _code(
+        "BAD_USER_INPUT",
+        description="An argument is malformed or out of range; the message names it.",
+    )
+    NOT_FOUND = _code(
+        "NOT_FOUND",
+        description="The object the mutation acts on does not exist (or, over HTTP, the path).",
+    )
+    CONFLICT = _code(
+        "CONFLICT",
+        description="The object's state does not allow the change (e.g. an "
+        "experiment that would overlap a running one).",
+    )
+    PRODUCT_NOT_FOUND = _code(
+        "PRODUCT_NOT_FOUND",
+        description="A PRODUCT page names a productId the catalog does not have.",
+    )
+    POST_REQUIRED = _code(
+        "POST_REQUIRED",
+        description="The field has side effects (storefront) and is served over POST only.",
+    )
+    NOT_CONFIGURED = _code(
+        "NOT_CONFIGURED",
+        description="The feature needs a setting the service was started without "
+        "(e.g. SHOPFRONT_SHOPPER_TOKEN_SECRETS for createShopperToken).",
+    )
+    USER_ERASED = _code(
+        "USER_ERASED", description="The shopper was erased; nothing more is stored about them."
+    )
+    CONSENT_WITHHELD = _code(
+        "CONSENT_WITHHELD",
+        description="The shopper withheld personalization consent, which this call needs.",
+    )
+    IDEMPOTENCY_KEY_REUSED = _code(
+        "IDEMPOTENCY_KEY_REUSED",
+        description="The idempotency key was used before for a different request.",
+    )
+    # the HTTP request itself (GraphQL over HTTP)
+    BAD_REQUEST = _code(
+        "BAD_REQUEST", description="The HTTP request is not a GraphQL request (HTTP 400)."
+    )
+    METHOD_NOT_ALLOWED = _code(
+        "METHOD_NOT_ALLOWED",
+        description="Only GET (queries) and POST reach /graphql (HTTP 405, with Allow).",
+    )
+    NOT_ACCEPTABLE = _code(
+        "NOT_ACCEPTABLE",
+        description="The Accept header allows no media type the service answers in (HTTP 406).",
+    )
+    UNSUPPORTED_MEDIA_TYPE = _code(
+        "UNSUPPORTED_MEDIA_TYPE",
+        description="A POST body that is not application/json (HTTP 415).",
+    )
+    # limits
+    BODY_TOO_LARGE = _code(
+        "BODY_TOO_LARGE", description="The HTTP body is over the size limit (HTTP 413)."
+    )
+    TOO_MANY_OPERATIONS = _code(
+        "TOO_MANY_OPERATIONS", description="A batch holds more operations than allowed."
+    )
+    TOO_MANY_TOKENS = _code(
+        "TOO_MANY_TOKENS", description="The document has more tokens than allowed."
+    )
+    QUERY_TOO_DEEP = _code(
+        "QUERY_TOO_DEEP", description="The operation is nested deeper than allowed."
+    )
+    TOO_MANY_ALIASES = _code(
+        "TOO_MANY_ALIASES", description="The operation uses more aliases than allowed."
+    )
+    QUERY_TOO_COSTLY = _code(
+        "QUERY_TOO_COSTLY",
+        description="The operation's estimated cost is over the limit (ask for smaller pages).",
+    )
+    RATE_LIMITED = _code(
+        "RATE_LIMITED",
+        description="Too many requests from this key or address; retry after `retryAfter` "
+        "seconds (HTTP 429).",
+    )
+    OVERLOADED = _code(
+        "OVERLOADED",
+        description="The service is at capacity; retry after `retryAfter` seconds (HTTP 503).",
+    )
+    # the service
+    SERVICE_UNAVAILABLE = _code(
+        "SERVICE_UNAVAILABLE",
+        description="The database or a needed component is unavailable; try again shortly.",
+    )
+    INTERNAL_SERVER_ERROR = _code(
+        "INTERNAL_SERVER_ERROR",
+        description="A bug; the message carries the request id to find it in the logs.",
+    )
+
 
 # Codes the HTTP layer answers with a status other than 200 (and a Retry-After header).
-HTTP_STATUS_FOR_CODE = {RATE_LIMITED: 429, OVERLOADED: 503}
+HTTP_STATUS_FOR_CODE = {ErrorCode.RATE_LIMITED.value: 429, ErrorCode.OVERLOADED.value: 503}
 
 UNAVAILABLE_MESSAGE = "the database is unavailable or too slow right now; try again shortly"
 
 
-def user_error(message: str, code: str = BAD_USER_INPUT, **extra: Any) -> GraphQLError:
-    return GraphQLError(message, extensions={"code": code, **extra})
+def coded_error(message: str, code: ErrorCode, *nodes: Any, **extra: Any) -> GraphQLError:
+    """A top-level error with ``extensions.code`` (and any ``extra`` extensions)."""
+    return GraphQLError(message, list(nodes) or None, extensions={"code": code.value, **extra})
+
+
+def user_error(
+    message: str, code: ErrorCode = ErrorCode.BAD_USER_INPUT, **extra: Any
+) -> GraphQLError:
+    return coded_error(message, code, **extra)
+
+
+def set_code(error: GraphQLError, code: ErrorCode) -> None:
+    """Give ``error`` a code unless it has one (validation and parse errors come without)."""
+    extensions = dict(error.extensions or {})
+    extensions.setdefault("code", code.value)
+    error.extensions = extensions
 
 
 def unavailable_error(request_id: str, message: str = UNAVAILABLE_MESSAGE) -> GraphQLError:
-    return GraphQLError(message, extensions={"code": UNAVAILABLE, "requestId": request_id})
+    return coded_error(message, ErrorCode.SERVICE_UNAVAILABLE, requestId=request_id)
 
 
 def is_internal(error: GraphQLError) -> bool:
@@ -92,16 +227,16 @@ class MaskInternalErrors(MaskErrors):
         if isinstance(original, Overloaded):
             message = str(original)
             extensions: dict[str, Any] = {
-                "code": OVERLOADED,
+                "code": ErrorCode.OVERLOADED.value,
                 "retryAfter": original.retry_after_s,
                 "requestId": rid,
             }
         elif original is not None and is_unavailable(original):
             message = UNAVAILABLE_MESSAGE
-            extensions = {"code": UNAVAILABLE, "requestId": rid}
+            extensions = {"code": ErrorCode.SERVICE_UNAVAILABLE.value, "requestId": rid}
         else:
             message = f"Internal error (request id {rid})."
-            extensions = {"code": INTERNAL, "requestId": rid}
+            extensions = {"code": ErrorCode.INTERNAL_SERVER_ERROR.value, "requestId": rid}
         return GraphQLError(
             message=message,
             nodes=error.nodes,

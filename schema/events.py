@@ -14,7 +14,7 @@ from shopfront.platform.metrics import metrics_of
 from shopfront.platform.vocabulary import EventType as EventTypeValue
 from shopfront.runtime import Runtime
 from shopfront.schema.context import Context
-from shopfront.schema.errors import user_error
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import (
     acting_shopper,
     identified_session,
@@ -193,6 +193,18 @@ class IdentifyResult:
     )
 
 
+@strawberry.input(description="A batch of behaviour events.")
+class TrackEventsInput:
+    events: list[EventInput]
+
+
+@strawberry.input(description="The anonymous session and the shopper it belongs to.")
+class IdentifyInput:
+    # Both may be left out with a storefront key: the shopper token carries sub and sid.
+    session_id: strawberry.ID | None = None
+    user_id: strawberry.ID | None = None
+
+
 @strawberry.type
 class EventsMutation:
     @storefront_mutation(
@@ -201,8 +213,9 @@ class EventsMutation:
         "bad event never costs the others."
     )
     async def track_events(
-        self, info: Info[Context, Any], events: list[EventInput]
+        self, info: Info[Context, Any], input: TrackEventsInput
     ) -> TrackEventsResult:
+        events = input.events
         runtime = info.context.runtime
         limit = runtime.settings.max_events_per_call
         if len(events) > limit:
@@ -254,12 +267,8 @@ class EventsMutation:
         "storefront key it needs the shopper's X-Shopper-Token carrying both sub and sid "
         "(sessionId and userId may then be left out)."
     )
-    async def identify(
-        self,
-        info: Info[Context, Any],
-        session_id: strawberry.ID | None = None,
-        user_id: strawberry.ID | None = None,
-    ) -> IdentifyResult:
+    async def identify(self, info: Info[Context, Any], input: IdentifyInput) -> IdentifyResult:
+        session_id, user_id = input.session_id, input.user_id
         runtime = info.context.runtime
         session, user = identified_session(
             info,
@@ -269,7 +278,7 @@ class EventsMutation:
         try:
             result = await events_service.identify(runtime.store, runtime.settings, session, user)
         except privacy.UserErased as exc:
-            raise user_error(str(exc), code="USER_ERASED") from None
+            raise user_error(str(exc), code=ErrorCode.USER_ERASED) from None
         except events_service.IdentifyError as exc:
             raise user_error(str(exc)) from None
         if result.linked:

@@ -18,7 +18,16 @@ from shopfront.platform.money import Money as MoneyModel
 from shopfront.platform.money import is_currency
 from shopfront.runtime import REGISTRY_COMPONENT
 from shopfront.schema.context import Context
-from shopfront.schema.errors import user_error
+from shopfront.schema.errors import ErrorCode, user_error
+from shopfront.schema.pagination import (
+    DEFAULT_FIRST,
+    Connection,
+    check_first,
+    connection,
+    decode_cursor,
+    decode_time,
+    encode_cursor,
+)
 from shopfront.schema.permissions import merchant_field, merchant_mutation
 from shopfront.schema.scalars import JSON, Long
 from shopfront.schema.types import Money
@@ -181,6 +190,15 @@ def _money(m: MoneyModel | None) -> Money | None:
     return Money.of(m) if m is not None else None
 
 
+@strawberry.enum(description="What a variant's report concludes against the control.")
+class ExperimentVerdict(Enum):
+    CONTROL = "control"
+    NOT_ENOUGH_DATA = "not enough data"
+    BETTER_THAN_CONTROL = "better than control"
+    WORSE_THAN_CONTROL = "worse than control"
+    NO_SIGNIFICANT_DIFFERENCE = "no significant difference"
+
+
 @strawberry.type(description="One variant's results; intervals are 95% confidence intervals.")
 class ExperimentVariantReport:
     name: str
@@ -221,7 +239,7 @@ class ExperimentVariantReport:
         description="Conversion differs from the control (p < 0.05) on a large enough sample."
     )
     revenue_significant: bool
-    verdict: str
+    verdict: ExperimentVerdict
     warnings: list[str]
 
     @classmethod
@@ -251,7 +269,7 @@ class ExperimentVariantReport:
             revenue_p_value=v.revenue_p_value,
             significant=v.significant,
             revenue_significant=v.revenue_significant,
-            verdict=v.verdict,
+            verdict=ExperimentVerdict(v.verdict),
             warnings=list(v.warnings),
         )
 
@@ -460,7 +478,12 @@ def _raw(input: CreateExperimentInput, default_currency: str) -> dict[str, Any]:
 
 
 def _error(exc: ExperimentError) -> GraphQLError:
-    return user_error(str(exc), code=exc.code.value)
+    return user_error(str(exc), code=ErrorCode(exc.code.value))
+
+
+def _experiment_cursor(e: experiments_definitions.Experiment) -> str:
+    assert e.created_at is not None  # set when the experiment is created
+    return encode_cursor("experiments", (e.created_at.isoformat(), e.id))
 
 
 def _now() -> datetime:
@@ -480,18 +503,21 @@ class ExperimentsQuery:
         self,
         info: Info[Context, Any],
         status: list[ExperimentStatusEnum] | None = None,
-        first: int = 100,
-    ) -> list[Experiment]:
-        cap = info.context.runtime.settings.max_page_size
-        if not 1 <= first <= cap:
-            raise user_error(f"first must be between 1 and {cap}, got {first}")
+        first: int = DEFAULT_FIRST,
+        after: str | None = None,
+    ) -> Connection[Experiment]:
+        check_first(first, info.context.runtime.settings.max_page_size)
         statuses = (
             [experiments_definitions.ExperimentStatus(s.value) for s in status] if status else None
         )
+        last = None
+        if after is not None:
+            created, last_id = decode_cursor("experiments", after, 2)
+            last = (decode_time("experiments", created), last_id)
         found = await experiments_lifecycle.list_experiments(
-            info.context.runtime.store, statuses, limit=first
+            info.context.runtime.store, statuses, limit=first + 1, after=last
         )
-        return [Experiment.of(e) for e in found]
+        return connection(found, first, _experiment_cursor, Experiment.of)
 
     @merchant_field(description="One experiment by id.")
     async def experiment(self, info: Info[Context, Any], id: strawberry.ID) -> Experiment | None:
@@ -560,6 +586,24 @@ class ExperimentsQuery:
         )
 
 
+@strawberry.input(description="The experiment to start or resume.")
+class StartExperimentInput:
+    experiment_id: strawberry.ID
+
+
+@strawberry.input(description="The experiment to pause.")
+class PauseExperimentInput:
+    experiment_id: strawberry.ID
+
+
+@strawberry.input(description="The experiment to stop.")
+class StopExperimentInput:
+    experiment_id: strawberry.ID
+
+
+ExperimentIdInput = StartExperimentInput | PauseExperimentInput | StopExperimentInput
+
+
 @strawberry.type
 class ExperimentsMutation:
     @merchant_mutation(description="Create an experiment as a draft (validated; names unique).")
@@ -584,25 +628,33 @@ class ExperimentsMutation:
         description="Start a draft or resume a paused experiment. Refused when it would share "
         "a changed area with a running experiment of another layer, or its layer is full."
     )
-    async def start_experiment(self, info: Info[Context, Any], id: strawberry.ID) -> Experiment:
-        return await _change(info, experiments_lifecycle.start_experiment, str(id))
+    async def start_experiment(
+        self, info: Info[Context, Any], input: StartExperimentInput
+    ) -> Experiment:
+        return await _change(info, experiments_lifecycle.start_experiment, input)
 
     @merchant_mutation(description="Stop assigning shoppers; resuming restores the same split.")
-    async def pause_experiment(self, info: Info[Context, Any], id: strawberry.ID) -> Experiment:
-        return await _change(info, experiments_lifecycle.pause_experiment, str(id))
+    async def pause_experiment(
+        self, info: Info[Context, Any], input: PauseExperimentInput
+    ) -> Experiment:
+        return await _change(info, experiments_lifecycle.pause_experiment, input)
 
     @merchant_mutation(description="End the experiment for good (its report stays).")
-    async def stop_experiment(self, info: Info[Context, Any], id: strawberry.ID) -> Experiment:
-        return await _change(info, experiments_lifecycle.stop_experiment, str(id))
+    async def stop_experiment(
+        self, info: Info[Context, Any], input: StopExperimentInput
+    ) -> Experiment:
+        return await _change(info, experiments_lifecycle.stop_experiment, input)
 
 
 Transition = Callable[..., Awaitable[experiments_definitions.Experiment]]
 
 
-async def _change(info: Info[Context, Any], action: Transition, experiment_id: str) -> Experiment:
+async def _change(
+    info: Info[Context, Any], action: Transition, input: ExperimentIdInput
+) -> Experiment:
     ctx = info.context
     try:
-        changed = await action(ctx.runtime.store, experiment_id, now=_now())
+        changed = await action(ctx.runtime.store, str(input.experiment_id), now=_now())
     except ExperimentError as exc:
         raise _error(exc) from None
     await _refresh_registry(ctx)

@@ -34,7 +34,7 @@ from shopfront.platform.ratelimit import COMPONENT as RATE_LIMITER
 from shopfront.platform.ratelimit import RateLimited, RateLimiter
 from shopfront.platform.store import is_unavailable
 from shopfront.schema.context import Context
-from shopfront.schema.errors import INTERNAL, RATE_LIMITED, unavailable_error
+from shopfront.schema.errors import ErrorCode, coded_error, unavailable_error
 from shopfront.schema.limits import Charge, Limits, operation_charge
 from shopfront.shoppers.identity import HEADER as SHOPPER_TOKEN_HEADER
 from shopfront.shoppers.identity import ShopperTokens, TokenError
@@ -58,13 +58,11 @@ def bearer_token(request: Request | WebSocket) -> str | None:
 
 
 def rate_limited_error(exc: RateLimited, request_id: str) -> GraphQLError:
-    return GraphQLError(
+    return coded_error(
         str(exc),
-        extensions={
-            "code": RATE_LIMITED,
-            "retryAfter": exc.retry_after_header,
-            "requestId": request_id,
-        },
+        ErrorCode.RATE_LIMITED,
+        retryAfter=exc.retry_after_header,
+        requestId=request_id,
     )
 
 
@@ -94,9 +92,10 @@ async def authenticate(ctx: Context) -> GraphQLError | None:
         except Exception as exc:
             if not is_unavailable(exc):
                 log.exception("key lookup failed (request %s)", ctx.request_id)
-                return GraphQLError(
+                return coded_error(
                     f"Internal error (request id {ctx.request_id}).",
-                    extensions={"code": INTERNAL, "requestId": ctx.request_id},
+                    ErrorCode.INTERNAL_SERVER_ERROR,
+                    requestId=ctx.request_id,
                 )
             principal = cache.recall(token) if isinstance(cache, KeyCache) else None
             if principal is None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import strawberry
 from shopfront.schema.context import Context
-from shopfront.schema.errors import user_error
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.gate import shopper_tokens
 from shopfront.schema.permissions import merchant_mutation
 from shopfront.shoppers.identity import DEFAULT_TTL_S, TokenError, TokensNotConfigured
@@ -48,7 +48,7 @@ class IdentityMutation:
                 str(input.user_id), session, input.ttl_seconds
             )
         except TokensNotConfigured as exc:
-            raise user_error(str(exc), code="NOT_CONFIGURED") from None
+            raise user_error(str(exc), ErrorCode.NOT_CONFIGURED) from None
         except TokenError as exc:
             raise user_error(str(exc)) from None
         return ShopperToken(token=token, expires_at=expires)

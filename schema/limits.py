@@ -63,16 +63,9 @@ from graphql import (
 )
 from graphql.error import GraphQLSyntaxError
 from shopfront.platform.config import Settings
+from shopfront.schema.errors import ErrorCode, coded_error, set_code
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
-
-TOO_MANY_TOKENS = "TOO_MANY_TOKENS"
-QUERY_TOO_DEEP = "QUERY_TOO_DEEP"
-TOO_MANY_ALIASES = "TOO_MANY_ALIASES"
-QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
-PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
-VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
-BAD_USER_INPUT = "BAD_USER_INPUT"
 
 PAGE_ARGUMENTS = ("first", "last", "limit")
 
@@ -316,10 +309,10 @@ def limits_rule(limits: Limits) -> type[ASTValidationRule]:
                         # so none may escape; refuse the document instead.
                         log.exception("measuring an operation failed")
                         context.report_error(
-                            GraphQLError(
+                            coded_error(
                                 "the operation could not be analysed against the limits",
+                                ErrorCode.GRAPHQL_VALIDATION_FAILED,
                                 op,
-                                extensions={"code": VALIDATION_FAILED},
                             )
                         )
 
@@ -332,29 +325,32 @@ def limits_rule(limits: Limits) -> type[ASTValidationRule]:
                 m = measurer.measure_operation(op)
             except (_TooDeep, RecursionError):
                 context.report_error(
-                    GraphQLError(
+                    coded_error(
                         f"{label} is nested deeper than the limit of {limits.max_depth}",
+                        ErrorCode.QUERY_TOO_DEEP,
                         op,
-                        extensions={"code": QUERY_TOO_DEEP, "limit": limits.max_depth},
+                        limit=limits.max_depth,
                     )
                 )
                 return
             if m.aliases > limits.max_aliases:
                 context.report_error(
-                    GraphQLError(
+                    coded_error(
                         f"{label} uses {m.aliases} aliases; the limit is {limits.max_aliases}",
+                        ErrorCode.TOO_MANY_ALIASES,
                         op,
-                        extensions={"code": TOO_MANY_ALIASES, "limit": limits.max_aliases},
+                        limit=limits.max_aliases,
                     )
                 )
             if m.cost > limits.max_cost:
                 shown = str(m.cost) if m.cost < 10**12 else "over 10^12"
                 context.report_error(
-                    GraphQLError(
+                    coded_error(
                         f"{label} has an estimated cost of {shown}; the limit is "
                         f"{limits.max_cost} (ask for smaller pages or fewer nested lists)",
+                        ErrorCode.QUERY_TOO_COSTLY,
                         op,
-                        extensions={"code": QUERY_TOO_COSTLY, "limit": limits.max_cost},
+                        limit=limits.max_cost,
                     )
                 )
 
@@ -484,12 +480,6 @@ def strip_suggestions(message: str) -> str:
     return _SUGGESTION.sub("", message)
 
 
-def _set_code(error: GraphQLError, code: str) -> None:
-    extensions = dict(error.extensions or {})
-    extensions.setdefault("code", code)
-    error.extensions = extensions
-
-
 class RequestLimits(SchemaExtension):
     """Parses with a cache and the token limit, and gives pre-execution errors codes.
 
@@ -506,8 +496,8 @@ class RequestLimits(SchemaExtension):
         self.limits = limits
         self._cached = False
 
-    def _clean(self, error: GraphQLError, code: str) -> None:
-        _set_code(error, code)
+    def _clean(self, error: GraphQLError, code: ErrorCode) -> None:
+        set_code(error, code)
         if not self.limits.suggestions:
             error.message = strip_suggestions(error.message)
 
@@ -523,7 +513,7 @@ class RequestLimits(SchemaExtension):
             else:
                 # Validation errors were coded in on_validate; the rest are variable values
                 # that did not fit their types.
-                self._clean(error, BAD_USER_INPUT)
+                self._clean(error, ErrorCode.BAD_USER_INPUT)
 
     def on_parse(self) -> Iterator[None]:
         ec = self.execution_context
@@ -540,12 +530,18 @@ class RequestLimits(SchemaExtension):
             error.message = (
                 f"the document has more than {self.limits.max_tokens} tokens; send a smaller query"
             )
-            error.extensions = {"code": TOO_MANY_TOKENS, "limit": self.limits.max_tokens}
+            error.extensions = {
+                "code": ErrorCode.TOO_MANY_TOKENS.value,
+                "limit": self.limits.max_tokens,
+            }
         elif "nested too deeply" in message:
             error.message = "the document is nested too deeply to parse"
-            error.extensions = {"code": QUERY_TOO_DEEP, "limit": self.limits.max_depth}
+            error.extensions = {
+                "code": ErrorCode.QUERY_TOO_DEEP.value,
+                "limit": self.limits.max_depth,
+            }
         else:
-            self._clean(error, PARSE_FAILED)
+            self._clean(error, ErrorCode.GRAPHQL_PARSE_FAILED)
 
     def on_validate(self) -> Iterator[None]:
         ec = self.execution_context
@@ -555,4 +551,4 @@ class RequestLimits(SchemaExtension):
             )
         yield
         for error in self.execution_context.pre_execution_errors or ():
-            self._clean(error, VALIDATION_FAILED)
+            self._clean(error, ErrorCode.GRAPHQL_VALIDATION_FAILED)

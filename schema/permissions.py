@@ -11,12 +11,10 @@ import strawberry
 from graphql import GraphQLError
 from shopfront.platform.keys import Role
 from shopfront.schema.context import Context
+from shopfront.schema.errors import ErrorCode, coded_error
 from shopfront.shoppers.identity import session_id_problem
 from strawberry.permission import BasePermission
 from strawberry.types import Info
-
-UNAUTHENTICATED = "UNAUTHENTICATED"
-FORBIDDEN = "FORBIDDEN"
 
 
 class _RequiresRole(BasePermission):
@@ -26,12 +24,12 @@ class _RequiresRole(BasePermission):
         ctx = info.context
         if ctx.principal is None:
             reason = ctx.auth_problem or "an API key is required: send Authorization: Bearer <key>"
-            raise GraphQLError(reason, extensions={"code": UNAUTHENTICATED})
+            raise coded_error(reason, ErrorCode.UNAUTHENTICATED)
         if not ctx.principal.role.allows(self.role):
-            raise GraphQLError(
+            raise coded_error(
                 f"this operation needs a {self.role.value} key; "
                 f"the key {ctx.principal.name!r} is a {ctx.principal.role.value} key",
-                extensions={"code": FORBIDDEN},
+                ErrorCode.FORBIDDEN,
             )
         return True
 
@@ -90,17 +88,17 @@ def _token_missing(ctx: Context, what: str) -> GraphQLError:
     why = (
         f"the shopper token cannot be used: {ctx.shopper_problem}; " if ctx.shopper_problem else ""
     )
-    return GraphQLError(
+    return coded_error(
         f"{what} needs a shopper token with a storefront key: {why}{SEND_TOKEN}",
-        extensions={"code": UNAUTHENTICATED},
+        ErrorCode.UNAUTHENTICATED,
     )
 
 
 def _other_shopper(what: str, given: str) -> GraphQLError:
-    return GraphQLError(
+    return coded_error(
         f"{what}: the shopper token is for another shopper than {given!r}; send a token whose "
         "sub is this userId, or leave userId out to act for the token's shopper",
-        extensions={"code": FORBIDDEN},
+        ErrorCode.FORBIDDEN,
     )
 
 
@@ -120,7 +118,7 @@ def acting_shopper(
     given = given or None
     if ctx.is_merchant:
         if required and given is None:
-            raise GraphQLError(f"{what}: is required", extensions={"code": "BAD_USER_INPUT"})
+            raise coded_error(f"{what}: is required", ErrorCode.BAD_USER_INPUT)
         return given
     if ctx.shopper_problem is not None:
         raise _token_missing(ctx, what)
@@ -144,28 +142,26 @@ def identified_session(
     if ctx.is_merchant:
         user = acting_shopper(info, user_id, required=True)
         if session is None:
-            raise GraphQLError("sessionId: is required", extensions={"code": "BAD_USER_INPUT"})
+            raise coded_error("sessionId: is required", ErrorCode.BAD_USER_INPUT)
         assert user is not None
         return session, user
     user = acting_shopper(info, user_id, what="identify", required=True)
     claims = ctx.shopper
     assert user is not None and claims is not None
     if claims.session_id is None:
-        raise GraphQLError(
+        raise coded_error(
             "identify: the shopper token carries no sid; mint one with the shopper's sessionId "
             "(createShopperToken(input: {userId, sessionId})) so only that session is linked",
-            extensions={"code": FORBIDDEN},
+            ErrorCode.FORBIDDEN,
         )
     problem = session_id_problem(claims.session_id)
     if problem:
-        raise GraphQLError(
-            f"identify: the token's sid {problem}", extensions={"code": "BAD_USER_INPUT"}
-        )
+        raise coded_error(f"identify: the token's sid {problem}", ErrorCode.BAD_USER_INPUT)
     if session is not None and session != claims.session_id:
-        raise GraphQLError(
+        raise coded_error(
             f"identify: the shopper token is for another session than {session!r}; send a token "
             "whose sid is this sessionId, or leave sessionId out",
-            extensions={"code": FORBIDDEN},
+            ErrorCode.FORBIDDEN,
         )
     return claims.session_id, user
 
@@ -177,5 +173,5 @@ def checked_session(info: Info[Context, Any], session_id: str | None, where: str
         return session_id
     problem = session_id_problem(session_id)
     if problem:
-        raise GraphQLError(f"{where}: {problem}", extensions={"code": "BAD_USER_INPUT"})
+        raise coded_error(f"{where}: {problem}", ErrorCode.BAD_USER_INPUT)
     return session_id

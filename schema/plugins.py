@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 import strawberry
@@ -9,7 +10,7 @@ from shopfront.extend import host as ph
 from shopfront.extend import records
 from shopfront.extend.isolation import BreakerState as BreakerStateModel
 from shopfront.schema.context import Context
-from shopfront.schema.errors import UNAVAILABLE, user_error
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import merchant_field
 from shopfront.schema.scalars import JSON
 from strawberry.types import Info
@@ -47,10 +48,20 @@ class PluginStrategy:
     health: StrategyHealth
 
 
+@strawberry.enum(description="Where a plugin came from.")
+class PluginSource(Enum):
+    BUILTIN = "builtin"
+    ENTRY_POINT = "entry point"
+    REGISTERED = "registered"
+
+
 @strawberry.type(description="A loaded plugin.")
 class Plugin:
     name: str
-    source: str = strawberry.field(description="builtin, entry point, or registered.")
+    source: PluginSource = strawberry.field(
+        description="BUILTIN: ships with Shopfront; ENTRY_POINT: an installed package's "
+        "`shopfront` entry point; REGISTERED: registered in code (tests, embedding)."
+    )
     distribution: str | None
     version: str | None
     hooks: list[str]
@@ -61,7 +72,7 @@ class Plugin:
     def of(cls, r: records.PluginReport) -> Plugin:
         return cls(
             name=r.name,
-            source=r.source,
+            source=PluginSource(r.source),
             distribution=r.distribution,
             version=r.version,
             hooks=list(r.hooks),
@@ -107,5 +118,5 @@ class PluginsQuery:
     def plugins(self, info: Info[Context, Any]) -> list[Plugin]:
         host = info.context.runtime.components.get("plugins")
         if not isinstance(host, ph.PluginHost):
-            raise user_error("the plugin host is not running", code=UNAVAILABLE)
+            raise user_error("the plugin host is not running", code=ErrorCode.SERVICE_UNAVAILABLE)
         return [Plugin.of(r) for r in host.report()]

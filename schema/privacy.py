@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 from shopfront.schema.context import Context
-from shopfront.schema.errors import user_error
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import merchant_field, merchant_mutation, storefront_mutation
 from shopfront.schema.profiles import checked_user_id, shopper_of
 from shopfront.schema.scalars import JSON
@@ -50,6 +50,17 @@ class ErasureResult:
     failures: list[str] = strawberry.field(description="The plugins that failed.")
 
 
+@strawberry.input(description="A shopper's personalization consent.")
+class SetConsentInput:
+    personalization: bool
+    user_id: strawberry.ID | None = None  # taken from the shopper token when left out
+
+
+@strawberry.input(description="The shopper to erase.")
+class EraseUserInput:
+    user_id: strawberry.ID
+
+
 @strawberry.type
 class PrivacyQuery:
     @merchant_field(
@@ -74,17 +85,13 @@ class PrivacyMutation:
         "withdrawing it deletes their behaviour data. With a storefront key it needs the "
         "shopper's X-Shopper-Token (userId may be left out)."
     )
-    async def set_consent(
-        self,
-        info: Info[Context, Any],
-        personalization: bool,
-        user_id: strawberry.ID | None = None,
-    ) -> ConsentResult:
+    async def set_consent(self, info: Info[Context, Any], input: SetConsentInput) -> ConsentResult:
+        user_id, personalization = input.user_id, input.personalization
         uid = checked_user_id(shopper_of(info, user_id))
         try:
             state = await privacy.set_consent(info.context.runtime.store, uid, personalization)
         except privacy.UserErased as exc:
-            raise user_error(str(exc), code="USER_ERASED") from None
+            raise user_error(str(exc), code=ErrorCode.USER_ERASED) from None
         return ConsentResult(
             user_id=strawberry.ID(state.user_id),
             personalization=state.personalization,
@@ -96,7 +103,8 @@ class PrivacyMutation:
         description="Erase a shopper everywhere (profile, events, preferences, links, plugin "
         "state, ...); later events for the id are refused. Safe to repeat."
     )
-    async def erase_user(self, info: Info[Context, Any], user_id: strawberry.ID) -> ErasureResult:
+    async def erase_user(self, info: Info[Context, Any], input: EraseUserInput) -> ErasureResult:
+        user_id = input.user_id
         runtime = info.context.runtime
         report = await privacy.erase_user(
             runtime.store,

@@ -10,7 +10,7 @@ import strawberry
 from shopfront.offers import promotions
 from shopfront.platform.money import Money as MoneyModel
 from shopfront.schema.context import Context
-from shopfront.schema.errors import user_error
+from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import acting_shopper, merchant_field, storefront_mutation
 from shopfront.schema.types import Money, MoneyInput
 from shopfront.shoppers import events, privacy, profiles
@@ -288,6 +288,12 @@ class ProfilesQuery:
         ]
 
 
+@strawberry.input(description="A shopper and what they stated.")
+class SetPreferencesInput:
+    preferences: PreferencesInput
+    user_id: strawberry.ID | None = None  # taken from the shopper token when left out
+
+
 @strawberry.type
 class ProfilesMutation:
     @storefront_mutation(
@@ -296,21 +302,20 @@ class ProfilesMutation:
         "With a storefront key it needs the shopper's X-Shopper-Token (userId may be left out)."
     )
     async def set_preferences(
-        self,
-        info: Info[Context, Any],
-        preferences: PreferencesInput,
-        user_id: strawberry.ID | None = None,
+        self, info: Info[Context, Any], input: SetPreferencesInput
     ) -> StatedPreferences:
+        user_id, preferences = input.user_id, input.preferences
         store = info.context.runtime.store
         uid = checked_user_id(shopper_of(info, user_id))
         if await privacy.is_erased(store, uid):
             raise user_error(
-                "userId: this shopper was erased; nothing is stored about them", code="USER_ERASED"
+                "userId: this shopper was erased; nothing is stored about them",
+                code=ErrorCode.USER_ERASED,
             )
         try:
             stated = await profiles.set_preferences(store, uid, preferences.to_raw())
         except profiles.ProfileError as exc:
             raise user_error(str(exc)) from None
         except profiles.ConsentWithheld as exc:
-            raise user_error(str(exc), code="CONSENT_WITHHELD") from None
+            raise user_error(str(exc), code=ErrorCode.CONSENT_WITHHELD) from None
         return StatedPreferences.of(stated)

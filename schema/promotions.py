@@ -23,7 +23,15 @@ from shopfront.offers.rules import category_text
 from shopfront.platform.money import Money as MoneyModel
 from shopfront.runtime import Runtime
 from shopfront.schema.context import Context
-from shopfront.schema.errors import user_error
+from shopfront.schema.errors import ErrorCode, user_error
+from shopfront.schema.pagination import (
+    DEFAULT_FIRST,
+    Connection,
+    check_first,
+    connection,
+    decode_cursor,
+    encode_cursor,
+)
 from shopfront.schema.permissions import merchant_field, merchant_mutation
 from shopfront.schema.scalars import JSON
 from shopfront.schema.storefront_types import CartLineInput
@@ -542,6 +550,17 @@ def _bad(exc: Exception) -> GraphQLError:
     return user_error(str(exc))
 
 
+@strawberry.input(description="The promotion to switch on or off.")
+class SetPromotionActiveInput:
+    promotion_id: strawberry.ID
+    active: bool
+
+
+@strawberry.input(description="The promotion to delete.")
+class DeletePromotionInput:
+    promotion_id: strawberry.ID
+
+
 @strawberry.type
 class PromotionsQuery:
     @merchant_field(description="Stored promotions in id order.")
@@ -549,16 +568,17 @@ class PromotionsQuery:
         self,
         info: Info[Context, Any],
         active: bool | None = None,
-        first: int = 50,
+        first: int = DEFAULT_FIRST,
         after: str | None = None,
-    ) -> list[Promotion]:
-        cap = info.context.runtime.settings.max_page_size
-        if not 1 <= first <= cap:
-            raise user_error(f"first must be between 1 and {cap}, got {first}")
+    ) -> Connection[Promotion]:
+        check_first(first, info.context.runtime.settings.max_page_size)
+        last = decode_cursor("promotions", after, 1)[0] if after is not None else None
         found = await store_promotions.list_promotions(
-            info.context.runtime.store, active=active, first=first, after=after
+            info.context.runtime.store, active=active, first=first + 1, after=last
         )
-        return [Promotion.of(p) for p in found]
+        return connection(
+            found, first, lambda p: encode_cursor("promotions", (p.id,)), Promotion.of
+        )
 
     @merchant_field(description="One stored promotion.")
     async def promotion(self, info: Info[Context, Any], id: strawberry.ID) -> Promotion | None:
@@ -597,20 +617,22 @@ class PromotionsMutation:
         "every instance within the refresh interval)."
     )
     async def set_promotion_active(
-        self, info: Info[Context, Any], id: strawberry.ID, active: bool
+        self, info: Info[Context, Any], input: SetPromotionActiveInput
     ) -> Promotion:
+        id, active = input.promotion_id, input.active
         runtime = info.context.runtime
         try:
             stored = await store_promotions.set_promotion_active(runtime.store, str(id), active)
         except store_promotions.PromotionError as exc:
             raise _bad(exc) from None
         if stored is None:
-            raise user_error(f"no promotion {str(id)!r}", code="NOT_FOUND")
+            raise user_error(f"promotionId: no promotion {str(id)!r}", code=ErrorCode.NOT_FOUND)
         store_promotions.promotion_book(runtime).invalidate()
         return Promotion.of(stored)
 
     @merchant_mutation(description="Delete a promotion; returns whether it existed.")
-    async def delete_promotion(self, info: Info[Context, Any], id: strawberry.ID) -> bool:
+    async def delete_promotion(self, info: Info[Context, Any], input: DeletePromotionInput) -> bool:
+        id = input.promotion_id
         runtime = info.context.runtime
         deleted = await store_promotions.delete_promotion(runtime.store, str(id))
         store_promotions.promotion_book(runtime).invalidate()

@@ -6,16 +6,11 @@ from dataclasses import replace
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
 from shopfront.platform.keys import Role
+from shopfront.platform.logs import mark_degraded
 from shopfront.schema.context import Context
-from shopfront.schema.errors import UNAVAILABLE, user_error
-from shopfront.schema.permissions import (
-    FORBIDDEN,
-    acting_shopper,
-    checked_session,
-    storefront_field,
-)
+from shopfront.schema.errors import ErrorCode, user_error
+from shopfront.schema.permissions import acting_shopper, checked_session, storefront_field
 from shopfront.schema.storefront_types import Storefront, StorefrontInput
 from shopfront.storefront import composer as sf
 from shopfront.storefront import request, sources
@@ -35,17 +30,18 @@ class StorefrontQuery:
         if ctx.request is not None and ctx.request.method == "GET":
             # It records what was served (attribution, exposures): not a safe, cacheable GET.
             raise user_error(
-                "storefront has side effects and is served over POST only", code="POST_REQUIRED"
+                "storefront has side effects and is served over POST only",
+                ErrorCode.POST_REQUIRED,
             )
         if input.preview is not None and not (
             ctx.principal is not None and ctx.principal.role.allows(Role.MERCHANT)
         ):
-            raise GraphQLError("preview needs a merchant key", extensions={"code": FORBIDDEN})
+            raise user_error("preview needs a merchant key", ErrorCode.FORBIDDEN)
         user = acting_shopper(info, _text(input.user_id))
         session = checked_session(info, _text(input.session_id), "sessionId")
         composer = ctx.runtime.components.get("storefront")
         if not isinstance(composer, sf.Storefront):
-            raise user_error("the storefront is not running", code=UNAVAILABLE)
+            raise user_error("the storefront is not running", code=ErrorCode.SERVICE_UNAVAILABLE)
         loader = ctx.loaders.get("products")
         if loader is None:
             loader = ctx.loaders["products"] = sources.product_loader(ctx.runtime.store)
@@ -56,7 +52,9 @@ class StorefrontQuery:
                 loader=loader,
             )
         except request.StorefrontInputError as exc:
-            raise user_error(str(exc), code=exc.code) from None
+            raise user_error(str(exc), ErrorCode(exc.code)) from None
+        for part in result.degraded:  # the request log line and shopfront_degraded_parts
+            mark_degraded(part.strategy)
         return Storefront.of(result)
 
 

@@ -147,12 +147,6 @@ class PageInfo:
     end_cursor: str | None
 
 
-@strawberry.type
-class ProductConnection:
-    nodes: list[Product]
-    page_info: PageInfo
-
-
 @strawberry.enum
 class UpsertStatus(Enum):
     CREATED = "created"

@@ -48,9 +48,9 @@ from shopfront.runtime import (
     stop_components,
     stop_experiments,
 )
-from shopfront.schema import build_schema, limits
+from shopfront.schema import build_schema
 from shopfront.schema.context import Context
-from shopfront.schema.errors import HTTP_STATUS_FOR_CODE, RATE_LIMITED
+from shopfront.schema.errors import HTTP_STATUS_FOR_CODE, ErrorCode
 from shopfront.schema.gate import bearer_token, rate_limited_error
 from shopfront.storefront.composer import Storefront
 from shopfront.storefront.sources import ProfileSource
@@ -77,17 +77,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-BODY_TOO_LARGE = "BODY_TOO_LARGE"
-TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"
-UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
-BAD_REQUEST = "BAD_REQUEST"
 # Codes of HTTP errors raised by strawberry before a GraphQL operation exists.
 _CODE_FOR_HTTP_STATUS = {
-    400: BAD_REQUEST,
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    415: UNSUPPORTED_MEDIA_TYPE,
+    400: ErrorCode.BAD_REQUEST,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    406: ErrorCode.NOT_ACCEPTABLE,
+    415: ErrorCode.UNSUPPORTED_MEDIA_TYPE,
 }
 
 JSON = "application/json"
@@ -121,13 +117,13 @@ def negotiate(accept: str | None) -> str:
 # Codes of errors in a document or its variables, found before execution (schema.limits).
 REQUEST_ERROR_CODES = frozenset(
     {
-        limits.PARSE_FAILED,
-        limits.VALIDATION_FAILED,
-        limits.BAD_USER_INPUT,
-        limits.TOO_MANY_TOKENS,
-        limits.QUERY_TOO_DEEP,
-        limits.TOO_MANY_ALIASES,
-        limits.QUERY_TOO_COSTLY,
+        ErrorCode.GRAPHQL_PARSE_FAILED.value,
+        ErrorCode.GRAPHQL_VALIDATION_FAILED.value,
+        ErrorCode.BAD_USER_INPUT.value,
+        ErrorCode.TOO_MANY_TOKENS.value,
+        ErrorCode.QUERY_TOO_DEEP.value,
+        ErrorCode.TOO_MANY_ALIASES.value,
+        ErrorCode.QUERY_TOO_COSTLY.value,
     }
 )
 
@@ -162,11 +158,11 @@ def request_id_for(request: Request | WebSocket | Mapping[str, str]) -> str:
 
 
 def error_body(
-    code: str, message: str, request_id: str, *, with_data: bool = True, **extra: Any
+    code: ErrorCode, message: str, request_id: str, *, with_data: bool = True, **extra: Any
 ) -> dict[str, Any]:
     """A GraphQL-shaped error response for requests refused before GraphQL ran (``data``
     left out when ``with_data`` is false, as the GraphQL spec has it for request errors)."""
-    extensions = {"code": code, "requestId": request_id, **extra}
+    extensions = {"code": code.value, "requestId": request_id, **extra}
     body: dict[str, Any] = {"errors": [{"message": message, "extensions": extensions}]}
     return {"data": None, **body} if with_data else body
 
@@ -287,7 +283,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
             if given.split(";")[0].strip().lower() != JSON:
                 return self._refuse(
                     415,
-                    UNSUPPORTED_MEDIA_TYPE,
+                    ErrorCode.UNSUPPORTED_MEDIA_TYPE,
                     "send GraphQL requests as JSON (Content-Type: application/json), not "
                     + (repr(given) if given else "without a content type"),
                     info,
@@ -299,7 +295,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
         except _BodyTooLarge:
             return self._refuse(
                 413,
-                BODY_TOO_LARGE,
+                ErrorCode.BODY_TOO_LARGE,
                 f"the request body is larger than {limit} bytes",
                 info,
                 limit=limit,
@@ -316,7 +312,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
                 if len(parsed) > most:
                     return self._refuse(
                         400,
-                        TOO_MANY_OPERATIONS,
+                        ErrorCode.TOO_MANY_OPERATIONS,
                         f"the batch has {len(parsed)} operations; the limit is {most}",
                         info,
                         limit=most,
@@ -330,7 +326,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
                 error = rate_limited_error(exc, info.request_id)
                 return self._refuse(
                     429,
-                    RATE_LIMITED,
+                    ErrorCode.RATE_LIMITED,
                     error.message,
                     info,
                     retry_after=exc.retry_after_header,
@@ -370,7 +366,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
     def _refuse(
         self,
         status: int,
-        code: str,
+        code: ErrorCode,
         message: str,
         info: RequestInfo,
         *,
@@ -378,9 +374,9 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
         request_error: bool = False,
         **extra: Any,
     ) -> Response:
-        info.error_codes.append(code)
+        info.error_codes.append(code.value)
         if self.metrics is not None:
-            self.metrics.http_rejected.labels(code).inc()
+            self.metrics.http_rejected.labels(code.value).inc()
         if retry_after is not None:
             extra["retryAfter"] = retry_after
         headers = {"retry-after": str(retry_after)} if retry_after is not None else None
@@ -388,7 +384,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
         return JSONResponse(body, status, headers=headers, media_type=_response_media_type.get())
 
     def _http_error(self, status: int, reason: str, info: RequestInfo) -> Response:
-        code = _CODE_FOR_HTTP_STATUS.get(status, BAD_REQUEST)
+        code = _CODE_FOR_HTTP_STATUS.get(status, ErrorCode.BAD_REQUEST)
         response = self._refuse(status, code, reason, info, request_error=True)
         if status == 405:
             response.headers["allow"] = "GET, POST"

@@ -18,6 +18,7 @@ from shopfront.extend.config import ConfigFile
 from shopfront.extend.host import PluginHost
 from shopfront.extend.records import CallObservation, StrategyKind
 from shopfront.platform.config import Settings
+from shopfront.platform.metrics import metrics_of
 from shopfront.platform.money import Money
 from shopfront.platform.store import Store
 from shopfront.shoppers.erased import COMPONENT as ERASED_IDS
@@ -81,7 +82,7 @@ async def start_components(
     # Trained models: every instance loads the active version and follows activations.
     from shopfront.recommend.models import ModelRegistry
 
-    registry = ModelRegistry(runtime.store, runtime.settings)
+    registry = ModelRegistry(runtime.store, runtime.settings, metrics_of(runtime))
     for hosted in host.strategies(StrategyKind.RECOMMENDER):
         if hosted.obj is not None:
             registry.attach(hosted.name, hosted.obj)
@@ -132,7 +133,6 @@ def _observe_strategies(runtime: Runtime, host: PluginHost) -> None:
     """Feed every strategy call and breaker state into the Prometheus metrics, so /metrics
     and the `plugins` query tell the same story."""
     from shopfront.platform.metrics import BreakerState as MetricState
-    from shopfront.platform.metrics import metrics_of
 
     metrics = metrics_of(runtime)
     if metrics is None:

@@ -37,7 +37,7 @@ query($ids: [ID!]) {
 }
 """
 UPSERT = """
-mutation($products: [ProductInput!]!) { upsertProducts(products: $products) { id status } }
+mutation($products: [ProductInput!]!) { upsertProducts(input: {products: $products}) { id status } }
 """
 MINE = {"id": "e2e-1", "title": "End-to-end mug", "price": {"amount": 1250, "currency": "EUR"}}
 

@@ -490,8 +490,3 @@ def pin(
             reasons += existing.reasons
         result.insert(index, Candidate(p.product_id, score, reasons))
     return result
-
-
-def pinned_product_ids(policy: BlendPolicy, slot: str) -> tuple[str, ...]:
-    """Products pinned to ``slot`` (the storefront loads them with the candidates)."""
-    return tuple(p.product_id for p in policy.pins_for(slot))

@@ -307,7 +307,8 @@ def demo_definition(currency: str = "EUR") -> dict[str, Any]:
         "description": "Home page 'Recommended for you': does leaning the blend on the "
         "shopper's own signals sell more than the current blend? A 10% holdout sees no "
         "personalization at all.",
-        "traffic": 0.6,
+        # Every demo shopper is in it, so whichever one a new user tries shows a variant.
+        "traffic": 1.0,
         "layer": "default",
         "currency": currency,
         "variants": [

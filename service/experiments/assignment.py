@@ -220,9 +220,6 @@ class ExperimentRegistry:
     def active(self) -> list[Experiment]:
         return list(self._snapshot.active.values())
 
-    def override_count(self) -> int:
-        return len(self._overrides)
-
     def remember(self, experiment_id: str, shopper_key: str, variant: str) -> None:
         """Hold an inherited assignment now (other instances pick it up on their refresh)."""
         if experiment_id in self._snapshot.active:
@@ -322,7 +319,7 @@ async def inherit_assignments(
     now: datetime,
     registry: ExperimentRegistry | None = None,
 ) -> list[Inherited]:
-    """Called by `identify(sessionId, userId)`: keep the shopper's variants across login.
+    """Called by `identify(input: {sessionId, userId})`: keep the shopper's variants across login.
 
     For each layer in which the session was exposed to a running or paused experiment: if
     the user already has an assignment in that layer, the user's (first) assignment stays;

@@ -14,7 +14,7 @@ Rules
   coupon, with the revenue of the order it was redeemed on.
 
 `attribute_events` runs on batches of accepted events (the events module calls it after
-storing them; `backfill_attributions` replays a time range). It writes one document per
+storing them). It writes one document per
 attributed event into ``attributions``, keyed by the event id, so replays never count twice.
 The reports aggregate those documents with MongoDB pipelines on indexed fields.
 
@@ -240,42 +240,6 @@ def _aware(value: datetime, like: datetime) -> datetime:
     if value.tzinfo is None and like.tzinfo is not None:
         return value.replace(tzinfo=like.tzinfo)
     return value
-
-
-async def backfill_attributions(
-    store: Store,
-    start: datetime,
-    end: datetime,
-    *,
-    window_hours: int = 24,
-    now: datetime,
-    batch_size: int = 1000,
-) -> AttributionSummary:
-    """Attribute the stored events of [start, end) in time order, in batches (after a
-    migration, or when events arrived out of order). Already attributed events stay as
-    they are."""
-    totals = [0, 0, 0]
-    batch: list[Mapping[str, Any]] = []
-
-    async def flush() -> None:
-        s = await attribute_events(store, batch, window_hours=window_hours, now=now)
-        totals[0] += s.by_recommendation
-        totals[1] += s.by_last_click
-        totals[2] += s.unattributed
-        batch.clear()
-
-    cursor = (
-        store.collection(EVENTS)
-        .find({"type": {"$in": list(ATTRIBUTED_TYPES)}, "timestamp": {"$gte": start, "$lt": end}})
-        .sort("timestamp", 1)
-    )
-    async for event in cursor:
-        batch.append(event)
-        if len(batch) >= batch_size:
-            await flush()
-    if batch:
-        await flush()
-    return AttributionSummary(*totals)
 
 
 # -- performance per strategy and per slot -------------------------------------------------

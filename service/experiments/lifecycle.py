@@ -72,13 +72,23 @@ async def require_experiment(store: Store, experiment_id: str) -> Experiment:
 
 
 async def list_experiments(
-    store: Store, statuses: Sequence[ExperimentStatus] | None = None, *, limit: int = 0
+    store: Store,
+    statuses: Sequence[ExperimentStatus] | None = None,
+    *,
+    limit: int = 0,
+    after: tuple[datetime, str] | None = None,
 ) -> list[Experiment]:
     """Experiments, newest first, optionally only those in ``statuses``; at most ``limit``
-    (0: all)."""
+    (0: all); with ``after`` (created_at, id), those that sort after that one (keyset)."""
     query: dict[str, Any] = {}
     if statuses:
         query["status"] = {"$in": [s.value for s in statuses]}
+    if after is not None:
+        created, last_id = after
+        query["$or"] = [
+            {"created_at": {"$lt": created}},
+            {"created_at": created, "_id": {"$gt": last_id}},
+        ]
     cursor = store.collection(EXPERIMENTS).find(query).sort([("created_at", -1), ("_id", 1)])
     docs = await cursor.limit(limit).to_list(None)
     return [Experiment.from_doc(d) for d in docs]

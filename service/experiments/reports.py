@@ -45,7 +45,6 @@ from shopfront.experiments.lifecycle import require_experiment
 from shopfront.platform.money import Money
 from shopfront.platform.store import Store, aggregate
 
-ALPHA = 0.05
 SRM_ALPHA = 0.001
 CONFIDENCE = 0.95
 MIN_OUTCOMES = 10  # conversions and non-conversions per variant the z-test needs

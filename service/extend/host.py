@@ -106,6 +106,7 @@ from shopfront.recommend.contract import (
     Trainable,
     TrainingData,
 )
+from shopfront.recommend.models import training_problem
 from shopfront.shoppers.context import RequestContext
 from shopfront.shoppers.privacy import PluginExport
 
@@ -483,6 +484,10 @@ class PluginHost:
                 f"strategy {strategy.name!r}: factory returned {type(obj).__name__}, which is "
                 f"not a {protocol.__name__}"
             )
+        if strategy.kind is StrategyKind.RECOMMENDER:
+            problem = training_problem(obj)
+            if problem is not None:
+                raise PluginError(f"recommender {strategy.name!r}: {problem}")
         if strategy.kind is StrategyKind.PROMOTION:
             try:
                 promotion: Any = obj
@@ -794,8 +799,7 @@ class PluginHost:
         return deleted
 
     async def export_user(self, user_id: str, session_ids: Sequence[str] = ()) -> PluginExport:
-        """What every plugin keeps about ``user_id`` and their ``session_ids``
-        (``export_user_data``, each on its loop under its deadline), and who failed."""
+        """What each plugin's ``export_user_data`` says it keeps, and which plugins failed."""
         kwargs = {"user_id": user_id, "session_ids": tuple(session_ids)}
         values, failures = await self._each_on_loop("export_user_data", kwargs)
         for plugin, value in values.items():

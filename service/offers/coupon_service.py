@@ -176,7 +176,7 @@ class CouponService:
     async def _require_campaign(self, campaign_id: str) -> Campaign:
         campaign = await self.get_campaign(campaign_id)
         if campaign is None:
-            raise CouponError(f"campaign: no campaign {campaign_id!r}")
+            raise CouponError(f"campaignId: no campaign {campaign_id!r}")
         return campaign
 
     # codes ------------------------------------------------------------------------------
@@ -592,10 +592,6 @@ class CouponService:
             return True
 
         return now if await db.in_transaction(work) else None
-
-    async def redemptions_for_order(self, order_id: str) -> list[Redemption]:
-        docs = await self.store.collection(REDEMPTIONS).find({"order_id": order_id}).to_list(None)
-        return [Redemption.from_doc(d) for d in docs]
 
 
 def _now() -> datetime:

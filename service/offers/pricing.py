@@ -93,6 +93,7 @@ NOTHING_TO_DISCOUNT = "NOTHING_TO_DISCOUNT"
 DOES_NOT_COMBINE = "DOES_NOT_COMBINE"
 BETTER_DEAL = "BETTER_DEAL"
 NOT_CHOSEN = "NOT_CHOSEN"
+NOT_APPLICABLE = "NOT_APPLICABLE"
 
 # Runs one promotion under the host's deadline and breaker; None when it failed or was late.
 PromotionRunner = Callable[[Promotion, PricedCart, PricedCart], Awaitable[PromotionOutcome | None]]
@@ -308,34 +309,11 @@ async def evaluate(
     return outcome
 
 
-async def run_chain(
-    cart: PricedCart, promotions: Sequence[Promotion], runner: PromotionRunner
-) -> PricedCart:
-    """Price ``cart`` through ``promotions`` in the given order, without stacking rules."""
-    so_far = cart
-    not_applied: list[NotApplied] = []
-    nudges: list[Nudge] = []
-    for promotion in promotions:
-        terms = promotion.terms
-        outcome = await evaluate(runner, promotion, cart, so_far)
-        if outcome.applied:
-            so_far = apply_outcome(so_far, terms.name, terms.title, outcome, source_of(terms))
-        else:
-            not_applied.append(_not_applied(terms.name, outcome))
-        if outcome.nudge is not None:
-            nudges.append(outcome.nudge)
-    return replace(
-        so_far,
-        not_applied=(*so_far.not_applied, *not_applied),
-        nudges=(*so_far.nudges, *nudges),
-    )
-
-
 def _not_applied(name: str, outcome: PromotionOutcome) -> NotApplied:
     return NotApplied(
         name=name,
         reason=outcome.reason or "conditions not met",
-        code=outcome.code or "NOT_APPLICABLE",
+        code=outcome.code or NOT_APPLICABLE,
         missing=outcome.missing,
     )
 

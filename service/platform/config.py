@@ -628,10 +628,6 @@ class Settings:
             return self.introspection_enabled
         return self.field_suggestions
 
-    @property
-    def embedded(self) -> bool:
-        return not self.mongodb_uri
-
 
 def env_name(f: dataclasses.Field[Any]) -> str:
     return str(f.metadata.get("env", PREFIX + f.name.upper()))

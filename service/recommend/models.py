@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import io
 import logging
 import secrets
@@ -38,7 +39,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 from shopfront.platform.config import Settings
-from shopfront.platform.store import DESCENDING, PyMongoError, ReturnDocument, Store
+from shopfront.platform.metrics import Metrics
+from shopfront.platform.store import ASCENDING, DESCENDING, PyMongoError, ReturnDocument, Store
 from shopfront.recommend.contract import Slot
 from shopfront.recommend.tuning import Tuning
 
@@ -67,6 +69,31 @@ class PersistentModel(Protocol):
     def load_model(self, arrays: Arrays) -> None:
         """Serve the state in ``arrays`` from now on, replacing the old one atomically."""
         ...
+
+
+def training_problem(recommender: object) -> str | None:
+    """Why ``recommender`` would silently never serve a trained model, or None.
+
+    Training fits what has ``fit`` and saves what has ``dump_model``/``load_model``; every
+    instance then loads the saved version. A recommender with one half and not the other is
+    trained and thrown away, or saved and never trained: refused when it is registered."""
+    fit = getattr(recommender, "fit", None)
+    persistent = isinstance(recommender, PersistentModel)
+    if fit is None:
+        if persistent:
+            return (
+                "it saves and loads a model (dump_model/load_model) but has no training "
+                "method: add `async def fit(self, data: TrainingData) -> None`"
+            )
+        return None
+    if not inspect.iscoroutinefunction(fit):
+        return "its fit method must be `async def fit(self, data: TrainingData) -> None`"
+    if not persistent:
+        return (
+            "it has a fit method but no dump_model/load_model, so what it learns is never "
+            "saved and no instance would serve it: add both (see docs/plugins.md)"
+        )
+    return None
 
 
 class ModelError(ValueError):
@@ -211,9 +238,23 @@ async def active_version(store: Store) -> ModelVersion | None:
     return ModelVersion.from_doc(doc) if doc else None
 
 
-async def list_versions(store: Store, limit: int = 50) -> list[ModelVersion]:
-    """Versions, newest first."""
-    cursor = store.collection(COLLECTION).find({}, {"_id": 0}).sort("trained_at", DESCENDING)
+async def list_versions(
+    store: Store, limit: int = 50, after: tuple[datetime, str] | None = None
+) -> list[ModelVersion]:
+    """Versions, newest first; with ``after`` (trained_at, version), those that sort after
+    that one (keyset)."""
+    query: dict[str, Any] = {}
+    if after is not None:
+        trained, version = after
+        query["$or"] = [
+            {"trained_at": {"$lt": trained}},
+            {"trained_at": trained, "version": {"$gt": version}},
+        ]
+    cursor = (
+        store.collection(COLLECTION)
+        .find(query, {"_id": 0})
+        .sort([("trained_at", DESCENDING), ("version", ASCENDING)])
+    )
     return [ModelVersion.from_doc(d) for d in await cursor.limit(limit).to_list(None)]
 
 
@@ -246,9 +287,12 @@ async def prune(store: Store, keep: int) -> list[str]:
 class ModelRegistry:
     """Loads the active model version into the attached strategies and keeps it current."""
 
-    def __init__(self, store: Store, settings: Settings | None = None) -> None:
+    def __init__(
+        self, store: Store, settings: Settings | None = None, metrics: Metrics | None = None
+    ) -> None:
         self.store = store
         self.settings = settings or store.settings
+        self.metrics = metrics  # shopfront_model_info follows what is served
         self._strategies: dict[str, list[PersistentModel]] = {}
         self._loaded: ModelVersion | None = None
         self._tuning = Tuning()
@@ -321,6 +365,8 @@ class ModelRegistry:
                 if name in artifacts:
                     for strategy in strategies:
                         strategy.load_model(artifacts[name])
+                    if self.metrics is not None:
+                        self.metrics.set_model_version(name, active.version)
             self._loaded = active
             self._tuning = Tuning.from_doc(active.tuning)
             self.last_error = None

@@ -24,13 +24,6 @@ class ProfileSource(Protocol):
     async def load(self, user_id: str, now: datetime) -> Profile | None: ...
 
 
-class AnonymousProfiles:
-    """Serves every shopper without a profile (non-personalized strategies still work)."""
-
-    async def load(self, user_id: str, now: datetime) -> Profile | None:
-        return None
-
-
 class FunctionProfileSource:
     """Adapts a ``load_profile(store, user_id, now)`` function to `ProfileSource`."""
 

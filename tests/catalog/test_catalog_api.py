@@ -8,7 +8,7 @@ from shopfront.testing import GraphQLCall
 
 UPSERT = """
 mutation($products: [ProductInput!]!) {
-  upsertProducts(products: $products) { index id status reason }
+  upsertProducts(input: {products: $products}) { index id status reason }
 }
 """
 LIST = """

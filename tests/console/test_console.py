@@ -134,9 +134,9 @@ def _shopper_in_experiment(shop: Shop) -> tuple[str, str, str]:
     """A demo shopper the demo experiment assigns, their variant and another one."""
     variants = [
         v["name"]
-        for v in shop.graphql("{ experiments(status: [RUNNING]) { variants { name } } }")[
+        for v in shop.graphql("{ experiments(status: [RUNNING]) { nodes { variants { name } } } }")[
             "experiments"
-        ][0]["variants"]
+        ]["nodes"][0]["variants"]
     ]
     for n in range(1, 41):
         user = f"demo-{n:04d}"
@@ -220,8 +220,8 @@ def test_a_promotion_is_switched_off_and_on(page: Any, shop: Shop, screenshot: A
 def test_a_model_is_rolled_back_to_the_previous_version(
     page: Any, shop: Shop, screenshot: Any
 ) -> None:
-    versions = shop.graphql("{ models { version status } }")["models"]
-    assert [v["status"] for v in versions[:2]] == ["active", "inactive"]
+    versions = shop.graphql("{ models { nodes { version status } } }")["models"]["nodes"]
+    assert [v["status"] for v in versions[:2]] == ["ACTIVE", "INACTIVE"]
     previous = versions[1]["version"]
     signed_in(page, shop)
     page.get_by_role("link", name="Models & plugins").click()
@@ -233,11 +233,10 @@ def test_a_model_is_rolled_back_to_the_previous_version(
         "button", name="Roll back to this"
     ).click()
     page.locator(f'#models tr[data-version="{previous}"][data-status="active"]').wait_for()
-    now = {
-        v["version"]: v["status"] for v in shop.graphql("{ models { version status } }")["models"]
-    }
-    assert now[previous] == "active"
-    assert now[versions[0]["version"]] == "inactive"
+    listed = shop.graphql("{ models { nodes { version status } } }")["models"]["nodes"]
+    now = {v["version"]: v["status"] for v in listed}
+    assert now[previous] == "ACTIVE"
+    assert now[versions[0]["version"]] == "INACTIVE"
     screenshot("models-rolled-back")
 
 

@@ -189,21 +189,6 @@ async def test_unknown_recommendation_and_add_to_cart_without_id(store: Store) -
     assert summary == at.AttributionSummary(0, 0, 2)
 
 
-async def test_backfill_replays_stored_events_in_order(store: Store) -> None:
-    await served(store, "rec-1", "trending", [("p1", "trending")])
-    await store.collection(at.EVENTS).insert_many(
-        [
-            event("b1", "purchase", T0 + timedelta(hours=3), price=700, order="o1"),
-            event("c1", "click", T0, rec="rec-1"),
-            event("v1", "view", T0),
-        ]
-    )
-    summary = await at.backfill_attributions(
-        store, T0 - timedelta(days=1), T0 + timedelta(days=1), now=T0, batch_size=1
-    )
-    assert summary == at.AttributionSummary(by_recommendation=1, by_last_click=1, unattributed=0)
-
-
 async def _performance_fixture(store: Store) -> None:
     """Two slots served 10 times each (sampled at rate 1/2, so 5 logged with weight 2),
     clicks, carts and purchases, and coupon redemptions."""

@@ -189,7 +189,6 @@ class EventLog:
     @hookimpl
     def on_event(self, event: Mapping[str, Any]) -> Any:
         async def keep() -> None:
-            await asyncio.sleep(0)
             self.events.append((event["type"], threading.current_thread().name))
 
         return keep()
@@ -203,7 +202,7 @@ class EventLog:
 class SlowAndBroken:
     @hookimpl
     def on_event(self, event: Mapping[str, Any]) -> Any:
-        return asyncio.sleep(5)
+        return asyncio.Event().wait()  # never returns: only the host's deadline ends it
 
     @hookimpl
     def on_user_erased(self, user_id: str) -> Any:

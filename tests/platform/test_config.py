@@ -18,7 +18,7 @@ def test_defaults() -> None:
     # Tests run from the source checkout: its .shopfront/ folder, whatever the current folder.
     assert s.data_dir == Path(__file__).resolve().parents[2] / ".shopfront"
     assert s.mongo_driver == "motor"
-    assert s.embedded and not s.introspection_enabled
+    assert not s.mongodb_uri and not s.introspection_enabled  # embedded database
 
 
 def test_reads_typed_values() -> None:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from shopfront.catalog.products import upsert_products
 from shopfront.cli import main
 from shopfront.platform.config import Settings
+from shopfront.platform.metrics import Metrics
 from shopfront.platform.store import Store
 from shopfront.plugins.recommenders import also_viewed, trending
 from shopfront.recommend import models
@@ -27,6 +28,7 @@ from shopfront.recommend.training import (
 )
 
 from tests.plugins.recommenders.kit import NOW, event, product, request, setup, slot
+from tests.waiting import eventually
 
 CATALOG = [
     product("run1", "Trail Runner X", category=("Shoes", "Running")),
@@ -101,7 +103,8 @@ async def test_train_saves_a_version_that_other_instances_load(
     assert version.sizes["events"] == 24 and version.sizes["products"] == len(CATALOG)
 
     # Another instance: fresh strategy objects, loaded from GridFS.
-    registry = ModelRegistry(store, settings)
+    metrics = Metrics()
+    registry = ModelRegistry(store, settings, metrics)
     fresh = {
         name: module.create(setup(name))
         for name, module in [("also_viewed", also_viewed), ("trending", trending)]
@@ -112,6 +115,7 @@ async def test_train_saves_a_version_that_other_instances_load(
     await registry.start()
     try:
         assert registry.loaded is not None and registry.loaded.version == version.version
+        assert metrics.model_versions() == {name: version.version for name in fresh}
         for name, strategy in fresh.items():
             assert await answer(strategy) == await answer(trainer[name]), name
         assert (await answer(fresh["also_viewed"]))[0] == "sock1"
@@ -150,13 +154,16 @@ async def test_hot_reload_while_queries_run_and_rollback(store: Store, settings:
                 await asyncio.sleep(0)
 
         queries = [asyncio.create_task(shopper()) for _ in range(4)]
-        await asyncio.sleep(0.05)
+        await eventually(lambda: len(answers) >= 8, "shoppers are being answered")
         await models.activate(store, second.version.version)  # the poller picks it up
-        for _ in range(200):
-            if registry.loaded and registry.loaded.version == second.version.version:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.05)
+        await eventually(
+            lambda: (
+                registry.loaded is not None and registry.loaded.version == second.version.version
+            ),
+            "the poller loaded the new version",
+        )
+        swapped = len(answers)
+        await eventually(lambda: len(answers) >= swapped + 8, "shoppers answered after the swap")
         stop.set()
         await asyncio.gather(*queries)
         assert registry.loaded.version == second.version.version
@@ -322,16 +329,14 @@ async def test_the_in_service_scheduler_retrains_and_serves_the_new_version(
     await registry.start()  # nothing to load yet: untrained strategies serve nothing
     try:
         assert await answer(serving) == []
-        for _ in range(300):
-            if registry.loaded is not None:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: registry.loaded is not None, "the scheduler trained a model")
         assert registry.loaded is not None and registry.loaded.status == models.ACTIVE
         assert (await answer(serving))[0] == "sock1"
-        for _ in range(100):  # the lock is released just after the new version is served
-            if await store.collection("locks").count_documents({}) == 0:
-                break
-            await asyncio.sleep(0.05)
+
+        async def unlocked() -> bool:  # released just after the new version is served
+            return await store.collection("locks").count_documents({}) == 0
+
+        await eventually(unlocked, "the training lock was released")
         assert await store.collection("locks").count_documents({}) == 0
     finally:
         await registry.stop()

@@ -23,7 +23,7 @@ query($input: StorefrontInput!) {
 }"""
 CREATE = """
 mutation($input: CreateExperimentInput!) { createExperiment(input: $input) { id } }"""
-START = "mutation($id: ID!) { startExperiment(id: $id) { status } }"
+START = "mutation($id: ID!) { startExperiment(input: {experimentId: $id}) { status } }"
 
 
 async def _shop(
@@ -112,7 +112,7 @@ async def test_a_preview_needs_a_merchant_key_and_a_real_variant(
         assert words in res["errors"][0]["message"]
 
 
-TRACK = "mutation($events: [EventInput!]!) { trackEvents(events: $events) { accepted } }"
+TRACK = "mutation($events: [EventInput!]!) { trackEvents(input: {events: $events}) { accepted } }"
 RECENT = """
 query($u: ID!) { recentEvents(userId: $u, first: 2) { eventId type productId query } }"""
 
@@ -145,7 +145,9 @@ mutation($input: PromotionInput!) { upsertPromotion(input: $input) { id active }
 SEGMENTS = """
 query($u: ID!) { shopperSegments(userId: $u) { kind id title member reason } }"""
 SET_ACTIVE = """
-mutation($id: ID!, $on: Boolean!) { setPromotionActive(id: $id, active: $on) { id active } }"""
+mutation($id: ID!, $on: Boolean!) {
+  setPromotionActive(input: {promotionId: $id, active: $on}) { id active }
+}"""
 
 
 async def test_segments_say_which_targeted_offers_a_shopper_is_in_and_promotions_toggle(

@@ -16,25 +16,25 @@ from tests.shoppers.event_helpers import seed_products, walk_strings
 
 TRACK = """
 mutation($events: [EventInput!]!) {
-  trackEvents(events: $events) {
+  trackEvents(input: {events: $events}) {
     accepted duplicates rejected
     results { index eventId status reason }
   }
 }
 """
 IDENTIFY = """
-mutation($s: ID!, $u: ID!) { identify(sessionId: $s, userId: $u) { linked mergedEvents } }
+mutation($s: ID!, $u: ID!) { identify(input: {sessionId: $s, userId: $u}) { linked mergedEvents } }
 """
 PREFS = """
 mutation($u: ID!, $p: PreferencesInput!) {
-  setPreferences(userId: $u, preferences: $p) {
+  setPreferences(input: {userId: $u, preferences: $p}) {
     categories brands sizes priceMin { amount currency } answers { key value }
   }
 }
 """
 CONSENT = """
 mutation($u: ID!, $on: Boolean!) {
-  setConsent(userId: $u, personalization: $on) {
+  setConsent(input: {userId: $u, personalization: $on}) {
     userId personalization deleted { collection count }
   }
 }
@@ -54,7 +54,7 @@ query($u: ID!) {
 EXPORT = "query($u: ID!) { exportUserData(userId: $u) }"
 ERASE = """
 mutation($u: ID!) {
-  eraseUser(userId: $u) {
+  eraseUser(input: {userId: $u}) {
     userId total alreadyErased complete failures deleted { collection count }
   }
 }

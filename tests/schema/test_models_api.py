@@ -17,12 +17,12 @@ from shopfront.testing import GraphQLCall
 from tests.plugins.recommenders.kit import NOW, event, product, setup
 
 LIST = """
-query { models(first: 10) {
+query { models(first: 10) { nodes {
   version status trainedAt activatedAt windowStart windowEnd sizes metrics loaded
   artifacts { strategy bytes fitSeconds }
-} }
+} } }
 """
-ACTIVATE = "mutation($v: String!) { activateModel(version: $v) { version status loaded } }"
+ACTIVATE = "mutation($v: String!) { activateModel(input: {version: $v}) { version status loaded } }"
 
 
 async def two_versions(store: Store, settings: Settings) -> tuple[str, str]:
@@ -52,14 +52,14 @@ async def test_models_lists_versions_and_activate_rolls_back(
     await registry.refresh()
     runtime.components["models"] = registry
 
-    listed = (await graphql(LIST))["data"]["models"]
+    listed = (await graphql(LIST))["data"]["models"]["nodes"]
     assert [v["version"] for v in listed] == [new, old]
-    assert [v["status"] for v in listed] == ["active", "inactive"]
+    assert [v["status"] for v in listed] == ["ACTIVE", "INACTIVE"]
     assert listed[0]["loaded"] is True and listed[0]["sizes"]["events"] == 3
     assert listed[0]["artifacts"][0]["strategy"] == "trending"
 
     rolled = (await graphql(ACTIVATE, {"v": old}))["data"]["activateModel"]
-    assert rolled == {"version": old, "status": "active", "loaded": True}
+    assert rolled == {"version": old, "status": "ACTIVE", "loaded": True}
     assert (await models.active_version(store)).version == old  # type: ignore[union-attr]
 
 

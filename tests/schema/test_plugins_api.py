@@ -56,7 +56,7 @@ async def test_plugins_lists_strategies_config_and_health(
     [shop] = resp.json()["data"]["plugins"]
     assert (shop["name"], shop["source"], shop["distribution"], shop["version"]) == (
         "shop",
-        "registered",
+        "REGISTERED",
         None,
         None,
     )

@@ -17,7 +17,7 @@ def settings(mongo_uri: str) -> Settings:
 
 
 UPSERT_PRODUCTS = """
-mutation($products: [ProductInput!]!) { upsertProducts(products: $products) { status } }
+mutation($products: [ProductInput!]!) { upsertProducts(input: {products: $products}) { status } }
 """
 UPSERT = """
 mutation($input: PromotionInput!) {
@@ -122,8 +122,8 @@ async def test_every_type_through_its_typed_input(graphql: GraphQLCall) -> None:
     for kind, rule in rules.items():
         out = await upsert(graphql, {"id": kind, "title": kind, "rule": rule})
         assert out["type"] == kind and out["active"] is True
-    res = await graphql("{ promotions { id } promotionTypes { name } }")
-    assert sorted(p["id"] for p in res["data"]["promotions"]) == sorted(rules)
+    res = await graphql("{ promotions { nodes { id } } promotionTypes { name } }")
+    assert sorted(p["id"] for p in res["data"]["promotions"]["nodes"]) == sorted(rules)
     assert sorted(t["name"] for t in res["data"]["promotionTypes"]) == sorted(rules)
 
 
@@ -176,7 +176,7 @@ async def test_invalid_promotions_are_refused_naming_the_field(graphql: GraphQLC
         },
     )
     assert "errors" in res  # exactly one type per promotion
-    assert (await graphql("{ promotions { id } }"))["data"]["promotions"] == []
+    assert (await graphql("{ promotions { nodes { id } } }"))["data"]["promotions"]["nodes"] == []
 
 
 async def test_priced_cart_lists_applied_reasons_and_a_nudge_with_products(
@@ -249,13 +249,15 @@ async def test_delete_and_storefront_cannot_manage(
     graphql: GraphQLCall, storefront_key: str
 ) -> None:
     await upsert(graphql, {"id": "x", "title": "X", "rule": {"freeShipping": {}}})
-    res = await graphql('mutation { deletePromotion(id: "x") }', key=storefront_key)
+    res = await graphql(
+        'mutation { deletePromotion(input: {promotionId: "x"}) }', key=storefront_key
+    )
     assert res["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    res = await graphql("{ promotions { id } }", key=storefront_key)
+    res = await graphql("{ promotions { nodes { id } } }", key=storefront_key)
     assert res["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    assert (await graphql('mutation { deletePromotion(id: "x") }'))["data"] == {
+    assert (await graphql('mutation { deletePromotion(input: {promotionId: "x"}) }'))["data"] == {
         "deletePromotion": True
     }
-    assert (await graphql('mutation { deletePromotion(id: "x") }'))["data"] == {
+    assert (await graphql('mutation { deletePromotion(input: {promotionId: "x"}) }'))["data"] == {
         "deletePromotion": False
     }

@@ -294,6 +294,10 @@ async def test_missing_strategies_are_reported_not_loaded(
         {"strategy": "similar_items", "reason": "not loaded"},
         {"strategy": "bought_together", "reason": "not loaded"},
     ]
+    # ... and counted per part in the metrics (and the request's log line)
+    exposed = sf.app.state.metrics.exposition()[0].decode()
+    assert 'shopfront_degraded_parts_total{part="similar_items"} 1.0' in exposed
+    assert 'shopfront_degraded_parts_total{part="bought_together"} 1.0' in exposed
 
 
 async def test_the_storefront_needs_a_key(storefront_client: StorefrontClientFactory) -> None:

@@ -187,7 +187,7 @@ filters = st.fixed_dictionaries(
 LIST = "query($f: ProductFilterInput) { products(filter: $f, first: 100) { nodes { id } } }"
 ONE = "query($id: ID!) { product(id: $id) { id } }"
 UPSERT = """
-mutation($p: [ProductInput!]!) { upsertProducts(products: $p) { status reason } }
+mutation($p: [ProductInput!]!) { upsertProducts(input: {products: $p}) { status reason } }
 """
 
 HYPOTHESIS = settings(

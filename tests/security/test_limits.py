@@ -196,13 +196,13 @@ async def test_introspection_is_off_unless_enabled(
 
 async def test_get_cannot_run_mutations(service: Service) -> None:
     await service.gql(
-        "mutation($p: [ProductInput!]!) { upsertProducts(products: $p) { status } }",
+        "mutation($p: [ProductInput!]!) { upsertProducts(input: {products: $p}) { status } }",
         {"p": [{"id": "keep", "title": "Keep", "price": {"amount": 1, "currency": "EUR"}}]},
         key=service.merchant,
     )
     resp = await service.client.get(
         "/graphql",
-        params={"query": 'mutation { deleteProducts(ids: ["keep"]) { deleted } }'},
+        params={"query": 'mutation { deleteProducts(input: {productIds: ["keep"]}) { deleted } }'},
         headers={"authorization": f"Bearer {service.merchant}"},
     )
     assert resp.status_code == 400

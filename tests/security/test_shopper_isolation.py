@@ -14,8 +14,8 @@ pytestmark = pytest.mark.security
 
 SHOPPERS = [f"u{i:03d}" for i in range(100)]
 
-UPSERT = "mutation($p: [ProductInput!]!) { upsertProducts(products: $p) { status } }"
-TRACK = "mutation($e: [EventInput!]!) { trackEvents(events: $e) { accepted rejected } }"
+UPSERT = "mutation($p: [ProductInput!]!) { upsertProducts(input: {products: $p}) { status } }"
+TRACK = "mutation($e: [EventInput!]!) { trackEvents(input: {events: $e}) { accepted rejected } }"
 STOREFRONT = """
 query($u: ID!) {
   storefront(input: {userId: $u, page: HOME, cart: {lines: [], couponCodes: []},

@@ -34,17 +34,21 @@ FRESH_SESSION = uuid.uuid4().hex
 IDS = (USER, ANON_SESSION, LOGGED_SESSION)
 
 PRODUCTS = """
-mutation($products: [ProductInput!]!) { upsertProducts(products: $products) { status } }
+mutation($products: [ProductInput!]!) { upsertProducts(input: {products: $products}) { status } }
 """
 TRACK = """
 mutation($events: [EventInput!]!) {
-  trackEvents(events: $events) { accepted rejected results { status reason } }
+  trackEvents(input: {events: $events}) { accepted rejected results { status reason } }
 }
 """
-IDENTIFY = "mutation($s: ID!, $u: ID!) { identify(sessionId: $s, userId: $u) { linked } }"
-CONSENT = "mutation($u: ID!) { setConsent(userId: $u, personalization: true) { personalization } }"
+IDENTIFY = "mutation($s: ID!, $u: ID!) { identify(input: {sessionId: $s, userId: $u}) { linked } }"
+CONSENT = """
+mutation($u: ID!) { setConsent(input: {userId: $u, personalization: true}) { personalization } }
+"""
 PREFS = """
-mutation($u: ID!) { setPreferences(userId: $u, preferences: {brands: ["Stride"]}) { brands } }
+mutation($u: ID!) {
+  setPreferences(input: {userId: $u, preferences: {brands: ["Stride"]}}) { brands }
+}
 """
 STOREFRONT = """
 query($input: StorefrontInput!) {
@@ -62,17 +66,19 @@ query($cart: OrderCartInput!, $codes: [String!]!, $u: ID) {
 """
 REDEEM = """
 mutation($code: String!, $u: ID!, $cart: OrderCartInput!) {
-  redeemCoupon(code: $code, userId: $u, orderId: "order-77", idempotencyKey: "idem-77",
-               cart: $cart) { ok code message }
+  redeemCoupon(input: {code: $code, userId: $u, orderId: "order-77", idempotencyKey: "idem-77",
+                       cart: $cart}) { ok message }
 }
 """
 CREATE_EXPERIMENT = """
 mutation($input: CreateExperimentInput!) { createExperiment(input: $input) { id } }
 """
-START_EXPERIMENT = "mutation($id: ID!) { startExperiment(id: $id) { status } }"
+START_EXPERIMENT = "mutation($id: ID!) { startExperiment(input: {experimentId: $id}) { status } }"
 EXPORT = "query($u: ID!) { exportUserData(userId: $u) }"
 ERASE = """
-mutation($u: ID!) { eraseUser(userId: $u) { total complete failures deleted { collection count } } }
+mutation($u: ID!) {
+  eraseUser(input: {userId: $u}) { total complete failures deleted { collection count } }
+}
 """
 CART = {"currency": "EUR", "lines": [{"productId": "shoe", "quantity": 1}]}
 
@@ -190,7 +196,7 @@ async def use_every_feature(sf: StorefrontClient, merchant: Any, storefront: Any
     assert checked["data"]["validateCoupons"]["coupons"][0]["applies"], checked
     # Checkout: the merchant's backend redeems the code and confirms the purchase.
     redeemed = await merchant(REDEEM, {"code": welcome[0], "u": USER, "cart": CART})
-    assert redeemed["data"]["redeemCoupon"]["ok"], redeemed
+    assert redeemed.get("data") and redeemed["data"]["redeemCoupon"]["ok"], redeemed
     purchase = event("e4", "PURCHASE", userId=USER, orderId="order-77", quantity=1)
     await merchant(TRACK, {"events": [purchase]})
     await sf.composer.flush()
@@ -237,7 +243,7 @@ async def test_erasure_leaves_nothing_and_later_calls_write_nothing(
     export = (await merchant(EXPORT, {"u": USER}))["data"]["exportUserData"]
     assert export["plugins"] == {"keeper": {k: keeper.seen[k] for k in IDS if k in keeper.seen}}
     assert export["plugins"]["keeper"][USER]
-    assert sorted(export["sessions"]) == [ANON_SESSION, LOGGED_SESSION]
+    assert sorted(export["sessions"]) == sorted([ANON_SESSION, LOGGED_SESSION])
     for name, count in held.items():
         assert len(export["collections"][name]) == count, name
 

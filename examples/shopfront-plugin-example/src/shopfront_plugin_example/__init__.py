@@ -33,7 +33,6 @@ def register_recommenders() -> Sequence[RecommenderSpec]:
                 "enabled": False,
                 "product_ids": [],
                 "reason": "Picked by our staff",
-                "fail": False,
             },
             personalized=False,  # the same for everyone: fine without consent
         )
@@ -53,7 +52,6 @@ def register_coupon_strategies() -> Sequence[CouponStrategySpec]:
                 "title": "10% off your first order",
                 "valid_days": 7,
                 "new_shoppers_only": True,
-                "fail": False,
             },
             secrets=("code",),  # shown as *** in the merchant's `plugins` query
             personalized=True,  # reads the shopper's order count
@@ -73,7 +71,6 @@ def register_promotions() -> Sequence[PromotionSpec]:
                 "brand": "",
                 "percent": 10,
                 "priority": 100,
-                "fail": False,
             },
         )
     ]

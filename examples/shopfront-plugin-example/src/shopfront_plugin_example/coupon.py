@@ -17,11 +17,8 @@ class WelcomeCoupon:
         self.title = str(config["title"])
         self.valid = timedelta(days=int(config["valid_days"]))
         self.new_only = bool(config["new_shoppers_only"])
-        self.fail = bool(config["fail"])
 
     async def offers(self, ctx: RequestContext) -> Sequence[CouponOffer]:
-        if self.fail:
-            raise RuntimeError("example_welcome is configured to fail (fail = true)")
         profile = ctx.profile
         if self.new_only and profile is not None and profile.orders > 0:
             return []

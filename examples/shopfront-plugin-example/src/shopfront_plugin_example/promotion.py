@@ -23,7 +23,6 @@ class BrandPercentOff:
             raise ConfigError("brand is required")
         if not 0 < self.percent <= 100:
             raise ConfigError(f"percent must be from 1 to 100, got {self.percent}")
-        self.fail = bool(config["fail"])
         self._terms = PromotionTerms(
             name=setup.name,
             title=f"{self.percent}% off {self.brand}",
@@ -38,8 +37,6 @@ class BrandPercentOff:
     async def apply(
         self, ctx: RequestContext, cart: PricedCart, priced_so_far: PricedCart
     ) -> PromotionOutcome:
-        if self.fail:
-            raise RuntimeError("example_brand_percent is configured to fail (fail = true)")
         discounts = {}
         for line in priced_so_far.lines:
             product = ctx.products.get(line.product_id)

@@ -17,11 +17,8 @@ class StaffPicks:
             raise ConfigError("product_ids must be a list of product ids (non-empty strings)")
         self.ids: list[str] = list(dict.fromkeys(ids))
         self.reason = str(setup.config["reason"])
-        self.fail = bool(setup.config["fail"])
 
     async def recommend(self, ctx: RequestContext, slot: Slot) -> Sequence[Candidate]:
-        if self.fail:
-            raise RuntimeError("example_staff_picks is configured to fail (fail = true)")
         # One batched lookup through the request's catalog (shared by every strategy).
         products = await ctx.catalog.get_many(self.ids)
         skip = {line.product_id for line in ctx.cart_lines}

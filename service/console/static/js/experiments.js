@@ -7,8 +7,10 @@ import {
 const LIST = `
 query ConsoleExperiments {
   experiments(first: 100) {
-    id name description status layer traffic areas startedAt stoppedAt endsAt
-    variants { name weight control }
+    nodes {
+      id name description status layer traffic areas startedAt stoppedAt endsAt
+      variants { name weight control }
+    }
   }
 }`;
 
@@ -31,9 +33,9 @@ query ConsoleReport($id: ID!) {
 }`;
 
 const ACTIONS = {
-  start: "mutation ConsoleStart($id: ID!) { startExperiment(id: $id) { id status } }",
-  pause: "mutation ConsolePause($id: ID!) { pauseExperiment(id: $id) { id status } }",
-  stop: "mutation ConsoleStop($id: ID!) { stopExperiment(id: $id) { id status } }",
+  start: "mutation ConsoleStart($id: ID!) { startExperiment(input: {experimentId: $id}) { id status } }",
+  pause: "mutation ConsolePause($id: ID!) { pauseExperiment(input: {experimentId: $id}) { id status } }",
+  stop: "mutation ConsoleStop($id: ID!) { stopExperiment(input: {experimentId: $id}) { id status } }",
 };
 
 export async function render(root, params, current) {
@@ -41,7 +43,8 @@ export async function render(root, params, current) {
   root.append(h("h1", {}, "Experiments"));
   const data = await gql(LIST);
   if (!current()) return;
-  if (!data.experiments.length) {
+  const experiments = data.experiments.nodes;
+  if (!experiments.length) {
     root.append(section("No experiments", h("p", {}, "Create one with the createExperiment mutation.")));
     return;
   }
@@ -55,7 +58,7 @@ export async function render(root, params, current) {
       h(
         "tbody",
         {},
-        data.experiments.map((e) =>
+        experiments.map((e) =>
           h(
             "tr",
             { "data-experiment": e.id },
@@ -198,7 +201,7 @@ async function renderReport(root, id, current) {
           h("td", { class: "num" }, money(v.revenue)),
           h("td", { class: "num" }, money(v.revenuePerShopper)),
           h("td", { class: "num" }, v.control ? "–" : signedPct(v.revenueLiftVsControl)),
-          h("td", {}, v.significant ? badge("significant", "ok") : null, " ", v.verdict, v.warnings.map((w) => h("small", { class: "block warn-text" }, w))),
+          h("td", {}, v.significant ? badge("significant", "ok") : null, " ", v.verdict.toLowerCase().replaceAll("_", " "), v.warnings.map((w) => h("small", { class: "block warn-text" }, w))),
         ),
       ),
     ),

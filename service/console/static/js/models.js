@@ -6,8 +6,10 @@ import { badge, clear, errorBox, h, num, section, when } from "./ui.js";
 const LIST = `
 query ConsoleModels {
   models(first: 20) {
-    version status trainedAt activatedAt windowStart windowEnd sizes metrics loaded
-    artifacts { strategy bytes fitSeconds }
+    nodes {
+      version status trainedAt activatedAt windowStart windowEnd sizes metrics loaded
+      artifacts { strategy bytes fitSeconds }
+    }
   }
   plugins {
     name source distribution version hooks
@@ -19,14 +21,14 @@ query ConsoleModels {
 }`;
 
 const ACTIVATE = `
-mutation ConsoleActivate($version: String!) { activateModel(version: $version) { version status loaded } }`;
+mutation ConsoleActivate($version: String!) { activateModel(input: {version: $version}) { version status loaded } }`;
 
 export async function render(root, params, current) {
   root.append(h("h1", {}, "Models & plugins"));
   const data = await gql(LIST);
   if (!current()) return;
   const status = h("div", { "aria-live": "polite" });
-  root.append(status, modelsSection(data.models, status, () => render(clear(root), params, current)), pluginsSection(data.plugins));
+  root.append(status, modelsSection(data.models.nodes, status, () => render(clear(root), params, current)), pluginsSection(data.plugins));
 }
 
 function metricsTable(metrics) {
@@ -45,11 +47,11 @@ function modelsSection(versions, status, refresh) {
   if (!versions.length) {
     return section("Model versions", h("p", { class: "muted" }, "No model trained yet: run `shopfront train`."));
   }
-  const activeIndex = versions.findIndex((v) => v.status === "active");
+  const activeIndex = versions.findIndex((v) => v.status === "ACTIVE");
   const rows = versions.map((v, i) => {
     const older = activeIndex >= 0 && i > activeIndex;
     const action =
-      v.status === "active"
+      v.status === "ACTIVE"
         ? null
         : h(
             "button",
@@ -75,9 +77,9 @@ function modelsSection(versions, status, refresh) {
     const sizes = Object.entries(v.sizes || {}).map(([k, n]) => `${n} ${k}`).join(" · ");
     return h(
       "tr",
-      { "data-version": v.version, "data-status": v.status },
+      { "data-version": v.version, "data-status": v.status.toLowerCase() },
       h("td", {}, h("code", {}, v.version), h("small", { class: "block muted" }, sizes)),
-      h("td", {}, v.status === "active" ? badge("active", "ok") : badge("inactive", "muted"), v.loaded ? badge("serving here", "ok") : null),
+      h("td", {}, v.status === "ACTIVE" ? badge("active", "ok") : badge("inactive", "muted"), v.loaded ? badge("serving here", "ok") : null),
       h("td", {}, when(v.trainedAt), h("small", { class: "block muted" }, `events ${when(v.windowStart)} → ${when(v.windowEnd)}`)),
       h("td", {}, metricsTable(v.metrics)),
       h("td", {}, action),
@@ -121,7 +123,7 @@ function pluginsSection(plugins) {
             h(
               "tr",
               { "data-plugin": p.name },
-              h("td", {}, h("strong", {}, p.name), h("small", { class: "block muted" }, `${p.source}${p.distribution ? ` · ${p.distribution}` : ""}${p.version ? ` ${p.version}` : ""}`)),
+              h("td", {}, h("strong", {}, p.name), h("small", { class: "block muted" }, `${p.source.toLowerCase().replaceAll("_", " ")}${p.distribution ? ` · ${p.distribution}` : ""}${p.version ? ` ${p.version}` : ""}`)),
               h("td", {}, h("small", {}, p.hooks.join(", ") || "–")),
               h(
                 "td",

@@ -9,24 +9,28 @@ const SEGMENT = `{ firstOrder minOrders minDaysSinceLastPurchase maxDaysSinceLas
 const PROMOTIONS = `
 query ConsolePromotions {
   promotions(first: 50) {
-    id type title description active priority stacking
-    conditions { startsAt endsAt channels minQuantity minSubtotal ${M} segment ${SEGMENT} }
+    nodes {
+      id type title description active priority stacking
+      conditions { startsAt endsAt channels minQuantity minSubtotal ${M} segment ${SEGMENT} }
+    }
   }
 }`;
 const CAMPAIGNS = `
 query ConsoleCampaigns {
   couponCampaigns(first: 50) {
-    id title description currency active strategy startsAt endsAt
-    discount { kind percent amount ${M} maxAmount ${M} productId }
-    minSpend ${M} minQuantity eligible { productIds categories brands } segment ${SEGMENT}
-    usageLimit perShopperLimit budget ${M} combinesWithPromotions
-    used discountGiven ${M} budgetLeft ${M}
+    nodes {
+      id title description currency active strategy startsAt endsAt
+      discount { kind percent amount ${M} maxAmount ${M} productId }
+      minSpend ${M} minQuantity eligible { productIds categories brands } segment ${SEGMENT}
+      usageLimit perShopperLimit budget ${M} combinesWithPromotions
+      used discountGiven ${M} budgetLeft ${M}
+    }
   }
 }`;
 
 const SET_PROMOTION = `
 mutation ConsoleSetPromotion($id: ID!, $active: Boolean!) {
-  setPromotionActive(id: $id, active: $active) { id active }
+  setPromotionActive(input: {promotionId: $id, active: $active}) { id active }
 }`;
 const UPDATE_CAMPAIGN = `
 mutation ConsoleUpdateCampaign($input: CouponCampaignInput!) {
@@ -120,7 +124,7 @@ export async function render(root, params, current) {
   if (!current()) return;
   const status = h("div", { "aria-live": "polite" });
   const refresh = () => render(clear(root), params, current);
-  const promos = data.promotions.map((p) =>
+  const promos = data.promotions.nodes.map((p) =>
     h(
       "tr",
       { "data-promotion": p.id },
@@ -132,7 +136,7 @@ export async function render(root, params, current) {
       h("td", {}, toggle(p.active, p.title, (active) => gql(SET_PROMOTION, { id: p.id, active }), status, refresh)),
     ),
   );
-  const campaigns = data.couponCampaigns.map((c) => {
+  const campaigns = data.couponCampaigns.nodes.map((c) => {
     const usage = c.usageLimit ? progress(c.used, c.usageLimit, `${c.used} of ${c.usageLimit} used`) : `${c.used} used`;
     const budget = c.budget
       ? progress(c.discountGiven.amount, c.budget.amount, `${money(c.discountGiven)} of ${money(c.budget)}`)

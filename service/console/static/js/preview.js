@@ -51,7 +51,9 @@ query ConsoleProfile($userId: ID!) {
 }`;
 
 const RUNNING = `
-query ConsoleRunning { experiments(status: [RUNNING]) { id name variants { name control } } }`;
+query ConsoleRunning {
+  experiments(status: [RUNNING], first: 100) { nodes { id name variants { name control } } }
+}`;
 
 // The form survives switching screens.
 const state = {
@@ -214,7 +216,7 @@ async function show(results, current) {
   const side = h("aside", { class: "preview-side", "aria-label": "Shopper profile" });
   clear(results, main, side);
 
-  main.append(experimentsBar(sf, running.status === "fulfilled" ? running.value.experiments : [], results, current));
+  main.append(experimentsBar(sf, running.status === "fulfilled" ? running.value.experiments.nodes : [], results, current));
   if (sf.degraded.length) {
     main.append(
       h(
