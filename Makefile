@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck schema readme bench bench-storefront clean lock
+.PHONY: run test lint typecheck schema readme plugin-docs bench bench-storefront clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ schema: $(VENV)/.installed-test
 
 readme: $(VENV)/.installed-test
 	$(BIN)/shopfront settings --update-readme README.md
+
+# The reference section of docs/plugins.md, generated from the public plugin API.
+plugin-docs: $(VENV)/.installed-test
+	$(BIN)/python -m shopfront.extend.reference docs/plugins.md
 
 # The Docker image installs exactly these versions, each checked against its hash. Run after
 # changing a dependency in pyproject.toml (pip-tools in a throwaway venv, PyPI only).

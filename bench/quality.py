@@ -178,8 +178,12 @@ async def tune_shopfront(
     )
     best: dict[str, Any] = {}
     best_score = -1.0
-    for l2 in lambdas:
-        fitted = await fit(recommended_for_you, "recommended_for_you", data, l2=l2)
+    # EASE's discount on popular products (on by default for storefront pages that also show
+    # a trending slot) is a free parameter here like the others.
+    for l2, penalty in itertools.product(lambdas, [0.0, 0.3]):
+        fitted = await fit(
+            recommended_for_you, "recommended_for_you", data, l2=l2, popularity_penalty=penalty
+        )
         for half_life, floor in recency:
             rec = serving(
                 recommended_for_you,
@@ -193,12 +197,18 @@ async def tune_shopfront(
             for case, cands in zip(cases, found, strict=True):
                 s.add([c.product_id for c in cands["recommended_for_you"]], case.relevant)
             say(
-                f"  validation EASE l2={l2:g} half_life={half_life:g} floor={floor:g}: "
+                f"  validation EASE l2={l2:g} penalty={penalty:g} half_life={half_life:g} "
+                f"floor={floor:g}: "
                 f"NDCG@10 {ndcg(s):.4f}"
             )
             if ndcg(s) > best_score:
                 best_score = ndcg(s)
-                best = {"l2": l2, "history_half_life": half_life, "history_floor": floor}
+                best = {
+                    "l2": l2,
+                    "popularity_penalty": penalty,
+                    "history_half_life": half_life,
+                    "history_floor": floor,
+                }
     knn_fit = await fit(also_viewed, "also_viewed", data)
     knn_best, knn_score = {}, -1.0
     for half_life, floor in recency:
@@ -213,7 +223,13 @@ async def tune_shopfront(
             knn_score, knn_best = ndcg(s), {"history_half_life": half_life, "history_floor": floor}
     say(f"  validation item-kNN best {knn_best}: NDCG@10 {knn_score:.4f}")
     # Blend weights over candidates computed once per trending half-life.
-    ease_fit = await fit(recommended_for_you, "recommended_for_you", data, l2=best["l2"])
+    ease_fit = await fit(
+        recommended_for_you,
+        "recommended_for_you",
+        data,
+        l2=best["l2"],
+        popularity_penalty=best["popularity_penalty"],
+    )
     recommenders: dict[str, Recommender] = {
         "recommended_for_you": serving(
             recommended_for_you, "recommended_for_you", ease_fit, **best
@@ -245,7 +261,13 @@ async def shopfront_rows(
     by_id = {p.id: p for p in products}
     data = training_data(products, split.train)
     cases = build_cases(split)
-    ease_fit = await fit(recommended_for_you, "recommended_for_you", data, l2=chosen["ease"]["l2"])
+    ease_fit = await fit(
+        recommended_for_you,
+        "recommended_for_you",
+        data,
+        l2=chosen["ease"]["l2"],
+        popularity_penalty=chosen["ease"]["popularity_penalty"],
+    )
     knn_fit = await fit(also_viewed, "also_viewed", data)
     trend_fit = await fit(
         trending, "trending", data, half_life_days=chosen["trending_half_life_days"]

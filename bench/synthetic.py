@@ -181,6 +181,8 @@ def repeat_shop(
             trip += 1
             t += trip_days * float(rng.uniform(0.8, 1.25))
     events.sort(key=lambda e: e["timestamp"])
+    for n, doc in enumerate(events):
+        doc["event_id"] = f"r{seed}-{n}"
     return products, events
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import strawberry
@@ -108,6 +109,7 @@ class CatalogMutation:
         if len(products) > limit:
             raise bad_input(f"products: {len(products)} items; at most {limit} per call")
         results = await catalog.upsert_products(ctx.runtime.store, [p.to_raw() for p in products])
+        await _index_new_products(ctx.runtime, [r.id for r in results if r.id and not r.reason])
         return [
             ProductUpsertResult(
                 index=r.index, id=r.id, status=UpsertStatus(r.status.value), reason=r.reason
@@ -124,3 +126,17 @@ class CatalogMutation:
             raise bad_input("productIds: too many ids in one call")
         deleted = await catalog.delete_products(info.context.runtime.store, [str(i) for i in ids])
         return DeleteProductsResult(deleted=deleted)
+
+
+async def _index_new_products(runtime: Any, ids: Sequence[str]) -> None:
+    """Strategies that index products without training (search, new for you) learn the
+    upserted products now, on this instance (`shopfront.recommend.catalog_updates`)."""
+    from shopfront.extend.records import StrategyKind
+    from shopfront.recommend.catalog_updates import index_products
+
+    host = runtime.components.get("plugins")
+    if host is None or not ids:
+        return
+    learners = [h.obj for h in host.strategies(StrategyKind.RECOMMENDER) if h.obj is not None]
+    if learners:
+        index_products(learners, list((await catalog.get_products(runtime.store, ids)).values()))

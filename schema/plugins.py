@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
 import strawberry
 from shopfront.extend import host as ph
-from shopfront.extend import records
+from shopfront.extend import records, reload
 from shopfront.extend.isolation import BreakerState as BreakerStateModel
+from shopfront.platform.config_schema import SettingInfo
 from shopfront.schema.context import Context
 from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import merchant_field
@@ -36,6 +38,38 @@ class StrategyHealth:
     last_error: str | None
 
 
+@strawberry.type(
+    description="A setting a strategy's `[strategies.<name>]` section may set (besides the "
+    "host's enabled, timeout_ms, breaker_failures and breaker_cooldown_ms)."
+)
+class StrategySetting:
+    name: str
+    type: str = strawberry.field(description='As declared, e.g. "list[str]", "float".')
+    required: bool
+    default: JSON | None
+    description: str
+    min: float | None = strawberry.field(description="Lowest number allowed (each number).")
+    max: float | None = strawberry.field(description="Highest number allowed (each number).")
+    min_length: int | None = strawberry.field(description="Fewest characters or items.")
+    max_length: int | None = strawberry.field(description="Most characters or items.")
+    secret: bool = strawberry.field(description="Its value shows as *** in `config`.")
+
+    @classmethod
+    def of(cls, s: SettingInfo) -> StrategySetting:
+        return cls(
+            name=s.name,
+            type=s.type,
+            required=s.required,
+            default=None if s.required else JSON(_jsonable(s.default)),
+            description=s.doc,
+            min=s.min,
+            max=s.max,
+            min_length=s.min_len,
+            max_length=s.max_len,
+            secret=s.secret,
+        )
+
+
 @strawberry.type(description="A recommender, coupon strategy or promotion a plugin provides.")
 class PluginStrategy:
     kind: StrategyKind  # type: ignore[valid-type]
@@ -44,7 +78,13 @@ class PluginStrategy:
     enabled: bool
     personalized: bool
     timeout_ms: int
-    config: JSON = strawberry.field(description="Effective config; secrets show as ***.")
+    config: JSON = strawberry.field(
+        description="Effective config (defaults overlaid with the config file, as validated "
+        "and in force now); secrets show as ***."
+    )
+    settings: list[StrategySetting] = strawberry.field(
+        description="What `config` may hold: declared type, default, bounds, documentation."
+    )
     health: StrategyHealth
 
 
@@ -86,6 +126,7 @@ class Plugin:
                     personalized=s.personalized,
                     timeout_ms=s.timeout_ms,
                     config=JSON(_jsonable(s.config)),
+                    settings=[StrategySetting.of(x) for x in s.settings],
                     health=StrategyHealth(
                         calls=s.health.calls,
                         failures=s.health.failures,
@@ -112,6 +153,21 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+@strawberry.type(
+    description="The plugin configuration this instance serves: the one it started with "
+    "(version 0) or the latest published by `shopfront plugins reload` / SIGHUP."
+)
+class PluginConfigStatus:
+    version: int
+    source: str = strawberry.field(description="The config file it came from.")
+    applied_at: datetime
+    rejected_version: int | None = strawberry.field(
+        description="The last published version this instance refused (it kept serving "
+        "`version`), and why."
+    )
+    rejected_reason: str | None
+
+
 @strawberry.type
 class PluginsQuery:
     @merchant_field(description="Loaded plugins with their strategies, config and health.")
@@ -120,3 +176,20 @@ class PluginsQuery:
         if not isinstance(host, ph.PluginHost):
             raise user_error("the plugin host is not running", code=ErrorCode.SERVICE_UNAVAILABLE)
         return [Plugin.of(r) for r in host.report()]
+
+    @merchant_field(
+        description="Which plugin configuration this instance serves, and the last version it "
+        "refused."
+    )
+    def plugin_config(self, info: Info[Context, Any]) -> PluginConfigStatus:
+        follower = reload.follower_of(info.context.runtime.components)
+        if follower is None:
+            raise user_error("the plugin host is not running", ErrorCode.SERVICE_UNAVAILABLE)
+        s = follower.status
+        return PluginConfigStatus(
+            version=s.version,
+            source=s.source,
+            applied_at=s.applied_at,
+            rejected_version=s.rejected_version,
+            rejected_reason=s.rejected_reason,
+        )

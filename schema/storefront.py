@@ -7,7 +7,6 @@ from typing import Any
 
 import strawberry
 from shopfront.platform.keys import Role
-from shopfront.platform.logs import mark_degraded
 from shopfront.schema.context import Context
 from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import acting_shopper, checked_session, storefront_field
@@ -53,8 +52,6 @@ class StorefrontQuery:
             )
         except request.StorefrontInputError as exc:
             raise user_error(str(exc), ErrorCode(exc.code)) from None
-        for part in result.degraded:  # the request log line and shopfront_degraded_parts
-            mark_degraded(part.strategy)
         return Storefront.of(result)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from enum import Enum
 
 import strawberry
 from shopfront.catalog.products import Product as ProductModel
@@ -36,6 +37,16 @@ class CartInput:
     coupon_codes: list[str] = strawberry.field(
         default_factory=list, description="Coupon codes the shopper entered."
     )
+
+
+@strawberry.enum(
+    description="How `slots` combine with the page's configured slots. REPLACE: exactly the "
+    "requested slots. ADD: the page's slots, then the requested ones; a requested slot named "
+    "like a page slot changes that slot where it stands."
+)
+class SlotsMode(Enum):
+    REPLACE = "REPLACE"
+    ADD = "ADD"
 
 
 @strawberry.input(
@@ -80,7 +91,13 @@ class StorefrontInput:
     )
     slots: list[SlotOverrideInput] | None = strawberry.field(
         default=None,
-        description="The slots to fill, in order (default: the page's configured slots).",
+        description="The slots to fill, in order (default: the page's configured slots); "
+        "`mode` says whether they replace the page's slots or are added to them.",
+    )
+    mode: SlotsMode = strawberry.field(
+        default=SlotsMode.REPLACE,
+        description="REPLACE (default): `slots` are the whole answer's slots; ADD: they come "
+        "after the page's configured slots. Without `slots`, the page's slots either way.",
     )
     preview: StorefrontPreviewInput | None = strawberry.field(
         default=None,
@@ -110,6 +127,7 @@ class StorefrontInput:
                 if self.slots is not None
                 else None
             ),
+            mode=storefront_request.SlotsMode(self.mode.value),
             preview=self.preview is not None,
             variants=tuple((v.experiment, v.variant) for v in self.preview.variants)
             if self.preview is not None
@@ -136,7 +154,10 @@ class RecommendationItem:
     reasons: list[Reason]
 
 
-@strawberry.type(description="One recommendation slot of the page.")
+@strawberry.type(
+    description="One recommendation slot of the page. Every requested or configured slot is "
+    "returned, even with no items: hide it when `empty`."
+)
 class RecommendationSlot:
     name: str
     title: str
@@ -144,6 +165,14 @@ class RecommendationSlot:
         description="Quote it in events (click, add to cart, purchase) for attribution."
     )
     items: list[RecommendationItem]
+    empty: bool = strawberry.field(
+        description="No items: every strategy of the slot failed, sat out or found nothing."
+    )
+    degraded: bool = strawberry.field(
+        description="At least one of the slot's strategies was left out of this answer (each "
+        "is named in the answer's `degraded`), or the slot is a last known good copy served "
+        "while the database is unavailable. A degraded slot may still have items."
+    )
 
     @classmethod
     def of(cls, s: storefront_answer.SlotResult) -> RecommendationSlot:
@@ -160,6 +189,8 @@ class RecommendationSlot:
                 )
                 for i in s.items
             ],
+            empty=s.empty,
+            degraded=s.degraded,
         )
 
 

@@ -269,7 +269,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
                 metrics.http_in_flight.dec()
                 metrics.http_requests.labels("/graphql", str(status)).inc()
                 for part in info.degraded:
-                    metrics.degraded.labels(part).inc()
+                    metrics.degraded.labels(part.label, part.cause).inc()
             log_request(info, status, log_pii=self.settings.log_pii)
 
     async def _screen(

@@ -39,6 +39,7 @@ from shopfront.cli_support import (
 )
 from shopfront.platform.config import ConfigError, Settings
 from shopfront.platform.store import Store
+from shopfront.plugin_commands import plugins
 
 __all__ = ["RUNNING_FILE", "database", "main"]
 
@@ -661,15 +662,20 @@ def train(
     window_days: int | None, activate: bool, with_metrics: bool, tune: bool, schedule: bool
 ) -> None:
     """Fit every recommender on the catalog and events; store a new model version."""
-    from shopfront.jobs import train_and_save
 
     settings = load_settings(training_window_days=window_days)
     if schedule:
         _train_on_schedule(settings, with_metrics=with_metrics, tune=tune)
         return
+    _print_training(_train_now(settings, activate=activate, with_metrics=with_metrics, tune=tune))
+
+
+def _train_now(settings: Settings, *, activate: bool, with_metrics: bool, tune: bool) -> Any:
+    from shopfront.jobs import train_and_save
+
     with database(settings) as live:
         try:
-            result = run_with_store(
+            return run_with_store(
                 live,
                 lambda store: train_and_save(
                     store, settings, activate=activate, with_metrics=with_metrics, tune=tune
@@ -679,7 +685,6 @@ def train(
             raise click.ClickException(f"configuration: {exc}") from None
         except TimeoutError as exc:
             raise click.ClickException(str(exc)) from None
-    _print_training(result)
 
 
 def _print_training(result: Any) -> None:
@@ -761,6 +766,13 @@ def _train_on_schedule(settings: Settings, *, with_metrics: bool, tune: bool) ->
     "holdout, say what was chosen and why, then train and activate a version that serves it.",
 )
 @json_option
+@click.option(
+    "--report",
+    is_flag=True,
+    help="The quality report: every strategy, the fixed and the tuned HOME blend on each "
+    "shopper's next basket, and the HOME page's signals (departments of 'Because you viewed', "
+    "overlap with trending, the most common first product) against their targets.",
+)
 def evaluate(
     split: str,
     test_fraction: float,
@@ -769,37 +781,32 @@ def evaluate(
     fmt: str,
     tune: bool,
     as_json: bool,
+    report: bool,
 ) -> None:
     """Offline metrics per strategy and for the blend, on a temporal split of the events."""
     import json
 
-    from shopfront.jobs import train_and_save
     from shopfront.recommend.evaluation import evaluate_shop
 
     settings = load_settings()
-    if tune:
+    if report:
+        from shopfront.jobs import quality_report
+
         with database(settings) as live:
-            try:
-                result = run_with_store(
-                    live,
-                    lambda store: train_and_save(
-                        store, settings, activate=True, with_metrics=False, tune=True
-                    ),
-                )
-            except ConfigError as exc:
-                raise click.ClickException(f"configuration: {exc}") from None
-            except TimeoutError as exc:
-                raise click.ClickException(str(exc)) from None
-        if fmt == "json" or as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "version": result.version.version,
-                        "tuning": result.tuning.to_doc() if result.tuning else None,
-                    },
-                    indent=2,
-                )
+            lines = run_with_store(
+                live,
+                lambda store: quality_report(
+                    store, settings, test_fraction, users, as_json or fmt == "json"
+                ),
             )
+        for line in lines:
+            click.echo(line)
+        return
+    if tune:
+        result = _train_now(settings, activate=True, with_metrics=False, tune=True)
+        if fmt == "json" or as_json:
+            doc = result.tuning.to_doc() if result.tuning else None
+            click.echo(json.dumps({"version": result.version.version, "tuning": doc}, indent=2))
         else:
             _print_training(result)
         return
@@ -831,6 +838,10 @@ def evaluate(
     for row in rows:
         table.add_row(*(cell(row.get(c)) for c in [*columns, "users"]))
     print_table(table)
+
+
+main.add_command(plugins)
+main.add_command(plugins, name="plugin")  # `shopfront plugin new NAME` reads naturally too
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -315,6 +315,10 @@ def draining_server(config: Any, app: Any, on_ready: Callable[[int], None] | Non
 
         async def startup(self, sockets: list[Any] | None = None) -> None:
             await super().startup(sockets)
+            if self.started:
+                from shopfront.plugin_commands import reload_on_sighup
+
+                reload_on_sighup(app)  # SIGHUP: re-read and publish the plugin configuration
             if self.started and on_ready is not None:
                 port = config.port
                 for server in self.servers:

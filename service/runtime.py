@@ -7,7 +7,7 @@ runs (domain modules never start anything themselves).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,8 @@ from shopfront.experiments.exposure import ExposureRecorder
 from shopfront.extend.config import ConfigFile
 from shopfront.extend.host import PluginHost
 from shopfront.extend.records import CallObservation, StrategyKind
+from shopfront.extend.reload import COMPONENT as PLUGIN_CONFIG
+from shopfront.extend.reload import ConfigFollower, ReloadError
 from shopfront.platform.config import Settings
 from shopfront.platform.metrics import metrics_of
 from shopfront.platform.money import Money
@@ -109,6 +111,24 @@ async def start_components(
     fees.update({cur: Money(amount, cur) for cur, amount in composer.shipping.items()})
     composer.pricer = replace(pricer, shipping_fees=fees)
 
+    # Plugin configuration published by `shopfront plugins reload` (or SIGHUP), followed by
+    # every instance; a rebuilt trained recommender keeps being served model versions.
+    def replaced(name: str, old: object, new: object) -> Awaitable[object] | None:
+        registry.replace(name, old, new)
+        if old is None and new is not None and registry.loaded is not None:
+            # switched on by a reload: nothing to carry over, so load the version in force
+            return registry.refresh(force=True)
+        return None
+
+    follower = ConfigFollower(
+        host,
+        runtime.store,
+        refresh_s=runtime.settings.plugin_config_refresh_s,
+        on_replaced=replaced,
+    )
+    await follower.start()
+    runtime.components[PLUGIN_CONFIG] = follower
+
     # Plugins hear about stored events and erasures through their hooks.
     async def plugins_on_event(event: Mapping[str, Any]) -> None:
         await host.emit_event(event)
@@ -161,6 +181,10 @@ def _observe_strategies(runtime: Runtime, host: PluginHost) -> None:
 async def stop_components(runtime: Runtime) -> None:
     from shopfront.recommend.models import ModelRegistry
 
+    follower = runtime.components.pop(PLUGIN_CONFIG, None)
+    if isinstance(follower, ConfigFollower):
+        await follower.stop()
+
     registry = runtime.components.pop("models", None)
     if isinstance(registry, ModelRegistry):
         await registry.stop()
@@ -204,3 +228,16 @@ async def stop_experiments(runtime: Runtime) -> None:
     runtime.components.pop(RECORDER_COMPONENT, None)
     if isinstance(registry, ExperimentRegistry):
         await registry.close()
+
+
+async def reload_plugin_config(runtime: Runtime) -> int:
+    """Re-read ``SHOPFRONT_CONFIG``, validate it against this instance's plugins, publish it
+    for every instance and apply it here (SIGHUP to `shopfront serve` runs this): its version.
+    Raises `ReloadError` with the reason when the file is refused (nothing changes)."""
+    follower = runtime.components.get(PLUGIN_CONFIG)
+    if not isinstance(follower, ConfigFollower):
+        raise ReloadError("the plugin host is not running")
+    path = runtime.settings.config_file
+    if path is None:
+        raise ReloadError("SHOPFRONT_CONFIG is not set: there is no config file to reload")
+    return await follower.reload_file(path)

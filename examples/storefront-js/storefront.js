@@ -31,7 +31,7 @@ export const STOREFRONT_QUERY = `
 
 export const TRACK_EVENTS = `
   mutation TrackEvents($events: [EventInput!]!) {
-    trackEvents(events: $events) {
+    trackEvents(input: { events: $events }) {
       accepted
       duplicates
       rejected

@@ -1,6 +1,7 @@
 """What the built-in coupon strategies share: their offer terms and the minting of codes.
 
-Every strategy's config has the same offer terms (plus its own trigger settings)::
+Every strategy's settings (``[strategies.<name>]``) have the same offer terms, `OfferConfig`,
+plus its own trigger settings::
 
     discount = {kind = "percent", percent = "10"}            # what the code gives
     sensitive_discount = {kind = "percent", percent = "15"}  # optional: price-sensitive shoppers
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,14 +35,31 @@ from shopfront import (
     RequestContext,
     RuleError,
     StrategySetup,
-    int_value,
-    optional_money,
     same_currency,
     scope_to_doc,
+    setting,
 )
 from shopfront.plugins.coupons.sensitivity import PriceSensitivity
 
-OFFER_KEYS = {"discount", "sensitive_discount", "validity_days", "min_spend"}
+
+def percent_off(percent: str) -> Callable[[], dict[str, Any]]:
+    return lambda: {"kind": "percent", "percent": percent}
+
+
+@dataclass(frozen=True)
+class OfferConfig:
+    """The offer terms of every built-in coupon strategy's settings."""
+
+    discount: dict[str, Any] = setting(
+        default_factory=percent_off("10"),
+        doc='What the code gives: {kind = "percent", percent = "10"}, {kind = "fixed", '
+        'amount = {amount = 500, currency = "EUR"}} or {kind = "free_shipping"}.',
+    )
+    sensitive_discount: dict[str, Any] | None = setting(
+        None, doc="What price-sensitive shoppers get instead (optional; same form)."
+    )
+    validity_days: int = setting(14, doc="How long a minted code lasts, in days.", min=1)
+    min_spend: Money | None = setting(None, doc="The order total a code needs (optional).")
 
 
 @dataclass(frozen=True)
@@ -52,20 +70,16 @@ class OfferTerms:
     min_spend: Money | None = None
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any], trigger_keys: set[str]) -> OfferTerms:
-        unknown = set(config) - OFFER_KEYS - trigger_keys
-        if unknown:
-            raise RuleError("config", f"unknown settings {sorted(unknown)}")
-        sensitive = config.get("sensitive_discount")
+    def from_settings(cls, config: OfferConfig) -> OfferTerms:
+        """The terms of validated settings; a `RuleError` names a discount that is wrong."""
+        sensitive = config.sensitive_discount
         terms = cls(
-            discount=_discount(config.get("discount"), "discount"),
-            validity=timedelta(
-                days=int_value(config.get("validity_days", 14), "validity_days", minimum=1)
-            ),
+            discount=_discount(config.discount, "discount"),
+            validity=timedelta(days=config.validity_days),
             sensitive_discount=None
             if sensitive is None
             else _discount(sensitive, "sensitive_discount"),
-            min_spend=optional_money(config.get("min_spend"), "min_spend"),
+            min_spend=config.min_spend,
         )
         same_currency(terms.amounts, "config")
         return terms

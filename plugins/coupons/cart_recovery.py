@@ -1,6 +1,6 @@
 """Cart recovery: a code for the items a shopper left in their cart.
 
-    [coupons.cart_recovery]
+    [strategies.cart_recovery]
     after_hours = 24            # the cart has not changed for this long
     max_age_days = 14           # ... but not for longer than this
     validity_hours = 48
@@ -23,9 +23,21 @@ from shopfront import (
     Reason,
     RequestContext,
     StrategySetup,
-    int_value,
+    setting,
 )
-from shopfront.plugins.coupons.base import OfferTerms, PersonalCoupons, can_personalize
+from shopfront.plugins.coupons.base import (
+    OfferConfig,
+    OfferTerms,
+    PersonalCoupons,
+    can_personalize,
+)
+
+
+@dataclass(frozen=True)
+class CartRecoveryConfig(OfferConfig):
+    after_hours: int = setting(24, doc="Hours the cart has not changed.", min=1)
+    max_age_days: int = setting(14, doc="...but not for longer than this many days.", min=1)
+    validity_hours: int = setting(48, doc="How long the code lasts, in hours.", min=1)
 
 
 @dataclass(frozen=True)
@@ -60,19 +72,12 @@ class CartRecovery:
 
 
 def build(setup: StrategySetup) -> CartRecovery:
-    config = setup.config
-    terms = OfferTerms.from_config(
-        config, trigger_keys={"after_hours", "max_age_days", "validity_hours"}
-    )
+    config = setup.config_as(CartRecoveryConfig)
     return CartRecovery(
-        coupons=PersonalCoupons.from_setup(setup, "your cart", terms),
-        after=timedelta(hours=int_value(config.get("after_hours", 24), "after_hours", minimum=1)),
-        max_age=timedelta(
-            days=int_value(config.get("max_age_days", 14), "max_age_days", minimum=1)
-        ),
-        lasts=timedelta(
-            hours=int_value(config.get("validity_hours", 48), "validity_hours", minimum=1)
-        ),
+        coupons=PersonalCoupons.from_setup(setup, "your cart", OfferTerms.from_settings(config)),
+        after=timedelta(hours=config.after_hours),
+        max_age=timedelta(days=config.max_age_days),
+        lasts=timedelta(hours=config.validity_hours),
     )
 
 
@@ -80,10 +85,5 @@ SPEC = CouponStrategySpec(
     name="cart_recovery",
     factory=build,
     description="A code for the items a shopper left in their cart for N hours.",
-    default_config={
-        "after_hours": 24,
-        "max_age_days": 14,
-        "validity_hours": 48,
-        "discount": {"kind": "percent", "percent": "10"},
-    },
+    config_type=CartRecoveryConfig,
 )

@@ -1,6 +1,6 @@
 """Category affinity: a discount in the shopper's favourite category, once a week.
 
-    [coupons.category_affinity]
+    [strategies.category_affinity]
     min_orders = 1                               # only for customers who ordered before
     discount = {kind = "percent", percent = "10"}
     sensitive_discount = {kind = "percent", percent = "15"}
@@ -22,9 +22,20 @@ from shopfront import (
     RequestContext,
     StrategySetup,
     category_path,
-    int_value,
+    setting,
 )
-from shopfront.plugins.coupons.base import OfferTerms, PersonalCoupons, can_personalize
+from shopfront.plugins.coupons.base import (
+    OfferConfig,
+    OfferTerms,
+    PersonalCoupons,
+    can_personalize,
+)
+
+
+@dataclass(frozen=True)
+class CategoryAffinityConfig(OfferConfig):
+    min_orders: int = setting(1, doc="Orders a shopper needs before the offer.", min=0)
+    validity_days: int = setting(7, doc="How long a minted code lasts, in days.", min=1)
 
 
 @dataclass(frozen=True)
@@ -54,10 +65,10 @@ class CategoryAffinity:
 
 
 def build(setup: StrategySetup) -> CategoryAffinity:
-    terms = OfferTerms.from_config(setup.config, trigger_keys={"min_orders"})
-    min_orders = int_value(setup.config.get("min_orders", 1), "min_orders", minimum=0)
+    config = setup.config_as(CategoryAffinityConfig)
+    terms = OfferTerms.from_settings(config)
     return CategoryAffinity(
-        PersonalCoupons.from_setup(setup, "favourite category", terms), min_orders
+        PersonalCoupons.from_setup(setup, "favourite category", terms), config.min_orders
     )
 
 
@@ -65,9 +76,5 @@ SPEC = CouponStrategySpec(
     name="category_affinity",
     factory=build,
     description="A discount in the shopper's favourite category, once a week.",
-    default_config={
-        "min_orders": 1,
-        "discount": {"kind": "percent", "percent": "10"},
-        "validity_days": 7,
-    },
+    config_type=CategoryAffinityConfig,
 )

@@ -1,6 +1,6 @@
 """Welcome: a code for the shopper's first order.
 
-[coupons.welcome]
+[strategies.welcome]
 discount = {kind = "percent", percent = "10"}
 sensitive_discount = {kind = "percent", percent = "15"}
 validity_days = 14
@@ -12,7 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shopfront import CouponOffer, CouponStrategySpec, Reason, RequestContext, StrategySetup
-from shopfront.plugins.coupons.base import OfferTerms, PersonalCoupons, can_personalize
+from shopfront.plugins.coupons.base import (
+    OfferConfig,
+    OfferTerms,
+    PersonalCoupons,
+    can_personalize,
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class Welcome:
 
 
 def build(setup: StrategySetup) -> Welcome:
-    terms = OfferTerms.from_config(setup.config, trigger_keys=set())
+    terms = OfferTerms.from_settings(setup.config_as(OfferConfig))
     return Welcome(PersonalCoupons.from_setup(setup, "welcome offer", terms))
 
 
@@ -43,5 +48,5 @@ SPEC = CouponStrategySpec(
     name="welcome",
     factory=build,
     description="A code for a shopper's first order.",
-    default_config={"discount": {"kind": "percent", "percent": "10"}, "validity_days": 14},
+    config_type=OfferConfig,
 )

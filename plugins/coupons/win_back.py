@@ -1,6 +1,6 @@
 """Win-back: a code for a customer who has not ordered for a while.
 
-    [coupons.win_back]
+    [strategies.win_back]
     after_days = 60
     discount = {kind = "percent", percent = "15"}
     validity_days = 14
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from shopfront import (
     CouponOffer,
@@ -19,9 +20,22 @@ from shopfront import (
     Reason,
     RequestContext,
     StrategySetup,
-    int_value,
+    setting,
 )
-from shopfront.plugins.coupons.base import OfferTerms, PersonalCoupons, can_personalize, day
+from shopfront.plugins.coupons.base import (
+    OfferConfig,
+    OfferTerms,
+    PersonalCoupons,
+    can_personalize,
+    day,
+    percent_off,
+)
+
+
+@dataclass(frozen=True)
+class WinBackConfig(OfferConfig):
+    after_days: int = setting(60, doc="Days without an order before the offer.", min=1)
+    discount: dict[str, Any] = setting(default_factory=percent_off("15"), doc="What it gives.")
 
 
 @dataclass(frozen=True)
@@ -49,18 +63,16 @@ class WinBack:
 
 
 def build(setup: StrategySetup) -> WinBack:
-    terms = OfferTerms.from_config(setup.config, trigger_keys={"after_days"})
-    after_days = int_value(setup.config.get("after_days", 60), "after_days", minimum=1)
-    return WinBack(PersonalCoupons.from_setup(setup, "welcome back offer", terms), after_days)
+    config = setup.config_as(WinBackConfig)
+    terms = OfferTerms.from_settings(config)
+    return WinBack(
+        PersonalCoupons.from_setup(setup, "welcome back offer", terms), config.after_days
+    )
 
 
 SPEC = CouponStrategySpec(
     name="win_back",
     factory=build,
     description="A code for a customer who has not ordered for N days.",
-    default_config={
-        "after_days": 60,
-        "discount": {"kind": "percent", "percent": "15"},
-        "validity_days": 14,
-    },
+    config_type=WinBackConfig,
 )

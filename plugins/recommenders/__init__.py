@@ -13,6 +13,9 @@ name                      what it recommends                                    
 ``bought_together``       products sharing orders                                        yes
 ``recommended_for_you``   EASE over the shopper's recent history; cold start built in    yes
 ``session``               neighbours of what this session just viewed or carted          yes
+``search``                products matching the SEARCH page's query                     no
+``because_you_searched``  matches of the shopper's latest searches                      yes
+``new_for_you``           new products whose text matches the shopper's products        yes
 ========================  ==========================================================  =====
 
 The default blend (`plugins.recommenders.blend`) is this plugin's ``blend_candidates``
@@ -33,14 +36,15 @@ from shopfront.plugins.recommenders import (
     also_viewed,
     bought_together,
     buy_again,
+    new_for_you,
     recently_viewed,
     recommended_for_you,
+    searched,
     session,
     similar_items,
     trending,
 )
 from shopfront.plugins.recommenders.blend import BlendPolicy, blend, parse_policy
-from shopfront.plugins.recommenders.config import default_config
 
 PLUGIN_NAME = "recommenders"
 
@@ -49,52 +53,72 @@ SPECS: tuple[RecommenderSpec, ...] = (
         name=trending.NAME,
         factory=trending.create,
         description="Popular now, overall and in the page's category; the cold-start fallback.",
-        default_config=default_config(trending.TrendingConfig),
+        config_type=trending.TrendingConfig,
         personalized=False,
     ),
     RecommenderSpec(
         name=recently_viewed.NAME,
         factory=recently_viewed.create,
         description="Products the shopper viewed recently, newest first.",
-        default_config=default_config(recently_viewed.RecentlyViewedConfig),
+        config_type=recently_viewed.RecentlyViewedConfig,
     ),
     RecommenderSpec(
         name=buy_again.NAME,
         factory=buy_again.create,
         description="Past purchases ranked by the shopper's repeat frequency and due date.",
-        default_config=default_config(buy_again.BuyAgainConfig),
+        config_type=buy_again.BuyAgainConfig,
     ),
     RecommenderSpec(
         name=similar_items.NAME,
         factory=similar_items.create,
         description="Content-based neighbours: text, category, brand, tags and attributes.",
-        default_config=default_config(similar_items.SimilarItemsConfig),
+        config_type=similar_items.SimilarItemsConfig,
         personalized=False,
     ),
     RecommenderSpec(
         name=also_viewed.NAME,
         factory=also_viewed.create,
         description="Item-to-item collaborative filtering: shoppers who viewed this also viewed.",
-        default_config=default_config(also_viewed.AlsoViewedConfig),
+        config_type=also_viewed.AlsoViewedConfig,
     ),
     RecommenderSpec(
         name=bought_together.NAME,
         factory=bought_together.create,
         description="Products often bought in the same order.",
-        default_config=default_config(bought_together.BoughtTogetherConfig),
+        config_type=bought_together.BoughtTogetherConfig,
     ),
     RecommenderSpec(
         name=recommended_for_you.NAME,
         factory=recommended_for_you.create,
         description="EASE over the shopper's recent history (bounded to the most active "
         "products); stated preferences, then popularity, for new shoppers.",
-        default_config=default_config(recommended_for_you.RecommendedForYouConfig),
+        config_type=recommended_for_you.RecommendedForYouConfig,
     ),
     RecommenderSpec(
         name=session.NAME,
         factory=session.create,
         description="Neighbours of what this session just viewed or carted.",
-        default_config=default_config(session.SessionConfig),
+        config_type=session.SessionConfig,
+    ),
+    RecommenderSpec(
+        name=searched.SEARCH,
+        factory=searched.create_search,
+        description="Products matching the SEARCH page's query (content model over product "
+        "text, reviews and the queries that led to products).",
+        config_type=searched.ContentConfig,
+        personalized=False,
+    ),
+    RecommenderSpec(
+        name=searched.BECAUSE_YOU_SEARCHED,
+        factory=searched.create_because_you_searched,
+        description="Matches of the shopper's latest searches, newest first.",
+        config_type=searched.ContentConfig,
+    ),
+    RecommenderSpec(
+        name=new_for_you.NAME,
+        factory=new_for_you.create,
+        description="Products added recently whose text matches the shopper's products.",
+        config_type=new_for_you.NewForYouConfig,
     ),
 )
 

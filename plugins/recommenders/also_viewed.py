@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shopfront import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
-from shopfront.plugins.recommenders.base import TrainedRecommender, pool_size, titles
-from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.base import TrainedRecommender, named_seeds, pool_size
+from shopfront.plugins.recommenders.config import knob
 from shopfront.plugins.recommenders.history import because, shopper_seeds
 from shopfront.plugins.recommenders.matrices import shopper_items
 from shopfront.plugins.recommenders.neighbours import (
@@ -57,7 +57,7 @@ class AlsoViewed(TrainedRecommender[NeighbourState]):
 
     def __init__(self, setup: StrategySetup) -> None:
         super().__init__(setup)
-        self.config = parse_config(AlsoViewedConfig, setup.config)
+        self.config = setup.config_as(AlsoViewedConfig)
 
     def train(self, data: TrainingData) -> NeighbourState:
         events = data.interactions
@@ -95,12 +95,13 @@ class AlsoViewed(TrainedRecommender[NeighbourState]):
         )
         if not scored:
             return []
-        names = await titles(ctx, [seeds[s.best_seed][0] for s in scored])
+        seed_ids = [pid for pid, _ in seeds]
+        named, names = await named_seeds(ctx, scored, seed_ids)
         found = []
-        for s in scored:
-            seed_id = seeds[s.best_seed][0]
+        for s, named_id in zip(scored, named, strict=True):
+            seed_id = named_id or seeds[s.best_seed][0]
             title = names.get(seed_id, "a product you liked")
-            action = actions[s.best_seed]
+            action = actions[seed_ids.index(seed_id)]
             text = (
                 f"Shoppers who viewed {title} also viewed this"
                 if action == "page"

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 import numpy as np
 import numpy.typing as npt
 from shopfront import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
+from shopfront.plugins.recommenders.neighbours import Scored
 
 Arrays = Mapping[str, npt.NDArray[Any]]
 
@@ -96,3 +97,42 @@ async def titles(ctx: RequestContext, product_ids: Sequence[str]) -> dict[str, s
 
 def candidate(product_id: str, score: float, code: str, text: str) -> Candidate:
     return Candidate(product_id, score, (Reason(code, text),))
+
+
+# A seed that gave at least this share of the strongest contribution may be the one named.
+NAMED_SEED_SHARE = 0.1
+
+
+async def named_seeds(
+    ctx: RequestContext, scored: Sequence[Scored], seed_ids: Sequence[str]
+) -> tuple[list[str | None], dict[str, str]]:
+    """For each scored product, the seed its reason names (or None), and the seeds' titles.
+
+    A reason names a seed from the product's own department (the strongest one that gave at
+    least `NAMED_SEED_SHARE` of the top contribution): "Because you viewed" a tent reads right
+    under a tent, not under a coffee mug. When no seed of its department contributed, None:
+    the caller gives a general reason. Products without a category name the strongest seed.
+    One batched catalog lookup.
+    """
+    wanted = {seed_ids[i] for s in scored for i, _ in s.seeds} | {s.product_id for s in scored}
+    found = {pid: ctx.products[pid] for pid in wanted if pid in ctx.products}
+    missing = [pid for pid in wanted if pid not in found]
+    if missing:
+        found.update(await ctx.catalog.get_many(missing))
+    chosen: list[str | None] = []
+    for s in scored:
+        product = found.get(s.product_id)
+        if product is None or not product.category_path or not s.seeds:
+            chosen.append(seed_ids[s.best_seed])
+            continue
+        top = s.seeds[0][1]
+        named = None
+        for i, contribution in s.seeds:
+            seed = found.get(seed_ids[i])
+            if seed is None or contribution < NAMED_SEED_SHARE * top:
+                continue
+            if seed.category_path[:1] == product.category_path[:1]:
+                named = seed.id
+                break
+        chosen.append(named)
+    return chosen, {pid: p.title for pid, p in found.items()}

@@ -53,7 +53,7 @@ from shopfront.plugins.recommenders.popularity import SEPARATOR, category_keys
 EVERYTHING = "*"
 
 # Built-in strategies that use no shopper data (see each module).
-BUILTIN_NON_PERSONALIZED: frozenset[str] = frozenset({"trending", "similar_items"})
+BUILTIN_NON_PERSONALIZED: frozenset[str] = frozenset({"trending", "similar_items", "search"})
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from shopfront import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
 from shopfront.plugins.recommenders.base import TrainedRecommender, pool_size, titles
-from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.config import knob
 from shopfront.plugins.recommenders.history import personal
 from shopfront.plugins.recommenders.matrices import order_items
 from shopfront.plugins.recommenders.neighbours import (
@@ -39,7 +39,7 @@ class BoughtTogether(TrainedRecommender[NeighbourState]):
 
     def __init__(self, setup: StrategySetup) -> None:
         super().__init__(setup)
-        self.config = parse_config(BoughtTogetherConfig, setup.config)
+        self.config = setup.config_as(BoughtTogetherConfig)
 
     def train(self, data: TrainingData) -> NeighbourState:
         events = data.interactions

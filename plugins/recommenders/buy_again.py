@@ -32,7 +32,7 @@ from shopfront.plugins.recommenders.base import (
     pool_size,
     text_array,
 )
-from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.config import knob
 from shopfront.plugins.recommenders.history import personal
 
 NAME = "buy_again"
@@ -91,7 +91,7 @@ class BuyAgain(TrainedRecommender[BuyAgainState]):
 
     def __init__(self, setup: StrategySetup) -> None:
         super().__init__(setup)
-        self.config = parse_config(BuyAgainConfig, setup.config)
+        self.config = setup.config_as(BuyAgainConfig)
 
     def train(self, data: TrainingData) -> BuyAgainState:
         events = data.interactions

@@ -22,11 +22,16 @@ IntArray = npt.NDArray[np.int32]
 
 @dataclass(frozen=True)
 class Scored:
-    """An aggregated neighbour: total score and the seed that contributed most."""
+    """An aggregated neighbour: total score, the seed that contributed most, and the seeds
+    that contributed, strongest first (indexes into the seeds given to `aggregate`)."""
 
     product_id: str
     score: float
     best_seed: int  # index into the seeds given to `NeighbourTable.aggregate`
+    seeds: tuple[tuple[int, float], ...] = ()  # (seed index, contribution), at most TOP_SEEDS
+
+
+TOP_SEEDS = 5
 
 
 @dataclass(frozen=True, eq=False)
@@ -111,10 +116,21 @@ class NeighbourTable:
         # The strongest single contribution to each chosen product names its seed.
         mask = np.isin(idx, np.array([item for item, _ in chosen], dtype=np.int32))
         sub_idx, sub_contrib, sub_seed = idx[mask], contrib[mask], seed[mask]
-        order = np.lexsort((sub_contrib, sub_idx))  # by product, strongest last
-        last = np.r_[np.flatnonzero(np.diff(sub_idx[order])), len(order) - 1]
-        best = dict(zip(sub_idx[order][last].tolist(), sub_seed[order][last].tolist(), strict=True))
-        return [Scored(self.item_ids[item], total, best[item]) for item, total in chosen]
+        order = np.lexsort((-sub_contrib, sub_idx))  # by product, strongest first
+        by_item: dict[int, list[tuple[int, float]]] = {}
+        for item, s, c in zip(
+            sub_idx[order].tolist(),
+            sub_seed[order].tolist(),
+            sub_contrib[order].tolist(),
+            strict=True,
+        ):
+            strongest = by_item.setdefault(item, [])
+            if len(strongest) < TOP_SEEDS:
+                strongest.append((s, c))
+        return [
+            Scored(self.item_ids[item], total, by_item[item][0][0], tuple(by_item[item]))
+            for item, total in chosen
+        ]
 
     # -- persistence -----------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from shopfront import Candidate, RequestContext, Slot, StrategySetup
 from shopfront.plugins.recommenders.base import candidate, pool_size
-from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.config import knob
 from shopfront.plugins.recommenders.history import personal
 
 NAME = "recently_viewed"
@@ -24,7 +24,7 @@ class RecentlyViewedConfig:
 
 class RecentlyViewed:
     def __init__(self, setup: StrategySetup) -> None:
-        self.config = parse_config(RecentlyViewedConfig, setup.config)
+        self.config = setup.config_as(RecentlyViewedConfig)
 
     async def recommend(self, ctx: RequestContext, slot: Slot) -> Sequence[Candidate]:
         if not personal(ctx):

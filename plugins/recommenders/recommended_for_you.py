@@ -31,8 +31,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 from shopfront import Candidate, Reason, RequestContext, Slot, StrategySetup, TrainingData
-from shopfront.plugins.recommenders.base import Arrays, TrainedRecommender, pool_size, titles
-from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.base import Arrays, TrainedRecommender, named_seeds, pool_size
+from shopfront.plugins.recommenders.config import knob
 from shopfront.plugins.recommenders.history import because, personal, shopper_seeds
 from shopfront.plugins.recommenders.matrices import shopper_items
 from shopfront.plugins.recommenders.neighbours import NeighbourTable, top_k_dense
@@ -45,6 +45,8 @@ from shopfront.plugins.recommenders.popularity import (
 )
 
 NAME = "recommended_for_you"
+GENERAL_REASON = "Picked for you from your recent activity"
+MAX_EXTRA_POOL = 100
 ROW_CHUNK = 1024
 
 
@@ -67,6 +69,12 @@ class RecommendedForYouConfig:
             "review": 1.0,
         },
         "Strength (0 to 1) of each event type as a positive interaction.",
+        min=0.0,
+        max=1.0,
+    )
+    popularity_penalty: float = knob(
+        0.3,
+        "Exponent of the discount on popular products (score / shoppers ** penalty; 0 = none).",
         min=0.0,
         max=1.0,
     )
@@ -98,7 +106,7 @@ class RecommendedForYou(TrainedRecommender[RecommendedForYouState]):
 
     def __init__(self, setup: StrategySetup) -> None:
         super().__init__(setup)
-        self.config = parse_config(RecommendedForYouConfig, setup.config)
+        self.config = setup.config_as(RecommendedForYouConfig)
 
     # -- training --------------------------------------------------------------------------
 
@@ -112,7 +120,10 @@ class RecommendedForYou(TrainedRecommender[RecommendedForYouState]):
             ranked = active[np.argsort(-shoppers_per_item[active], kind="stable")]
             active = np.sort(ranked[: c.max_items])
         data.report(NAME, 0.05)
-        weights = self.ease(sp.csc_matrix(matrix)[:, active], data)
+        # Popular products are discounted (``popularity_penalty``): the trending slot already
+        # shows them, this one should show what is particular to the shopper.
+        scale = shoppers_per_item[active].astype(np.float32) ** -c.popularity_penalty
+        weights = self.ease(sp.csc_matrix(matrix)[:, active], data, scale)
         ids = [events.item_ids[i] for i in active]
         popular = build_popularity(
             data.products,
@@ -123,9 +134,13 @@ class RecommendedForYou(TrainedRecommender[RecommendedForYouState]):
         return RecommendedForYouState(NeighbourTable.from_rows(ids, weights), popular)
 
     def ease(
-        self, matrix: sp.csc_matrix, data: TrainingData
+        self,
+        matrix: sp.csc_matrix,
+        data: TrainingData,
+        column_scale: npt.NDArray[np.float32] | None = None,
     ) -> list[tuple[npt.NDArray[np.int32], npt.NDArray[np.float32], npt.NDArray[np.int32]]]:
-        """EASE's B for the columns of ``matrix``, as top-|weight| rows."""
+        """EASE's B for the columns of ``matrix`` (each column times ``column_scale``), as
+        top-|weight| rows."""
         n = matrix.shape[1]
         if n < 2:
             return [(np.zeros(n, np.int32), np.zeros(0, np.float32), np.zeros(0, np.int32))]
@@ -139,6 +154,8 @@ class RecommendedForYou(TrainedRecommender[RecommendedForYouState]):
         data.report(NAME, 0.7)
         weights /= -np.diag(weights)  # column j divided by -P[j, j]
         weights[np.diag_indices(n)] = 0.0
+        if column_scale is not None:
+            weights *= column_scale[np.newaxis, :]
         rows = []
         for start in range(0, n, ROW_CHUNK):
             block = weights[start : start + ROW_CHUNK]
@@ -161,16 +178,22 @@ class RecommendedForYou(TrainedRecommender[RecommendedForYouState]):
         # Only the cart is left out here: whether a product the shopper owns may come back is
         # the blend's decision (the shop's learned repeatability), never this strategy's.
         carted = frozenset(line.product_id for line in ctx.cart_lines)
-        ranked = state.weights.aggregate(seeds, carted, pool_size(slot), include_seeds=True)
+        # The shopper's own products compete too, so the pool grows by them (bounded): the
+        # blend can drop the owned ones and still fill the slot from this strategy.
+        wanted = pool_size(slot) + min(len(seeds), MAX_EXTRA_POOL)
+        ranked = state.weights.aggregate(seeds, carted, wanted, include_seeds=True)
         scored = [s for s in ranked if s.score > 0]  # negative: evidence against
         if not scored:
             return self.cold_start(ctx, slot, state)
-        names = await titles(ctx, [seeds[s.best_seed][0] for s in scored])
+        named, names = await named_seeds(ctx, scored, [pid for pid, _ in seeds])
         by_id = {s.product_id: s.action for s in history}
         found = []
-        for s in scored:
-            seed_id = seeds[s.best_seed][0]
-            text = because(by_id[seed_id], names.get(seed_id, "products you liked"))
+        for s, seed_id in zip(scored, named, strict=True):
+            text = (
+                because(by_id[seed_id], names.get(seed_id, "products you liked"))
+                if seed_id is not None
+                else GENERAL_REASON
+            )
             found.append(Candidate(s.product_id, s.score, (Reason("FOR_YOU", text),)))
         return found
 

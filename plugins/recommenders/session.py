@@ -28,7 +28,7 @@ from shopfront import (
     TrainingData,
 )
 from shopfront.plugins.recommenders.base import TrainedRecommender, pool_size, titles
-from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.config import knob
 from shopfront.plugins.recommenders.history import because, personal
 from shopfront.plugins.recommenders.neighbours import NeighbourState, NeighbourTable, top_k_sparse
 
@@ -50,7 +50,7 @@ class SessionNeighbours(TrainedRecommender[NeighbourState]):
 
     def __init__(self, setup: StrategySetup) -> None:
         super().__init__(setup)
-        self.config = parse_config(SessionConfig, setup.config)
+        self.config = setup.config_as(SessionConfig)
 
     def train(self, data: TrainingData) -> NeighbourState:
         events = data.interactions

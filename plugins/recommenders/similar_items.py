@@ -25,7 +25,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 from shopfront import Candidate, Product, Reason, RequestContext, Slot, StrategySetup, TrainingData
 from shopfront.plugins.recommenders.base import Arrays, TrainedRecommender, pool_size, titles
-from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.config import knob
 from shopfront.plugins.recommenders.history import because, shopper_seeds
 from shopfront.plugins.recommenders.neighbours import NeighbourTable, top_k_dense, top_k_sparse
 from shopfront.plugins.recommenders.popularity import (
@@ -85,7 +85,7 @@ class SimilarItems(TrainedRecommender[SimilarItemsState]):
 
     def __init__(self, setup: StrategySetup) -> None:
         super().__init__(setup)
-        self.config = parse_config(SimilarItemsConfig, setup.config)
+        self.config = setup.config_as(SimilarItemsConfig)
 
     # -- training --------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any, Self
 import numpy.typing as npt
 from shopfront import Candidate, RequestContext, Slot, StrategySetup, TrainingData
 from shopfront.plugins.recommenders.base import Arrays, TrainedRecommender, candidate, pool_size
-from shopfront.plugins.recommenders.config import knob, parse_config
+from shopfront.plugins.recommenders.config import knob
 from shopfront.plugins.recommenders.popularity import (
     ALL,
     SEPARATOR,
@@ -67,7 +67,7 @@ class Trending(TrainedRecommender[TrendingState]):
 
     def __init__(self, setup: StrategySetup) -> None:
         super().__init__(setup)
-        self.config = parse_config(TrendingConfig, setup.config)
+        self.config = setup.config_as(TrendingConfig)
         self.period = self.config.period_label or period_of(self.config.half_life_days)
 
     def train(self, data: TrainingData) -> TrendingState:

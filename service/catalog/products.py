@@ -37,16 +37,19 @@ class ProductError(ValueError):
 
 @dataclass(frozen=True)
 class Product:
-    id: str
-    title: str
-    price: Money
+    """A catalog product as strategies see it (read-only; ``upsert_products`` writes them)."""
+
+    id: str  # the merchant's product id (SKU)
+    title: str  # shown to shoppers
+    price: Money  # integer minor units and ISO currency
     description: str = ""
-    category_path: tuple[str, ...] = ()
+    category_path: tuple[str, ...] = ()  # ("Shoes", "Running"), most general first
     brand: str = ""
     tags: tuple[str, ...] = ()
-    stock: int = 0
-    active: bool = True
+    stock: int = 0  # units available; 0: out of stock
+    active: bool = True  # False: never served
     image_url: str = ""
+    # Free-form key -> value (size, colour, ...).
     attributes: Mapping[str, str] = field(default_factory=dict)
     created_at: datetime | None = None
     updated_at: datetime | None = None

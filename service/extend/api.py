@@ -6,8 +6,9 @@ built-in plugins on exactly these names, and tests/extend/test_api.py checks tha
 documented in docs/plugins.md.
 
 - Hooks: `hookimpl` marks a plugin's hook implementations (see `shopfront.extend.hookspecs`).
-- Registration: `RecommenderSpec`, `CouponStrategySpec`, `PromotionSpec`, and the
-  `StrategySetup` a factory receives.
+- Registration: `RecommenderSpec`, `CouponStrategySpec`, `PromotionSpec`, the `setting`
+  helper that declares a strategy's settings (its ``config_type``), and the `StrategySetup` a
+  factory receives.
 - Strategies: the `Recommender`, `Trainable`, `CouponStrategy` and `Promotion` protocols.
 - Values they see and return: `RequestContext`, `Profile`, `Product`, `Money`, `Candidate`,
   `Reason`, `Slot`, `CouponOffer`, `PricedCart`, `PromotionOutcome`, ...
@@ -58,6 +59,7 @@ from shopfront.offers.rules import (
     text_value,
 )
 from shopfront.platform.config import ConfigError, Settings
+from shopfront.platform.config_schema import setting
 from shopfront.platform.money import Money, MoneyError, allocate
 from shopfront.platform.store import Store
 from shopfront.platform.strategy_setup import StrategySetup
@@ -136,6 +138,7 @@ __all__ = [
     "same_currency",
     "scope_to_doc",
     "scope_value",
+    "setting",
     "strings_value",
     "text_value",
     "upsert_products",

@@ -20,11 +20,14 @@ Layout::
     [shipping]                     # flat shipping per currency, in minor units
     EUR = 495
 
-A strategy's keys are exactly its spec's ``default_config`` keys plus the host keys; an unknown
-key, or a value whose type differs from the default's, is a `ConfigError` that names the plugin,
-the strategy and the key. A string ``"env:VAR"`` is read from the environment variable ``VAR``
-(and converted to the default's type), so secrets never sit in the file; such values are hidden
-in the merchant `plugins` query, as are the keys a spec lists in ``secrets``.
+A strategy's keys are exactly its declared settings (the spec's ``config_type``, a dataclass:
+types, bounds, list item types; see `shopfront.platform.config_schema`) — or, for a spec
+without one, its ``default_config`` keys — plus the host keys. An unknown key, a value of the
+wrong type or out of bounds is a `ConfigError` that names the plugin, the strategy, the setting
+and the value. A string ``"env:VAR"`` is read from the environment variable ``VAR`` (and
+converted to the setting's type), so secrets never sit in the file; such values are hidden in
+the merchant `plugins` query, as are the keys a spec lists in ``secrets`` and settings declared
+``secret=True``.
 """
 
 from __future__ import annotations
@@ -33,12 +36,21 @@ import math
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shopfront.platform.config import ConfigError, Settings
+from shopfront.platform.config_schema import (
+    SettingError,
+    check_settings,
+    describe_settings,
+    field_type,
+    parse_settings,
+    plain,
+)
 
 HIDDEN = "***"
 KNOWN_SECTIONS: tuple[str, ...] = ("plugins", "strategies", "slots", "shipping")
@@ -78,6 +90,7 @@ class StrategyConfig:
     timeout_ms: int
     breaker_failures: int
     breaker_cooldown_ms: int
+    declared: Any = None  # the config_type instance (None without one, or while disabled)
 
 
 def load_config_file(path: Path | None) -> ConfigFile:
@@ -228,6 +241,128 @@ def check_value(default: Any, value: Any, where: str) -> Any:
     return value
 
 
+def _env_scalar(tp: Any) -> Any:
+    """A sample value of the scalar type an ``env:`` value converts to, or None (text)."""
+    options = [a for a in (typing.get_args(tp) or (tp,)) if a is not type(None)]
+    for kind, sample in ((bool, False), (int, 0), (float, 0.0), (str, "")):
+        if kind in options:
+            return sample
+    return None
+
+
+def _host_values(
+    plugin: str,
+    strategy: str,
+    given: Mapping[str, Any],
+    host_defaults: Mapping[str, Any],
+    env: Mapping[str, str],
+) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key in HOST_KEYS:
+        if key not in given:
+            values[key] = host_defaults[key]
+            continue
+        where = _where(plugin, strategy, key)
+        raw = given[key]
+        if isinstance(raw, str) and _ENV_REF.match(raw):
+            text = _resolve_env(raw, plugin, strategy, key, env)
+            raw = _from_env_text(text, host_defaults[key], where)
+        values[key] = check_value(host_defaults[key], raw, where)
+    for key in ("timeout_ms", "breaker_failures"):
+        if values[key] < 1:
+            raise ConfigError(f"{_where(plugin, strategy, key)}: must be at least 1")
+    if values["breaker_cooldown_ms"] < 0:
+        raise ConfigError(f"{_where(plugin, strategy, 'breaker_cooldown_ms')}: must be >= 0")
+    return values
+
+
+def _resolve_declared(
+    *,
+    plugin: str,
+    strategy: str,
+    config_type: type[Any],
+    secrets: Sequence[str],
+    section: Mapping[str, Any] | None,
+    settings: Settings,
+    env: Mapping[str, str],
+) -> StrategyConfig:
+    """`resolve_strategy_config` for a spec that declares its settings."""
+    head = f"plugin {plugin!r}, strategy {strategy!r}"
+    try:
+        declared = {s.name: s for s in describe_settings(config_type)}
+    except SettingError as exc:
+        raise ConfigError(f"{head}: config_type {config_type.__name__}: {exc}") from None
+    clash = sorted((set(declared) & set(HOST_KEYS)) - {"enabled"})
+    if clash:
+        raise ConfigError(
+            f"{head}: config_type declares host setting(s) {', '.join(clash)}; rename them"
+        )
+    if "enabled" in declared and declared["enabled"].type != "bool":
+        raise ConfigError(f"{head}: config_type's 'enabled' must be a bool")
+    unknown_secrets = sorted(set(secrets) - set(declared))
+    if unknown_secrets:
+        raise ConfigError(
+            f"{head}: secrets name setting(s) {', '.join(unknown_secrets)} that "
+            f"{config_type.__name__} does not declare"
+        )
+    enabled_default = declared["enabled"].default if "enabled" in declared else True
+    host_defaults: dict[str, Any] = {
+        "enabled": enabled_default if isinstance(enabled_default, bool) else True,
+        "timeout_ms": settings.strategy_timeout_ms,
+        "breaker_failures": settings.breaker_failures,
+        "breaker_cooldown_ms": settings.breaker_cooldown_ms,
+    }
+    given = dict(section or {})
+    hidden = set(secrets) | {s.name for s in declared.values() if s.secret}
+    values: dict[str, Any] = {}
+    for key, raw in given.items():
+        if key in HOST_KEYS and key not in declared:
+            continue
+        if key not in declared:
+            known = sorted(set(declared) | set(HOST_KEYS))
+            raise ConfigError(
+                f"{_where(plugin, strategy, key)}: unknown key; known keys: {', '.join(known)}"
+            )
+        if isinstance(raw, str) and _ENV_REF.match(raw):
+            text = _resolve_env(raw, plugin, strategy, key, env)
+            sample = _env_scalar(field_type(config_type, key))
+            raw = (
+                text
+                if sample is None
+                else _from_env_text(text, sample, _where(plugin, strategy, key))
+            )
+            hidden.add(key)
+        values[key] = raw
+    host = _host_values(plugin, strategy, given, host_defaults, env)
+    if "enabled" in declared and "enabled" in values:
+        host["enabled"] = values["enabled"]
+    try:
+        if host["enabled"]:
+            instance: Any = parse_settings(config_type, values)
+        else:
+            # Switched off: what is given must fit, but required settings may still be unset.
+            check_settings(config_type, values)
+            instance = None
+    except SettingError as exc:
+        raise ConfigError(f"{_where(plugin, strategy, exc.path)}: {exc.message}") from None
+    if instance is not None:
+        effective: dict[str, Any] = plain(instance)
+    else:
+        effective = {name: s.default for name, s in declared.items() if not s.required}
+        effective.update({k: plain(v) for k, v in values.items()})
+    effective.pop("enabled", None)  # reported as the strategy's own `enabled`
+    shown = {k: (HIDDEN if k in hidden else v) for k, v in effective.items()}
+    return StrategyConfig(
+        values=effective,
+        shown=shown,
+        enabled=host["enabled"],
+        timeout_ms=host["timeout_ms"],
+        breaker_failures=host["breaker_failures"],
+        breaker_cooldown_ms=host["breaker_cooldown_ms"],
+        declared=instance,
+    )
+
+
 def resolve_strategy_config(
     *,
     plugin: str,
@@ -237,13 +372,26 @@ def resolve_strategy_config(
     section: Mapping[str, Any] | None,
     settings: Settings,
     environ: Mapping[str, str] | None = None,
+    config_type: type[Any] | None = None,
 ) -> StrategyConfig:
-    """Validate one ``[strategies.<name>]`` section against its spec's defaults.
+    """Validate one ``[strategies.<name>]`` section against the spec's declared settings
+    (``config_type``) or, without them, its defaults.
 
-    A spec may default ``enabled`` (a boolean) — ``False`` ships the strategy switched off
-    until the merchant configures and enables it; the other host keys are the host's.
+    A spec may default ``enabled`` (a boolean: in ``default_config`` or as a declared setting)
+    — ``False`` ships the strategy switched off until the merchant configures and enables it;
+    the other host keys are the host's.
     """
     env = os.environ if environ is None else environ
+    if config_type is not None:
+        return _resolve_declared(
+            plugin=plugin,
+            strategy=strategy,
+            config_type=config_type,
+            secrets=secrets,
+            section=section,
+            settings=settings,
+            env=env,
+        )
     enabled_default = defaults.get("enabled", True)
     if not isinstance(enabled_default, bool):
         raise ConfigError(

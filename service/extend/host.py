@@ -32,7 +32,6 @@ import asyncio
 import importlib
 import importlib.metadata
 import logging
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
@@ -43,6 +42,7 @@ from shopfront.catalog.products import Product
 from shopfront.extend import hookspecs
 from shopfront.extend.config import (
     ConfigFile,
+    StrategyConfig,
     load_config_file,
     resolve_plugin_config,
     resolve_strategy_config,
@@ -72,7 +72,6 @@ from shopfront.extend.records import (
     Degradation,
     HealthSnapshot,
     HostedPromotion,
-    PluginEraseError,
     PluginError,
     PluginRecord,
     PluginReport,
@@ -83,6 +82,8 @@ from shopfront.extend.records import (
     StrategyReport,
     health_snapshot,
 )
+from shopfront.extend.shopper_data import erased_counts, exported
+from shopfront.extend.specs import checked_specs, spec_settings
 from shopfront.offers.contract import (
     CouponOffer,
     CouponStrategy,
@@ -124,7 +125,6 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
 )
 
 ENTRY_POINT_GROUP = PROJECT
-NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 _REGISTER_HOOKS: tuple[tuple[str, StrategyKind, type[SpecType]], ...] = (
     ("register_recommenders", StrategyKind.RECOMMENDER, RecommenderSpec),
     ("register_coupon_strategies", StrategyKind.COUPON, CouponStrategySpec),
@@ -364,6 +364,7 @@ class PluginHost:
                     section=self.config.strategies.get(spec.name),
                     settings=self.settings,
                     environ=self._environ,
+                    config_type=spec.config_type,
                 )
                 self._strategies[spec.name] = Strategy(
                     kind=kind,
@@ -381,26 +382,7 @@ class PluginHost:
             result = impl.function()
         except Exception as exc:
             raise PluginError(f"{impl.function.__name__} raised {describe_error(exc)}") from exc
-        if result is None:
-            return []
-        if not isinstance(result, list | tuple):
-            raise PluginError(
-                f"{impl.function.__name__} must return a list of {spec_type.__name__}, "
-                f"got {type(result).__name__}"
-            )
-        for spec in result:
-            if not isinstance(spec, spec_type):
-                raise PluginError(
-                    f"{impl.function.__name__} returned {type(spec).__name__}, "
-                    f"expected {spec_type.__name__}"
-                )
-            if not isinstance(spec.name, str) or not NAME_PATTERN.match(spec.name):
-                raise PluginError(f"strategy name {spec.name!r} must match {NAME_PATTERN.pattern}")
-            if not callable(spec.factory):
-                raise PluginError(f"strategy {spec.name!r}: factory is not callable")
-            if not isinstance(spec.default_config, Mapping):
-                raise PluginError(f"strategy {spec.name!r}: default_config must be a mapping")
-        return list(result)
+        return checked_specs(impl.function.__name__, result, spec_type)
 
     def _warn_unconfigured(self) -> None:
         for name in sorted(set(self.config.strategies) - set(self._strategies)):
@@ -454,13 +436,25 @@ class PluginHost:
     async def _build_strategy(
         self, record: PluginRecord, strategy: Strategy, startup_s: float
     ) -> None:
-        assert record.loop is not None and record.store is not None
+        strategy.obj, strategy.terms = await self.build_object(strategy, strategy.config)
+
+    async def build_object(
+        self, strategy: Strategy, config: StrategyConfig
+    ) -> tuple[Any, PromotionTerms | None]:
+        """A new object for ``strategy`` built from ``config`` by its factory on the plugin's
+        loop, and a promotion's terms; nothing of ``strategy`` changes. Raises `ConfigError`
+        (the factory refused a value) or `PluginError`, naming the strategy."""
+        record = strategy.plugin
+        startup_s = self.settings.plugin_startup_timeout_ms / 1000
+        if record.loop is None or record.store is None:
+            raise PluginError(f"strategy {strategy.name!r}: its plugin is not running")
         setup = StrategySetup(
             name=strategy.name,
-            config=MappingProxyType(dict(strategy.config.values)),
+            config=MappingProxyType(dict(config.values)),
             settings=self.settings,
             store=record.store,
             log=logging.getLogger(f"shopfront.plugins.{record.name}.{strategy.name}"),
+            declared=config.declared,
         )
         factory = strategy.spec.factory
         try:
@@ -488,21 +482,35 @@ class PluginHost:
             problem = training_problem(obj)
             if problem is not None:
                 raise PluginError(f"recommender {strategy.name!r}: {problem}")
-        if strategy.kind is StrategyKind.PROMOTION:
-            try:
-                promotion: Any = obj
-                terms = await record.loop.run(lambda: promotion.terms, startup_s)
-            except Exception as exc:
-                raise PluginError(
-                    f"promotion {strategy.name!r}: reading terms raised {describe_error(exc)}"
-                ) from exc
-            if not isinstance(terms, PromotionTerms):
-                raise PluginError(
-                    f"promotion {strategy.name!r}: terms must be PromotionTerms, "
-                    f"got {type(terms).__name__}"
-                )
-            strategy.terms = terms
-        strategy.obj = obj
+        if strategy.kind is not StrategyKind.PROMOTION:
+            return obj, None
+        try:
+            promotion: Any = obj
+            terms = await record.loop.run(lambda: promotion.terms, startup_s)
+        except Exception as exc:
+            raise PluginError(
+                f"promotion {strategy.name!r}: reading terms raised {describe_error(exc)}"
+            ) from exc
+        if not isinstance(terms, PromotionTerms):
+            raise PluginError(
+                f"promotion {strategy.name!r}: terms must be PromotionTerms, "
+                f"got {type(terms).__name__}"
+            )
+        return obj, terms
+
+    def resolve_config(self, strategy: Strategy, config: ConfigFile) -> StrategyConfig:
+        """``strategy``'s configuration as ``config`` would give it (validated, not applied)."""
+        spec = strategy.spec
+        return resolve_strategy_config(
+            plugin=strategy.plugin.name,
+            strategy=strategy.name,
+            defaults=spec.default_config,
+            secrets=spec.secrets,
+            section=config.strategies.get(strategy.name),
+            settings=self.settings,
+            environ=self._environ,
+            config_type=spec.config_type,
+        )
 
     async def _stop_plugin(self, record: PluginRecord) -> None:
         timeout_s = 5.0
@@ -649,7 +657,7 @@ class PluginHost:
                 strategy.breaker.cooldown_s,
             )
         self._observe(strategy, outcome, time.perf_counter() - started)
-        return CallResult(None, Degradation(name, reason))
+        return CallResult(None, Degradation(name, reason, outcome))
 
     async def recommend(
         self, name: str, ctx: RequestContext, slot: Slot
@@ -777,36 +785,15 @@ class PluginHost:
 
     async def erase_user(self, user_id: str, session_ids: Sequence[str] = ()) -> dict[str, int]:
         """Ask every plugin to forget ``user_id`` and their ``session_ids``: records deleted,
-        by plugin.
-
-        Raises `PluginEraseError` (carrying the others' counts) when any plugin failed or
-        answered with something other than a count, so an erase is never reported complete
-        when it is not.
-        """
-        values, failures = await self._each_on_loop(
-            "on_user_erased", {"user_id": user_id, "session_ids": tuple(session_ids)}
-        )
-        deleted: dict[str, int] = {}
-        for plugin, value in values.items():
-            if value is None:
-                deleted[plugin] = 0
-            elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                deleted[plugin] = value
-            else:
-                failures[plugin] = f"returned {value!r}, expected a count"
-        if failures:
-            raise PluginEraseError(failures, deleted)
-        return deleted
+        by plugin. Raises `PluginEraseError` (carrying the others' counts) when any plugin
+        failed or answered with something other than a count."""
+        kwargs = {"user_id": user_id, "session_ids": tuple(session_ids)}
+        return erased_counts(*await self._each_on_loop("on_user_erased", kwargs))
 
     async def export_user(self, user_id: str, session_ids: Sequence[str] = ()) -> PluginExport:
         """What each plugin's ``export_user_data`` says it keeps, and which plugins failed."""
         kwargs = {"user_id": user_id, "session_ids": tuple(session_ids)}
-        values, failures = await self._each_on_loop("export_user_data", kwargs)
-        for plugin, value in values.items():
-            if value is not None and not isinstance(value, Mapping):
-                failures[plugin] = f"returned {type(value).__name__}, expected a mapping"
-        data = {p: dict(v) for p, v in values.items() if isinstance(v, Mapping)}
-        return PluginExport(data, failures)
+        return exported(*await self._each_on_loop("export_user_data", kwargs))
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -827,6 +814,7 @@ class PluginHost:
                     timeout_ms=s.config.timeout_ms,
                     config=dict(s.config.shown),
                     health=health_snapshot(s),
+                    settings=spec_settings(s.spec),
                 )
                 for s in self._strategies.values()
                 if s.plugin is record

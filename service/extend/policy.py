@@ -80,7 +80,8 @@ def first_result(
                 describe_error(exc),
                 exc_info=not isinstance(exc, OutputError),
             )
-            problems.append(Degradation(f"{hook_name}:{impl.plugin_name}", why))
+            cause = "invalid" if isinstance(exc, OutputError) else "error"
+            problems.append(Degradation(f"{hook_name}:{impl.plugin_name}", why, cause))
     return None, problems
 
 

@@ -22,6 +22,7 @@ from shopfront.offers.contract import (
     PromotionSpec,
     PromotionTerms,
 )
+from shopfront.platform.config_schema import SettingInfo
 from shopfront.platform.store import Store
 from shopfront.recommend.contract import (
     RecommenderSpec,
@@ -57,10 +58,21 @@ class StrategyKind(StrEnum):
 
 @dataclass(frozen=True)
 class Degradation:
-    """Something left out of one response: the strategy (or policy hook) and why."""
+    """Something left out of one response: the strategy (or policy hook) and why.
+
+    ``reason`` is for people (``timeout after 200 ms``, ``error: KeyError``); ``cause`` is its
+    fixed kind for metrics (``timeout``, ``error``, ``invalid``); empty when the reason is
+    itself fixed (``not loaded``, ``disabled``, ``circuit open``). See `kind`.
+    """
 
     strategy: str
     reason: str
+    cause: str = field(default="", compare=False)
+
+    @property
+    def kind(self) -> str:
+        """The reason's fixed kind: ``cause``, or the reason when it has no details."""
+        return self.cause or self.reason
 
 
 @dataclass(frozen=True)
@@ -172,6 +184,7 @@ class StrategyReport:
     timeout_ms: int
     config: Mapping[str, Any]  # secrets hidden
     health: HealthSnapshot
+    settings: tuple[SettingInfo, ...] = ()  # what the strategy's config may set
 
 
 @dataclass(frozen=True)

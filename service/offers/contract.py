@@ -28,12 +28,12 @@ from shopfront.shoppers.context import RequestContext
 class CouponOffer:
     """A coupon offered to this shopper: the code to enter, a title, expiry, and why."""
 
-    code: str
-    title: str
-    reason: Reason
-    expires_at: datetime | None = None
-    campaign_id: str | None = None
-    strategy: str = ""
+    code: str  # what the shopper types at checkout
+    title: str  # shown to the shopper
+    reason: Reason  # why this shopper gets it
+    expires_at: datetime | None = None  # None: no expiry
+    campaign_id: str | None = None  # the campaign the code belongs to, if any
+    strategy: str = ""  # filled in by the host
 
 
 @runtime_checkable
@@ -65,20 +65,22 @@ class Stacking(StrEnum):
 class PromotionTerms:
     """How a promotion stacks: its class, priority (lower runs first) and stacking rule."""
 
-    name: str
-    title: str
-    klass: PromotionClass
-    priority: int = 100
-    stacking: Stacking = Stacking.ALL
-    combines_with: frozenset[PromotionClass] = frozenset()
+    name: str  # unique; the strategy name for a plugin promotion
+    title: str  # shown to the shopper
+    klass: PromotionClass  # ORDER, PRODUCT, SHIPPING (or COUPON)
+    priority: int = 100  # lower runs first in the chain
+    stacking: Stacking = Stacking.ALL  # how it combines with others
+    combines_with: frozenset[PromotionClass] = frozenset()  # the classes it combines with (CLASSES)
 
 
 @dataclass(frozen=True)
 class PricedLine:
-    index: int
-    product_id: str
-    quantity: int
-    unit_price: Money
+    """One cart line with its price and the discount promotions took off it so far."""
+
+    index: int  # position in the cart (line_discounts key)
+    product_id: str  # the product (see ctx.products)
+    quantity: int  # units
+    unit_price: Money  # the product's price
     subtotal: Money  # unit_price * quantity
     discount: Money  # sum of promotion discounts allocated to this line
 
@@ -89,11 +91,13 @@ class PricedLine:
 
 @dataclass(frozen=True)
 class AppliedPromotion:
-    name: str
-    title: str
+    """A promotion (or coupon) that gave a discount on the priced cart, and how much."""
+
+    name: str  # the promotion's name (its terms.name)
+    title: str  # shown to the shopper
     amount: Money  # order-level total of this promotion's discount
     line_amounts: Mapping[int, int] = field(default_factory=dict)  # line index -> minor units
-    shipping_amount: int = 0
+    shipping_amount: int = 0  # minor units off shipping
     source: str = "promotion"  # or "coupon:<code>"
 
 
@@ -105,9 +109,9 @@ class NotApplied:
     ``conflicts`` names the applied promotions it does not combine with.
     """
 
-    name: str
-    reason: str
-    code: str = "NOT_APPLICABLE"
+    name: str  # the promotion or coupon
+    reason: str  # shown to the shopper
+    code: str = "NOT_APPLICABLE"  # NOT_APPLICABLE, UNAVAILABLE, INVALID, ...
     missing: Money | None = None
     conflicts: tuple[str, ...] = ()
 
@@ -118,9 +122,9 @@ class ProductScope:
     category path (a prefix of the product's path), or of a listed brand. Empty: every product.
     """
 
-    product_ids: frozenset[str] = frozenset()
-    categories: frozenset[tuple[str, ...]] = frozenset()
-    brands: frozenset[str] = frozenset()
+    product_ids: frozenset[str] = frozenset()  # these products
+    categories: frozenset[tuple[str, ...]] = frozenset()  # products under these category paths
+    brands: frozenset[str] = frozenset()  # products of these brands
 
     @property
     def everything(self) -> bool:
@@ -143,8 +147,8 @@ class Nudge:
     products count towards it; the engine fills ``product_ids`` with suggestions.
     """
 
-    promotion: str
-    text: str
+    promotion: str  # the promotion's name
+    text: str  # shown to the shopper, e.g. "Add 5.00 EUR..."
     missing: Money | None = None
     product_ids: tuple[str, ...] = ()
     kind: str = ""
@@ -155,12 +159,15 @@ class Nudge:
 
 @dataclass(frozen=True)
 class PricedCart:
-    currency: str
-    lines: tuple[PricedLine, ...]
-    shipping: Money
-    applied: tuple[AppliedPromotion, ...] = ()
-    not_applied: tuple[NotApplied, ...] = ()
-    nudges: tuple[Nudge, ...] = ()
+    """The cart priced so far: lines, shipping, what applied and what did not; the totals are
+    properties (never below zero)."""
+
+    currency: str  # ISO 4217 code of every amount
+    lines: tuple[PricedLine, ...]  # in cart order
+    shipping: Money  # the shipping fee before discounts
+    applied: tuple[AppliedPromotion, ...] = ()  # promotions that gave a discount
+    not_applied: tuple[NotApplied, ...] = ()  # promotions that did not, and why
+    nudges: tuple[Nudge, ...] = ()  # promotions the cart almost meets
 
     @property
     def subtotal(self) -> Money:
@@ -220,12 +227,20 @@ class Promotion(Protocol):
 
 @dataclass(frozen=True)
 class CouponStrategySpec:
-    name: str
+    """A coupon strategy a plugin provides, returned by ``register_coupon_strategies``; the
+    same fields as `RecommenderSpec`."""
+
+    name: str  # unique across plugins; letters, digits, _ . -
+    # Builds the strategy (sync or async).
     factory: Callable[[StrategySetup], CouponStrategy | Awaitable[CouponStrategy]]
-    description: str
+    description: str  # shown in the plugins query
+    # Settings by example (types from values).
     default_config: Mapping[str, Any] = field(default_factory=dict)
-    secrets: tuple[str, ...] = ()
-    personalized: bool = True
+    secrets: tuple[str, ...] = ()  # config keys hidden in the plugins query
+    personalized: bool = True  # False: safe for shoppers without consent
+    # The declared settings: a dataclass of `setting` fields (types, bounds, docs), instead
+    # of ``default_config`` (which checks values only against the defaults' types).
+    config_type: type[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -240,12 +255,16 @@ class PromotionSpec:
     that rejects a definition raises ``ValueError`` naming the field.
     """
 
-    name: str
+    name: str  # unique across plugins; letters, digits, _ . -
     factory: Callable[[StrategySetup], Promotion | Awaitable[Promotion]]
-    description: str
+    description: str  # shown in the plugins query
+    # Settings by example (types from values).
     default_config: Mapping[str, Any] = field(default_factory=dict)
-    secrets: tuple[str, ...] = ()
-    managed: bool = False
+    secrets: tuple[str, ...] = ()  # config keys hidden in the plugins query
+    managed: bool = False  # True: a promotion type (see above)
+    # The declared settings: a dataclass of `setting` fields (types, bounds, docs), instead
+    # of ``default_config`` (which checks values only against the defaults' types).
+    config_type: type[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -253,4 +272,4 @@ class StackingPlan:
     """Alternative promotion sequences to price; the engine keeps the best for the shopper
     (lowest total), ties to the earlier alternative. Each alternative is in chain order."""
 
-    alternatives: tuple[tuple[str, ...], ...]
+    alternatives: tuple[tuple[str, ...], ...]  # each a sequence of promotion names

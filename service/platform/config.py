@@ -500,6 +500,14 @@ class Settings:
         default=30,
         metadata=_meta("How long redeemCoupon remembers an idempotency key's result.", min=1),
     )
+    plugin_config_refresh_s: float = field(
+        default=5.0,
+        metadata=_meta(
+            "How often each instance checks for plugin configuration published by "
+            "`shopfront plugins reload` (or SIGHUP to an instance).",
+            min=0.1,
+        ),
+    )
     model_poll_interval_s: float = field(
         default=30.0,
         metadata=_meta(

@@ -4,8 +4,9 @@ The HTTP layer binds a `RequestInfo` for each request (a context variable, so it
 request into every task it starts). Any log record emitted while it is bound carries the
 request id; the request's own summary line adds the operation, the API key's *name* (never the
 key), the duration and the parts of the answer that were degraded. Code anywhere in a request
-calls `mark_degraded("recommender:trending")` to have that part named in the summary and in
-the ``shopfront_degraded_parts`` metric.
+calls ``mark_degraded("trending", "timeout after 200 ms", cause="timeout")`` to have that part
+named, with its reason, in the summary and counted in the ``shopfront_degraded_parts`` metric
+(labelled by strategy and cause).
 
 Personal data stays out of logs unless ``SHOPFRONT_LOG_PII=true``: the summary line carries
 the client address only then, and code that names a shopper in a message passes the id
@@ -36,6 +37,26 @@ _STANDARD = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class DegradedPart:
+    """One part left out of an answer (or served from a fallback).
+
+    ``strategy`` names the part (a strategy, ``<hook>:<plugin>``, ``profile``, ``database``);
+    ``reason`` says why in words; ``cause`` is the reason's fixed kind (``timeout``, ``error``,
+    ``not loaded``, ...) and ``label`` the strategy as the metric names it: the metric's labels
+    stay a small, fixed set even when a reason carries details or a client names a strategy
+    that does not exist.
+    """
+
+    strategy: str
+    reason: str
+    cause: str
+    label: str
+
+    def as_log(self) -> dict[str, str]:
+        return {"strategy": self.strategy, "reason": self.reason}
+
+
 @dataclass
 class RequestInfo:
     """What the summary line of one request reports; filled in as the request proceeds."""
@@ -48,7 +69,7 @@ class RequestInfo:
     operations: list[str] = field(default_factory=list)
     key_name: str | None = None
     role: str | None = None
-    degraded: list[str] = field(default_factory=list)
+    degraded: list[DegradedPart] = field(default_factory=list)
     error_codes: list[str] = field(default_factory=list)
 
     def elapsed_ms(self) -> float:
@@ -74,11 +95,18 @@ def bind_request(info: RequestInfo) -> Iterator[RequestInfo]:
         _current.reset(token)
 
 
-def mark_degraded(part: str) -> None:
-    """Record that ``part`` of the current answer was left out or served from a fallback."""
+def mark_degraded(
+    part: str, reason: str = "", *, cause: str | None = None, label: str | None = None
+) -> None:
+    """Record that ``part`` of the current answer was left out or served from a fallback, and
+    why (see `DegradedPart`; ``cause`` defaults to ``reason``, ``label`` to ``part``). The same
+    part and reason are recorded once; outside a request this does nothing."""
     info = _current.get()
-    if info is not None and part not in info.degraded:
-        info.degraded.append(part)
+    if info is None:
+        return
+    entry = DegradedPart(part, reason, cause if cause is not None else reason, label or part)
+    if not any(d.strategy == part and d.reason == reason for d in info.degraded):
+        info.degraded.append(entry)
 
 
 class JsonFormatter(logging.Formatter):
@@ -166,7 +194,7 @@ def log_request(info: RequestInfo, status: int, *, log_pii: bool = False) -> Non
             "key_name": info.key_name,
             "role": info.role,
             "client": info.client if log_pii else None,
-            "degraded": list(info.degraded),
+            "degraded": [d.as_log() for d in info.degraded],
             "error_codes": sorted(set(info.error_codes)),
         },
     )

@@ -191,8 +191,10 @@ class Metrics:
         )
         self.degraded = Counter(
             "shopfront_degraded_parts",
-            "Responses that left a part out (a late or failing strategy, a cached fallback).",
-            ["part"],
+            "Parts left out of responses (a late or failing strategy, a cached fallback), by "
+            "strategy and reason (the reason's kind: timeout, error, invalid, circuit open, not "
+            "loaded, ...).",
+            ["strategy", "reason"],
             registry=r,
         )
 

@@ -46,8 +46,11 @@ def check_currency(code: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Money:
-    amount: int
-    currency: str
+    """An amount of money: integer minor units (cents) of an ISO 4217 currency. Never a
+    float; arithmetic refuses to mix currencies (`MoneyError`)."""
+
+    amount: int  # minor units: 1999 EUR is 19.99 EUR
+    currency: str  # ISO 4217 code, e.g. "EUR"
 
     def __post_init__(self) -> None:
         if isinstance(self.amount, bool) or not isinstance(self.amount, int):

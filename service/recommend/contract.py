@@ -33,38 +33,40 @@ class Reason:
     Strategies may leave ``strategy`` empty; the host fills in the strategy's name.
     """
 
-    code: str
-    text: str
-    strategy: str = ""
+    code: str  # machine-readable, e.g. VIEWED_SIMILAR
+    text: str  # for the shopper, e.g. "Because you viewed X"
+    strategy: str = ""  # filled in by the host when empty
 
 
 @dataclass(frozen=True)
 class Candidate:
     """A product a recommender proposes, with a strategy-specific score (higher is better)."""
 
-    product_id: str
-    score: float
-    reasons: tuple[Reason, ...] = ()
+    product_id: str  # a product id of the catalog
+    score: float  # finite; only the order within one strategy matters
+    reasons: tuple[Reason, ...] = ()  # at least one is shown (made from the description if none)
 
 
 @dataclass(frozen=True)
 class SlotFilter:
-    category_path: tuple[str, ...] | None = None
+    """Hard limits on a slot's items; the host applies them whatever the strategies return."""
+
+    category_path: tuple[str, ...] | None = None  # only products under this path (CATEGORY pages)
     min_price: int | None = None  # minor units, in the request currency
-    max_price: int | None = None
+    max_price: int | None = None  # minor units, in the request currency
 
 
 @dataclass(frozen=True)
 class Slot:
     """One recommendation slot of the page: which strategies fill it, with which weights."""
 
-    name: str
-    title: str
-    strategies: tuple[str, ...]
-    limit: int = 10
-    weights: Mapping[str, float] = field(default_factory=dict)
-    filters: SlotFilter = field(default_factory=SlotFilter)
-    params: Mapping[str, Any] = field(default_factory=dict)
+    name: str  # e.g. "recommended_for_you"
+    title: str  # shown to the shopper
+    strategies: tuple[str, ...]  # the strategies blended into it
+    limit: int = 10  # items shown, at most 50
+    weights: Mapping[str, float] = field(default_factory=dict)  # strategy name -> blend weight
+    filters: SlotFilter = field(default_factory=SlotFilter)  # hard limits the host applies
+    params: Mapping[str, Any] = field(default_factory=dict)  # free-form: config, experiments
 
 
 @dataclass(frozen=True)
@@ -74,10 +76,10 @@ class TrainingData:
     ``events`` are stored event documents (see `shopfront.shoppers.events`), oldest first.
     """
 
-    products: Sequence[Product]
-    events: Sequence[Mapping[str, Any]]
-    window_start: datetime
-    window_end: datetime
+    products: Sequence[Product]  # the catalog, in item-index order
+    events: Sequence[Mapping[str, Any]]  # stored event documents (or Interactions)
+    window_start: datetime  # first event time considered
+    window_end: datetime  # last event time considered
     progress: Callable[[str, float], None] | None = None  # (stage, fraction done)
 
     @cached_property
@@ -121,9 +123,18 @@ class Trainable(Protocol):
 
 @dataclass(frozen=True)
 class RecommenderSpec:
-    name: str
+    """A recommender a plugin provides, returned by ``register_recommenders``. The host
+    validates its configuration (``config_type``, or ``default_config``) and builds it once at
+    start-up (and again when a reload changes its configuration) by calling ``factory``."""
+
+    name: str  # unique across plugins; letters, digits, _ . -
+    # Builds the strategy (sync or async).
     factory: Callable[[StrategySetup], Recommender | Awaitable[Recommender]]
-    description: str
+    description: str  # shown in the plugins query; fallback reason
+    # Settings by example (types from values).
     default_config: Mapping[str, Any] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()  # config keys hidden in the `plugins` query
     personalized: bool = True  # False: safe for shoppers without personalization consent
+    # The declared settings: a dataclass of `setting` fields (types, bounds, docs), instead
+    # of ``default_config`` (which checks values only against the defaults' types).
+    config_type: type[Any] | None = None

@@ -47,7 +47,8 @@ class Interactions(Sequence[Mapping[str, Any]]):
     Columns (one entry per event): ``user`` (index into ``user_ids``), ``item`` (index into
     ``item_ids``, `NONE` for events without a product), ``kind`` (index into `EVENT_TYPES`),
     ``timestamp`` (Unix seconds), ``quantity``, ``order`` and ``session`` (indexes into
-    ``order_ids`` / ``session_ids`` or `NONE`), ``rating`` (0 when absent).
+    ``order_ids`` / ``session_ids`` or `NONE`), ``rating`` (0 when absent), ``text`` (a
+    search's query or a review's text: an index into ``texts``, or `NONE`).
     """
 
     item_ids: tuple[str, ...]
@@ -63,6 +64,19 @@ class Interactions(Sequence[Mapping[str, Any]]):
     session: IntArray
     rating: npt.NDArray[np.int8]
     n_catalog: int
+    # A search's query or a review's text (index into ``texts``), `NONE` for other events.
+    texts: tuple[str, ...] = ()
+    text: IntArray | None = None
+
+    def __post_init__(self) -> None:
+        if self.text is None:
+            object.__setattr__(self, "text", np.full(len(self.user), NONE, dtype=np.int32))
+
+    @property
+    def text_ids(self) -> IntArray:
+        """The ``text`` column (always set after construction)."""
+        assert self.text is not None
+        return self.text
 
     # -- shape -----------------------------------------------------------------------------
 
@@ -101,7 +115,12 @@ class Interactions(Sequence[Mapping[str, Any]]):
         session = int(self.session[i])
         item = int(self.item[i])
         order = int(self.order[i])
+        text = int(self.text_ids[i])
+        kind = EVENT_TYPES[int(self.kind[i])]
+        words = self.texts[text] if text != NONE else None
         return {
+            "query": words if kind == "search" else None,
+            "review": words if kind == "review" else None,
             "type": EVENT_TYPES[int(self.kind[i])],
             "user_id": None if user.startswith("session:") else user,
             "session_id": self.session_ids[session] if session != NONE else None,
@@ -130,6 +149,8 @@ class Interactions(Sequence[Mapping[str, Any]]):
             session=self.session[mask],
             rating=self.rating[mask],
             n_catalog=self.n_catalog,
+            texts=self.texts,
+            text=self.text_ids[mask],
         )
 
     def of_kinds(self, *kinds: str) -> npt.NDArray[np.bool_]:
@@ -173,7 +194,8 @@ class InteractionsBuilder:
         self._users: dict[str, int] = {}
         self._orders: dict[str, int] = {}
         self._sessions: dict[str, int] = {}
-        self._rows: list[tuple[int, int, int, float, int, int, int, int]] = []
+        self._texts: dict[str, int] = {}
+        self._rows: list[tuple[int, int, int, float, int, int, int, int, int]] = []
         self._chunks: list[npt.NDArray[Any]] = []
         self.skipped = 0
 
@@ -207,6 +229,7 @@ class InteractionsBuilder:
                 self._intern(self._orders, event.get("order_id")),
                 self._intern(self._sessions, event.get("session_id")),
                 int(rating) if isinstance(rating, int) and 0 < rating <= 5 else 0,
+                self._intern(self._texts, _words(event.get("query") or event.get("review"))),
             )
         )
         if len(self._rows) >= self.CHUNK:
@@ -220,7 +243,7 @@ class InteractionsBuilder:
 
     def build(self) -> Interactions:
         self._flush()
-        table = np.concatenate(self._chunks) if self._chunks else np.zeros((0, 8))
+        table = np.concatenate(self._chunks) if self._chunks else np.zeros((0, 9))
         order = np.argsort(table[:, 3], kind="stable")
         table = table[order]
 
@@ -241,4 +264,11 @@ class InteractionsBuilder:
             session=column(6),
             rating=table[:, 7].astype(np.int8),
             n_catalog=self._n_catalog,
+            texts=tuple(self._texts),
+            text=column(8),
         )
+
+
+def _words(text: object) -> str | None:
+    """A query or review as the text models read it (trimmed; None when empty)."""
+    return text.strip() if isinstance(text, str) and text.strip() else None

@@ -311,6 +311,14 @@ class ModelRegistry:
         self._strategies.setdefault(name, []).append(strategy)
         return True
 
+    def replace(self, name: str, old: object, new: object) -> None:
+        """Serve ``new`` instead of ``old`` from now on (a strategy rebuilt with a new
+        configuration; it already holds the model ``old`` served)."""
+        kept = [s for s in self._strategies.get(name, []) if s is not old]
+        if isinstance(new, PersistentModel):
+            kept.append(new)
+        self._strategies[name] = kept
+
     @property
     def attached(self) -> Mapping[str, list[PersistentModel]]:
         return self._strategies

@@ -37,7 +37,7 @@ from shopfront.platform.vocabulary import EVENT_TYPES
 from shopfront.recommend.contract import Recommender, Slot, Trainable, TrainingData
 from shopfront.recommend.interactions import InteractionsBuilder
 from shopfront.recommend.models import ModelVersion, PersistentModel, activate, prune, save_version
-from shopfront.recommend.tuning import Tuning, tune
+from shopfront.recommend.tuning import Tuning, learn_repeatability, tune
 
 if TYPE_CHECKING:
     from shopfront.recommend.models import ModelRegistry
@@ -45,13 +45,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("shopfront.training")
 
 Progress = Callable[[str, float], None]
-# Impressions and searches carry no product preference the built-ins learn from, and can
-# outnumber every other event ten to one: they are not loaded for training.
-TRAINING_EVENT_TYPES: tuple[str, ...] = tuple(
-    t for t in EVENT_TYPES if t not in ("impression", "search")
-)
+# Impressions carry no product preference the built-ins learn from, and can outnumber every
+# other event ten to one: they are not loaded for training. Searches are: the content model
+# learns which products a query leads to (the product viewed or bought next).
+TRAINING_EVENT_TYPES: tuple[str, ...] = tuple(t for t in EVENT_TYPES if t != "impression")
 EVENT_FIELDS = (
-    "type", "user_id", "session_id", "timestamp", "product_id", "quantity", "order_id", "rating"
+    "type", "user_id", "session_id", "timestamp", "product_id", "quantity", "order_id", "rating",
+    "query", "review",
 )  # fmt: skip
 BATCH = 10_000
 
@@ -104,22 +104,19 @@ async def _batches(
     deadline: Deadline,
     step: str,
 ) -> AsyncIterator[list[dict[str, Any]]]:
-    """``query``'s documents in batches of `BATCH`, by ascending ``key`` (unique, and kept by
-    ``projection``): each batch
-    is its own short query from the last key seen, so no cursor outlives a read timeout."""
-    last: Any = None
-    while True:
-        page = dict(query)
-        if last is not None:
-            page[key] = {"$gt": last}
-        with deadline_of(deadline.left(step)):
-            batch = await collection.find(page, projection).sort(key, 1).limit(BATCH).to_list(None)
-        if not batch:
-            return
-        last = batch[-1][key]
-        yield batch
-        if len(batch) < BATCH:
-            return
+    """``query``'s documents by ascending ``key``, in batches of `BATCH` (one cursor, fetched
+    `BATCH` at a time). The whole read runs under what is left of the job's deadline, not the
+    per-request ``timeoutMS`` that a long read would outlive."""
+    with deadline_of(deadline.left(step)):
+        cursor = collection.find(query, projection).sort(key, 1).batch_size(BATCH)
+        batch: list[dict[str, Any]] = []
+        async for doc in cursor:
+            batch.append(doc)
+            if len(batch) >= BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
 
 async def load_training_data(
@@ -211,13 +208,16 @@ async def train(
     tuning: Tuning | None = None,
 ) -> TrainResult:
     """Fit ``recommenders`` and save (and by default activate) a new model version, with the
-    ``tuning`` chosen for it (`tune_shop`), if any."""
+    ``tuning`` chosen for it (`tune_shop`); without one, the version still carries the
+    repeatability learned from ``data``."""
     started = time.perf_counter()
     if data is None:
         data = await load_training_data(
             store, window_days=settings.training_window_days, now=now, progress=progress
         )
     fit_seconds = await fit_all(recommenders, data)
+    if tuning is None:  # repeatability is learned at every training, tuned or not
+        tuning = Tuning(learn_repeatability(data.interactions, data.products))
     artifacts = {}
     for name in fit_seconds:
         recommender = recommenders[name]

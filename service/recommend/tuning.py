@@ -4,11 +4,13 @@ Two things are learned at training time and saved with the model version, so eve
 serves them with the models they were chosen for:
 
 1. **Repeatability** (`learn_repeatability`): the share of purchases that re-buy a product the
-   same shopper bought before (on another day), for the whole shop and per category. Where it
-   reaches ``REPEATABLE_SHARE`` (a grocery shop: usually everywhere) bought products may be
-   shown again; the blend reads the learned categories from each slot's
-   ``params["repeatable_categories"]`` (``"*"``: every category).
-2. **Slot tuning** (`tune`): for each slot that uses a personalized strategy, the strategies
+   same shopper bought before (on another day), for the whole shop and per category. In a
+   category where it reaches ``REPEATABLE_SHARE`` -- or everywhere, in a shop where it reaches
+   ``REPEATABLE_SHOP_SHARE`` overall (a grocery shop) -- bought products may be shown again;
+   the blend reads the learned categories from each slot's ``params["repeatable_categories"]``
+   (``"*"``: every category).
+2. **Slot tuning** (`tune`): for each HOME slot that blends strategies (one of them
+   personalized; the storefront passes its HOME page's slots), the strategies
    and blend weights that rank best on a **time-based holdout** of the shop's recent history
    (the models fitted on what came before the cut, scored with NDCG@10 on what each shopper
    did after it -- in a shop that sells, their first basket after the cut, asked for when
@@ -52,8 +54,10 @@ from shopfront.recommend.evaluation import (
 )
 from shopfront.recommend.interactions import Interactions
 
-# A category (or the shop) whose purchases re-buy this share or more is repeatable.
+# A category whose purchases re-buy this share or more is repeatable; a shop whose purchases
+# do so overall at ``REPEATABLE_SHOP_SHARE`` is repeatable everywhere (a grocery shop).
 REPEATABLE_SHARE = 0.2
+REPEATABLE_SHOP_SHARE = 0.4
 # Fewer purchases than this say nothing about a category.
 MIN_PURCHASES = 20
 # Strategies the tuner may add to a personalized slot (when the service has them).
@@ -67,6 +71,7 @@ PERSONAL_POOL: tuple[str, ...] = (
 )
 WEIGHT_GRID: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0)
 ROUNDS = 2
+NO_CAPS: Mapping[str, int] = {"max_per_category": 0, "max_per_brand": 0}
 # A weight changes only for at least this relative gain on the holdout (not for noise).
 MIN_GAIN = 0.01
 SAME_DAY_S = 3_600.0  # lines of one checkout are not a re-buy
@@ -120,6 +125,7 @@ def learn_repeatability(
     products: Sequence[Product],
     *,
     threshold: float = REPEATABLE_SHARE,
+    shop_threshold: float = REPEATABLE_SHOP_SHARE,
     min_purchases: int = MIN_PURCHASES,
 ) -> Repeatability:
     """The shop's re-buy shares, and what the blend may show again (see the module doc)."""
@@ -144,7 +150,7 @@ def learn_repeatability(
             tally[0] += 1
             tally[1] += int(again)
     categories = {k: n_again / n for k, (n, n_again) in counts.items() if n >= min_purchases}
-    if total >= min_purchases and share >= threshold:
+    if total >= min_purchases and share >= max(threshold, shop_threshold):
         repeatable: tuple[str, ...] = (EVERYTHING,)
     else:
         chosen = sorted(k for k, s in categories.items() if s >= threshold)
@@ -170,12 +176,14 @@ class SlotChoice:
     best_single: str
     best_single_ndcg: float
     why: str
+    params: Mapping[str, Any] = field(default_factory=dict)  # blend settings for the slot
 
     def to_doc(self) -> dict[str, Any]:
         return {
             "slot": self.slot,
             "strategies": list(self.strategies),
             "weights": dict(self.weights),
+            "params": dict(self.params),
             "ndcg": self.ndcg,
             "configured_ndcg": self.configured_ndcg,
             "best_single": self.best_single,
@@ -194,6 +202,7 @@ class SlotChoice:
             best_single=str(doc.get("best_single", "")),
             best_single_ndcg=float(doc.get("best_single_ndcg", 0.0)),
             why=str(doc.get("why", "")),
+            params=dict(doc.get("params") or {}),
         )
 
 
@@ -230,7 +239,12 @@ class Tuning:
         tuned), and the learned repeatable categories in its params (if any)."""
         chosen = self.choice(slot.name)
         if chosen is not None:
-            slot = replace(slot, strategies=chosen.strategies, weights=dict(chosen.weights))
+            slot = replace(
+                slot,
+                strategies=chosen.strategies,
+                weights=dict(chosen.weights),
+                params={**slot.params, **chosen.params},
+            )
         learned = self.repeatability.repeatable
         if learned and "repeatable_categories" not in slot.params:
             slot = replace(slot, params={**slot.params, "repeatable_categories": list(learned)})
@@ -287,7 +301,11 @@ async def tune(
         split = split_by_time(events, test_fraction, positive=POSITIVE)
         truth = "what each shopper interacted with after the cut"
     holdout: dict[str, Any] = {"test_fraction": test_fraction, "truth": truth}
-    tunable = [s for s in slots if any(personalized(n) for n in s.strategies)]
+    # Slots that blend several strategies, one of them personal: a single-strategy slot
+    # ("Recently viewed", "Trending now") keeps the promise of its title.
+    tunable = [
+        s for s in slots if len(s.strategies) > 1 and any(personalized(n) for n in s.strategies)
+    ]
     if not split.test or not tunable:
         return Tuning(repeat, (), {**holdout, "shoppers": 0})
     cut = float(split.train.timestamp.max()) + 1.0 if len(split.train) else 0.0
@@ -336,15 +354,24 @@ class _Scorer:
     products: Mapping[str, Product]
     policy: BlendPolicy
     repeat: Repeatability
-    memo: dict[tuple[tuple[str, float], ...], float] = field(default_factory=dict)
+    memo: dict[tuple[Any, ...], float] = field(default_factory=dict)
 
-    def __call__(self, weights: Mapping[str, float]) -> float:
+    def __call__(
+        self, weights: Mapping[str, float], params: Mapping[str, Any] | None = None
+    ) -> float:
         key = tuple(sorted((n, w) for n, w in weights.items() if w > 0))
         if not key:
             return 0.0
-        if key not in self.memo:
+        extra = dict(params or {})
+        memo_key = (key, tuple(sorted(extra.items())))
+        if memo_key not in self.memo:
             served = Tuning(self.repeat).apply(
-                replace(self.slot, strategies=tuple(n for n, _ in key), weights=dict(key))
+                replace(
+                    self.slot,
+                    strategies=tuple(n for n, _ in key),
+                    weights=dict(key),
+                    params={**self.slot.params, **extra},
+                )
             )
             catalog = MemoryCatalog(self.products)
             total = 0.0
@@ -353,8 +380,8 @@ class _Scorer:
                 mine = {n: found[n] for n in served.strategies if n in found}
                 ranked = blend(ctx, served, mine, self.products, self.policy)
                 total += ranking_metrics([c.product_id for c in ranked], case.relevant)["ndcg@10"]
-            self.memo[key] = total / len(self.cases)
-        return self.memo[key]
+            self.memo[memo_key] = total / len(self.cases)
+        return self.memo[memo_key]
 
 
 def _currency(products: Mapping[str, Product]) -> str:
@@ -379,9 +406,15 @@ def _search(slot: Slot, pool: Sequence[str], score: _Scorer) -> SlotChoice:
             break
     chosen = {n: w for n, w in weights.items() if w > 0}
     ndcg = score(chosen)
+    # The diversity caps are blend settings too: lifted for this slot only when that ranks
+    # clearly better (a shopper's own staples often share a category).
+    params: dict[str, Any] = {}
+    if score(chosen, NO_CAPS) > ndcg * (1 + MIN_GAIN) + 1e-9:
+        params, ndcg = dict(NO_CAPS), score(chosen, NO_CAPS)
     kept = ", ".join(f"{n} {w:g}" for n, w in sorted(chosen.items(), key=lambda i: -i[1]))
+    caps = "; diversity caps lifted" if params else ""
     why = (
-        f"NDCG@10 {ndcg:.4f} on the holdout with {kept}; as configured "
+        f"NDCG@10 {ndcg:.4f} on the holdout with {kept}{caps}; as configured "
         f"{configured_ndcg:.4f}; best single strategy {best_single} {singles[best_single]:.4f}"
     )
     ordered = tuple(sorted(chosen, key=lambda n: (-chosen[n], n)))
@@ -394,4 +427,5 @@ def _search(slot: Slot, pool: Sequence[str], score: _Scorer) -> SlotChoice:
         best_single=best_single,
         best_single_ndcg=round(singles[best_single], 6),
         why=why,
+        params=params,
     )

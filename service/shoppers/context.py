@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 
 class PageType(StrEnum):
+    """The kind of storefront page a request (or an event) comes from."""
+
     HOME = "HOME"
     PRODUCT = "PRODUCT"
     CATEGORY = "CATEGORY"
@@ -33,8 +35,10 @@ class PageType(StrEnum):
 
 @dataclass(frozen=True)
 class CartLine:
-    product_id: str
-    quantity: int
+    """One line of the shopper's cart as the storefront sends it."""
+
+    product_id: str  # look it up in ctx.products
+    quantity: int  # 1 to 999
 
 
 class CatalogReader(Protocol):
@@ -52,20 +56,20 @@ class RequestContext:
     strategies may then use shopper data. ``products`` holds the page's and the cart's products.
     """
 
-    request_id: str
-    now: datetime
-    page: PageType
-    currency: str
-    catalog: CatalogReader
-    user_id: str | None = None
-    session_id: str | None = None
-    product_id: str | None = None
-    category_path: tuple[str, ...] | None = None
-    search_query: str | None = None
-    cart_lines: tuple[CartLine, ...] = ()
-    coupon_codes: tuple[str, ...] = ()
-    profile: Profile | None = None
-    personalized: bool = True
+    request_id: str  # the X-Request-ID of this request
+    now: datetime  # the request time (UTC); use it, not the clock
+    page: PageType  # which page is shown
+    currency: str  # ISO 4217 code prices are in
+    catalog: CatalogReader  # await ctx.catalog.get_many(ids): batched
+    user_id: str | None = None  # a signed-in shopper (with a shopper token)
+    session_id: str | None = None  # an anonymous or signed-in session
+    product_id: str | None = None  # the page's product (PRODUCT pages)
+    category_path: tuple[str, ...] | None = None  # the page's category (CATEGORY pages)
+    search_query: str | None = None  # the search (SEARCH pages)
+    cart_lines: tuple[CartLine, ...] = ()  # the cart, as sent
+    coupon_codes: tuple[str, ...] = ()  # codes the shopper entered
+    profile: Profile | None = None  # the shopper's profile, or None
+    personalized: bool = True  # False: no shopper data may be used
     # Products this session viewed or carted, newest first (session-based recommendations).
     session_recent: tuple[str, ...] = ()
     products: Mapping[str, Product] = field(default_factory=dict)

@@ -19,8 +19,8 @@ from shopfront.platform.money import Money
 class Purchase:
     """How often the shopper bought one product, and when first and last."""
 
-    count: int
-    last_at: datetime
+    count: int  # orders that contained the product
+    last_at: datetime  # when it was last bought
     first_at: datetime | None = None  # None in profiles stored before it was recorded
 
     @property
@@ -52,25 +52,27 @@ class Profile:
     Scores are decayed to ``as_of``; only their order and ratios are meaningful.
     """
 
-    user_id: str
+    user_id: str  # the shopper
     as_of: datetime
-    consent_personalization: bool = True
-    category_affinities: tuple[tuple[str, float], ...] = ()
-    brand_affinities: tuple[tuple[str, float], ...] = ()
-    tag_affinities: tuple[tuple[str, float], ...] = ()
+    consent_personalization: bool = True  # False: see `personalized`
+    category_affinities: tuple[tuple[str, float], ...] = ()  # (path, score), strongest first
+    brand_affinities: tuple[tuple[str, float], ...] = ()  # (brand, score), strongest first
+    tag_affinities: tuple[tuple[str, float], ...] = ()  # (tag, score), strongest first
     recently_viewed: tuple[str, ...] = ()  # product ids, newest first
-    purchases: Mapping[str, Purchase] = field(default_factory=dict)
-    not_interested: frozenset[str] = frozenset()
+    recent_searches: tuple[str, ...] = ()  # search queries, newest first, distinct
+    purchases: Mapping[str, Purchase] = field(default_factory=dict)  # product id -> Purchase
+    not_interested: frozenset[str] = frozenset()  # product ids the shopper dismissed
     cart: tuple[tuple[str, int], ...] = ()  # (product id, quantity) as last seen
-    cart_updated_at: datetime | None = None
+    cart_updated_at: datetime | None = None  # when the cart last changed
     ratings: Mapping[str, int] = field(default_factory=dict)  # product id -> 1..5
     typical_price: Money | None = None  # typical unit price paid (the price band)
-    first_seen: datetime | None = None
-    last_seen: datetime | None = None
-    sessions: int = 0
-    orders: int = 0
-    total_spent: Money | None = None
-    last_purchase_at: datetime | None = None
+    first_seen: datetime | None = None  # first event
+    last_seen: datetime | None = None  # latest event
+    sessions: int = 0  # sessions seen
+    orders: int = 0  # purchases confirmed
+    total_spent: Money | None = None  # over all orders
+    last_purchase_at: datetime | None = None  # latest order
+    # What the shopper said they like.
     preferences: StatedPreferences = field(default_factory=StatedPreferences)
 
     @property

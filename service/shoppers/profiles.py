@@ -13,6 +13,7 @@ Stored document (field names are short because every storefront request reads on
         s, h                     the era's start (Unix seconds) and half-life (seconds)
         c.<key>, b.<key>, t.<key>  category-path prefixes, brands, tags
     recent                       [{p, t}] recently viewed, newest first, distinct, bounded
+    searches                     [{q, t}] the latest search queries, oldest first, bounded
     purchases.<pid>              {n: times bought, first / last: first and last purchase time}
     not_interested               [pid]
     cart.<pid>, cart_updated_at  {q: quantity, t: last change} as last seen from cart events
@@ -57,6 +58,7 @@ CATEGORY_SEPARATOR = " > "
 APPLIED_KEEP = 64  # batch tokens kept per profile (see `shopfront.shoppers.events`: recovery)
 SESSION_IDS_KEEP = 500
 ORDER_IDS_KEEP = 1000
+SEARCHES_KEEP = 10  # latest search queries kept (because_you_searched reads them)
 RANKED_LIMIT = 100  # affinities returned per kind, strongest first
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DUPLICATE_KEY = 11000
@@ -326,13 +328,16 @@ def _cart_change(event: Mapping[str, Any]) -> _Clamp | None:
 
 def _merged_fields(events: Sequence[Mapping[str, Any]], recent_max: int) -> dict[str, Any]:
     """Fields whose new value merges the batch into the stored value: recently viewed, the
-    cart, ratings."""
+    cart, ratings, the latest searches."""
     fields: dict[str, Any] = {}
     views: dict[str, datetime] = {}
     carts: dict[str, _Clamp] = {}
     cart_times: dict[str, datetime] = {}
     ratings: dict[str, tuple[int, datetime]] = {}
+    searches: list[dict[str, Any]] = []
     for event in events:  # in time order
+        if event["type"] == "search" and event.get("query"):
+            searches.append({"q": event["query"], "t": event["timestamp"]})
         pid = event.get("product_id")
         if not pid:
             continue
@@ -346,6 +351,8 @@ def _merged_fields(events: Sequence[Mapping[str, Any]], recent_max: int) -> dict
         rating = event.get("rating")
         if isinstance(rating, int) and event["type"] in ("rating", "review"):
             ratings[pid] = (rating, t)
+    if searches:
+        fields["searches"] = _bounded_append("searches", searches, SEARCHES_KEEP)
     if views:
         newest = sorted(views.items(), key=lambda pt: pt[1], reverse=True)[:recent_max]
         fields["recent"] = _recent_expression([{"p": p, "t": t} for p, t in newest], recent_max)
@@ -510,6 +517,9 @@ def profile_from_doc(
         brand_affinities=_ranked(sums["b"], limit),
         tag_affinities=_ranked(sums["t"], limit),
         recently_viewed=tuple(str(r["p"]) for r in doc.get("recent") or ()),
+        recent_searches=tuple(
+            dict.fromkeys(str(q["q"]) for q in reversed(doc.get("searches") or ()))
+        ),
         purchases=purchases,
         not_interested=frozenset(doc.get("not_interested") or ()),
         cart=tuple((pid, quantity) for pid, quantity, _ in cart_items),

@@ -29,10 +29,21 @@ class SlotItem:
 
 @dataclass(frozen=True)
 class SlotResult:
+    """One filled slot. ``degraded``: at least one of its strategies was left out of this
+    answer (failed, late, not loaded, switched off, circuit open; each is named in the
+    answer's ``degraded``), or the slot is a last-known-good copy served while the database
+    is unavailable. A slot is always returned, even with no items: see `empty`."""
+
     name: str
     title: str
     recommendation_id: str
     items: tuple[SlotItem, ...]
+    degraded: bool = False
+
+    @property
+    def empty(self) -> bool:
+        """No items: every strategy failed, sat out or found nothing. Hide the slot."""
+        return not self.items
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from shopfront.offers.pricing import (
     base_cart,
 )
 from shopfront.platform.config import Settings
-from shopfront.platform.logs import shopper_ref
+from shopfront.platform.logs import mark_degraded, shopper_ref
 from shopfront.platform.money import Money
 from shopfront.platform.store import DatabaseUnavailable, PyMongoError, Store
 from shopfront.recommend.contract import Candidate, Slot, SlotFilter
@@ -65,6 +65,7 @@ from shopfront.storefront.cart_lines import check_lines, to_request_indices
 from shopfront.storefront.nudges import RecommendedCompletions
 from shopfront.storefront.request import (
     PRODUCT_NOT_FOUND,
+    SlotsMode,
     StorefrontInputError,
     StorefrontRequest,
     validate_request,
@@ -135,6 +136,7 @@ class Storefront:
         self.tuning: Callable[[], Tuning] = Tuning
 
     def resolve_slots(self, req: StorefrontRequest) -> list[Slot]:
+        """The slots to fill: the page's, the request's, or both (`SlotsMode`)."""
         page_slots = self.slots[req.page]
         tuning = self.tuning()
         tuned: set[str] = set()  # slots served as configured: the tuning applies
@@ -144,7 +146,9 @@ class Storefront:
         else:
             by_name = {s.name: s for page in self.slots.values() for s in page}
             by_name.update({s.name: s for s in page_slots})
-            chosen = []
+            chosen = list(page_slots) if req.mode is SlotsMode.ADD else []
+            tuned = {c.name for c in chosen}
+            position = {c.name: n for n, c in enumerate(chosen)}
             for i, o in enumerate(req.slots):
                 base = by_name.get(o.name)
                 if base is None and o.strategy is None:
@@ -155,11 +159,15 @@ class Storefront:
                     base = SlotConfig(o.name, humanize(o.name), (o.strategy or "",))
                 elif o.strategy is not None:
                     base = replace(base, strategies=(o.strategy,), weights={})
+                    tuned.discard(o.name)  # its strategies are the request's now
                 else:
                     tuned.add(o.name)
                 if o.limit is not None:
                     base = replace(base, limit=o.limit)
-                chosen.append(base)
+                if base.name in position:  # ADD naming a page slot: change it where it stands
+                    chosen[position[base.name]] = base
+                else:
+                    chosen.append(base)
         slots = [
             Slot(
                 name=c.name,
@@ -207,17 +215,34 @@ class Storefront:
         req = validate_request(request, self.settings)
         key = _fallback_key(req)
         if not self.database_up():
-            return self._last_known_good(key, request_id, req, "database unavailable")
-        try:
-            async with asyncio.timeout(self.settings.storefront_budget_ms / 1000):
-                result = await self._compose(req, request_id=request_id, now=now, loader=loader)
-        except (PyMongoError, OSError, TimeoutError) as exc:
-            log.warning(
-                "storefront %s: database problem, serving last known good: %s", request_id, exc
-            )
-            return self._last_known_good(key, request_id, req, "database unavailable")
-        self._remember(key, result)
+            result = self._last_known_good(key, request_id, req, "database unavailable")
+        else:
+            try:
+                async with asyncio.timeout(self.settings.storefront_budget_ms / 1000):
+                    result = await self._compose(req, request_id=request_id, now=now, loader=loader)
+            except (PyMongoError, OSError, TimeoutError) as exc:
+                log.warning(
+                    "storefront %s: database problem, serving last known good: %s", request_id, exc
+                )
+                result = self._last_known_good(key, request_id, req, "database unavailable")
+            else:
+                self._remember(key, result)
+        self._mark(result)
         return result
+
+    def _mark(self, result: StorefrontResult) -> None:
+        """Name every part left out in the request's log line and the degraded-parts metric.
+
+        A strategy a client asked for that is not loaded is labelled ``(unknown)`` in the
+        metric (its name is still in the log line): request input must not grow the metric's
+        label set.
+        """
+        configured = {name for page in self.slots.values() for s in page for name in s.strategies}
+        for d in result.degraded:
+            known = d.kind != "not loaded" or d.strategy in configured
+            mark_degraded(
+                d.strategy, d.reason, cause=d.kind, label=d.strategy if known else "(unknown)"
+            )
 
     def _remember(self, key: tuple[str, ...], result: StorefrontResult) -> None:
         """Keep the answer's non-personalized slots for this page (bounded, LRU)."""
@@ -243,14 +268,16 @@ class Storefront:
         return StorefrontResult(
             request_id=request_id,
             currency=currency,
-            slots=tuple(replace(r, recommendation_id=uuid.uuid4().hex) for r in slots),
+            slots=tuple(
+                replace(r, recommendation_id=uuid.uuid4().hex, degraded=True) for r in slots
+            ),
             coupons=(),
             cart=None if req.cart_lines else base_cart((), {}, currency),
             cart_error="the cart cannot be priced while the database is unavailable"
             if req.cart_lines
             else None,
             products={},
-            degraded=(Degradation("database", f"{why}: last known good results"),),
+            degraded=(Degradation("database", f"{why}: last known good results", why),),
         )
 
     async def _compose(
@@ -311,11 +338,13 @@ class Storefront:
         )
 
         calls: list[tuple[int, str]] = []
+        slot_degraded = [False] * len(slots)
         for i, slot in enumerate(slots):
             for name in dict.fromkeys(slot.strategies):
                 problem = self.host.unavailable(name, StrategyKind.RECOMMENDER)
                 if problem is not None:
                     degraded.append(problem)
+                    slot_degraded[i] = True
                     continue
                 if not ctx.personalized and is_personalized(self.host, name):
                     continue  # the shopper withheld consent: personalized strategies sit out
@@ -331,6 +360,7 @@ class Storefront:
         for (i, name), result in zip(calls, results, strict=True):
             if result.problem is not None:
                 degraded.append(result.problem)
+                slot_degraded[i] = True
             elif result.value is not None:
                 by_slot[i][name] = result.value
 
@@ -341,7 +371,7 @@ class Storefront:
         known = {**products, **more}
 
         slot_results: list[SlotResult] = []
-        for slot, candidates in zip(slots, by_slot, strict=True):
+        for slot, candidates, slot_failed in zip(slots, by_slot, slot_degraded, strict=True):
             items: tuple[SlotItem, ...] = ()
             if candidates:
                 slot_products = {
@@ -354,7 +384,9 @@ class Storefront:
                 degraded.extend(problems)
                 ranked = blended if blended is not None else merge_by_score(slot, candidates)
                 items = enforce_rules(ranked, slot_products, slot.limit)
-            slot_results.append(SlotResult(slot.name, slot.title, uuid.uuid4().hex, items))
+            slot_results.append(
+                SlotResult(slot.name, slot.title, uuid.uuid4().hex, items, slot_failed)
+            )
         if not req.preview and not forgotten:  # a merchant looking is not a shopper seeing
             self._record(req, request_id, now, slots, slot_results, overrides)
             if overrides is not None:

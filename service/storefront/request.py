@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from shopfront.platform.config import Settings
 from shopfront.platform.money import is_currency
@@ -34,6 +35,13 @@ PRODUCT_NOT_FOUND = "PRODUCT_NOT_FOUND"  # a PRODUCT page for a product the cata
 # -- the request and the answer -----------------------------------------------------------
 
 
+class SlotsMode(StrEnum):
+    """How a request's ``slots`` combine with the page's configured slots."""
+
+    REPLACE = "REPLACE"  # exactly the request's slots (the default)
+    ADD = "ADD"  # the page's slots, then the request's; a same-named one changes it in place
+
+
 @dataclass(frozen=True)
 class SlotOverride:
     name: str
@@ -43,8 +51,9 @@ class SlotOverride:
 
 @dataclass(frozen=True)
 class StorefrontRequest:
-    """What the storefront asks. ``slots`` None: the page's configured slots; a list (even
-    empty): exactly those slots."""
+    """What the storefront asks. ``slots`` None: the page's configured slots. A list, with
+    ``mode`` REPLACE (the default): exactly those slots, even none; with ADD: the page's slots
+    and then those (a request slot named like a page slot changes that slot where it stands)."""
 
     page: PageType
     user_id: str | None = None
@@ -56,6 +65,7 @@ class StorefrontRequest:
     coupon_codes: tuple[str, ...] = ()
     currency: str | None = None
     slots: tuple[SlotOverride, ...] | None = None
+    mode: SlotsMode = SlotsMode.REPLACE
     # A merchant's preview (the console): nothing is recorded as served or exposed, and
     # ``variants`` (experiment name or id, variant) replace the shopper's own assignments.
     preview: bool = False

@@ -40,7 +40,14 @@ def _slot(name: str, title: str, *strategies: str, **kw: Any) -> SlotConfig:
 _COMPLETE = _slot("complete_your_order", "Complete your order", "bought_together", "trending")
 DEFAULT_SLOTS: dict[PageType, tuple[SlotConfig, ...]] = {
     PageType.HOME: (
-        _slot("recommended_for_you", "Recommended for you", "recommended_for_you", "trending"),
+        # Trending only fills what the shopper's own recommendations leave open.
+        _slot(
+            "recommended_for_you",
+            "Recommended for you",
+            "recommended_for_you",
+            "trending",
+            weights={"recommended_for_you": 1.0, "trending": 0.1},
+        ),
         _slot("trending", "Trending now", "trending"),
         _slot("recently_viewed", "Recently viewed", "recently_viewed"),
     ),
@@ -54,7 +61,10 @@ DEFAULT_SLOTS: dict[PageType, tuple[SlotConfig, ...]] = {
             "trending_in_category", "Trending in this category", "trending", filter_category=True
         ),
     ),
-    PageType.SEARCH: (_slot("trending", "Trending now", "trending"),),
+    PageType.SEARCH: (
+        _slot("search_results", "Results", "search", limit=20),
+        _slot("trending", "Trending now", "trending"),
+    ),
     PageType.CHECKOUT: (_COMPLETE,),
 }
 
@@ -100,9 +110,10 @@ def slots_from_config(
 
 
 def configured_slots(pages: Mapping[PageType, Sequence[SlotConfig]]) -> list[Slot]:
-    """Every configured slot once (by name, first page first), as the tuner sees it."""
+    """The HOME page's configured slots, as the tuner sees them: it scores rankings as a
+    shopper's HOME page asks for them (no page product, no cart)."""
     found: dict[str, Slot] = {}
-    for page in pages.values():
+    for page in [pages.get(PageType.HOME, ())]:
         for c in page:
             found.setdefault(
                 c.name,

@@ -1,6 +1,7 @@
 """The example plugin package as a merchant would install it (`pip install -e
 examples/shopfront-plugin-example`; `make test` does): discovered through its entry point,
-configured from the config file, left out and named when it fails, kept out by the deny list."""
+configured from the config file, kept serving beside a failing plugin, kept out by the deny
+list."""
 
 from __future__ import annotations
 
@@ -9,10 +10,22 @@ from typing import Any
 
 import pytest
 from shopfront.catalog.products import upsert_products
+from shopfront.offers.contract import CouponStrategySpec, PromotionSpec
 from shopfront.platform.store import Store
+from shopfront.recommend.contract import RecommenderSpec
 from shopfront.testing import StorefrontClientFactory
 
-from tests.plugin_doubles import product_doc
+from tests.plugin_doubles import (
+    Raising,
+    RaisingCoupon,
+    RaisingPromotion,
+    SpecPlugin,
+    product_doc,
+)
+
+# Sessions sent with a storefront key must be unguessable (a UUIDv4).
+SESSION = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
 
 CONFIG: dict[str, Any] = {
     "strategies": {
@@ -26,7 +39,7 @@ CONFIG: dict[str, Any] = {
     }
 }
 INPUT = {
-    "sessionId": "5e0a3c1d-7b2f-4e8a-9c6d-1f4b8a2e7c90",  # unguessable, as a browser sends
+    "sessionId": SESSION,
     "page": "CART",
     "cart": {"lines": [{"productId": "p1", "quantity": 1}]},
     "slots": [{"name": "picks", "strategy": "example_staff_picks"}],
@@ -70,11 +83,7 @@ async def test_discovered_and_configured(
     assert example["distribution"].replace("_", "-") == "shopfront-plugin-example"
     assert example["version"] == "0.1.0"
     config = {s["name"]: s["config"] for s in example["strategies"]}
-    assert config["example_brand_percent"] == {
-        "brand": "Stride",
-        "percent": 20,
-        "priority": 100,
-    }
+    assert config["example_brand_percent"] == {"brand": "Stride", "percent": 20, "priority": 100}
     assert config["example_welcome"]["code"] == "***"
 
     out = await sf.query(INPUT)
@@ -88,37 +97,39 @@ async def test_discovered_and_configured(
     assert out["cart"]["discountTotal"] == {"amount": 200, "currency": "EUR"}
 
 
-async def test_isolated_when_it_fails(
-    catalog: None, storefront_client: StorefrontClientFactory, monkeypatch: pytest.MonkeyPatch
+# A plugin that fails at everything (this suite's own doubles, not a switch in the example):
+# the installed example keeps serving beside it, and the failures are named.
+FAILING = SpecPlugin(
+    recommenders=[RecommenderSpec("broken_picks", Raising, "raises")],
+    coupons=[CouponStrategySpec("broken_coupon", RaisingCoupon, "")],
+    promotions=[PromotionSpec("broken_promo", RaisingPromotion, "", {"percent": 0, "priority": 1})],
+)
+
+
+async def test_isolated_from_a_failing_plugin(
+    catalog: None, storefront_client: StorefrontClientFactory
 ) -> None:
-    from shopfront_plugin_example import BrandPercentOff, StaffPicks, WelcomeCoupon
-
-    async def broken(self: object, *args: object) -> None:
-        raise RuntimeError(f"{type(self).__name__} is broken")
-
-    # The plugin itself carries no switch for this: its strategies break here, in the test.
-    monkeypatch.setattr(StaffPicks, "recommend", broken)
-    monkeypatch.setattr(WelcomeCoupon, "offers", broken)
-    monkeypatch.setattr(BrandPercentOff, "apply", broken)
     sf = await storefront_client(
-        config=CONFIG, plugins_entry_points=True, plugins_allow=("example",)
+        [("broken", FAILING)],
+        config=CONFIG,
+        plugins_entry_points=True,
+        plugins_allow=("example", "broken"),
     )
-    out = await sf.query(INPUT)
+    slots = [*INPUT["slots"], {"name": "broken", "strategy": "broken_picks"}]
+    out = await sf.query({**INPUT, "slots": slots})
     assert {d["strategy"]: d["reason"] for d in out["degraded"]} == {
-        "example_staff_picks": "error: RuntimeError",
-        "example_welcome": "error: RuntimeError",
-        "example_brand_percent": "error: RuntimeError",
+        "broken_picks": "error: RuntimeError",
+        "broken_coupon": "error: KeyError",
+        "broken_promo": "error: ZeroDivisionError",
     }
-    assert out["slots"][0]["items"] == [] and out["coupons"] == []
-    cart = out["cart"]  # a failing promotion gives no discount, never a wrong one
-    assert cart["discountTotal"]["amount"] == 0
-    assert cart["total"]["amount"] == cart["subtotal"]["amount"] + cart["shipping"]["amount"]
+    picks, broken = out["slots"]
+    assert [i["product"]["id"] for i in picks["items"]] == ["p2", "p3"]
+    assert broken["items"] == []
+    assert [c["code"] for c in out["coupons"]] == ["HELLO-EXAMPLE"]
+    cart = out["cart"]  # the failing promotion gives nothing; the example's still applies
+    assert cart["discountTotal"] == {"amount": 200, "currency": "EUR"}
     assert cart["notApplied"] == [
-        {
-            "name": "example_brand_percent",
-            "reason": "temporarily unavailable",
-            "code": "UNAVAILABLE",
-        }
+        {"name": "broken_promo", "reason": "temporarily unavailable", "code": "UNAVAILABLE"}
     ]
 
 

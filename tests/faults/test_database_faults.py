@@ -360,7 +360,7 @@ STOREFRONT = """
 query($cart: [CartLineInput!]!) {
   storefront(input: {userId: "u1", page: HOME, cart: {lines: $cart, couponCodes: []},
                      slots: [{name: "picks", strategy: "picks", limit: 2}]}) {
-    slots { name recommendationId items { product { id } reasons { text } } }
+    slots { name recommendationId degraded items { product { id } reasons { text } } }
     cart { total { amount } }
     degraded { strategy reason }
   }
@@ -402,7 +402,7 @@ async def test_storefront_serves_last_known_good_while_the_database_is_paused(
                 assert status == 200 and "errors" not in good, good
                 served = good["data"]["storefront"]
                 assert [i["product"]["id"] for i in served["slots"][0]["items"]] == ["p1", "p2"]
-                assert served["degraded"] == []
+                assert served["degraded"] == [] and served["slots"][0]["degraded"] is False
 
                 db_server.pause()
                 try:
@@ -417,6 +417,7 @@ async def test_storefront_serves_last_known_good_while_the_database_is_paused(
                 assert status == 200, body
                 fallback = body["data"]["storefront"]
                 assert fallback["slots"][0]["items"] == served["slots"][0]["items"]
+                assert fallback["slots"][0]["degraded"] is True  # a copy, not today's answer
                 assert (
                     fallback["slots"][0]["recommendationId"]
                     != served["slots"][0]["recommendationId"]

@@ -38,14 +38,16 @@ VALIDATE = """
 query($lines: [CartLineInput!]!, $u: ID) {
   validateCoupons(cart: {currency: "EUR", lines: $lines}, codes: ["TENPCT"], userId: $u) {
     cart { total { amount } appliedPromotions { name source amount { amount } } }
-    coupons { applies discount { amount } reasonCode }
+    coupons { applies discount { amount } refusal }
   }
 }
 """
 REDEEM = """
 mutation($lines: [CartLineInput!]!, $u: ID!, $o: ID!, $k: String!) {
-  redeemCoupon(code: "TENPCT", userId: $u, orderId: $o, idempotencyKey: $k,
-               cart: {currency: "EUR", lines: $lines}) { ok code redemption { amount { amount } } }
+  redeemCoupon(input: {code: "TENPCT", userId: $u, orderId: $o, idempotencyKey: $k,
+               cart: {currency: "EUR", lines: $lines}}) {
+    ok refusal redemption { amount { amount } }
+  }
 }
 """
 
@@ -203,4 +205,4 @@ async def test_storefront_validation_and_redemption_agree(
         assert redeemed["ok"] and redeemed["redemption"]["amount"]["amount"] == amount
     else:
         assert shown_coupon == [] and not redeemed["ok"], (lines, user)
-        assert redeemed["code"] == coupon["reasonCode"]
+        assert redeemed["refusal"] == coupon["refusal"]

@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from shopfront.platform.admission import AdmissionGate, Overloaded, ingestion_gate
 from shopfront.platform.logs import (
+    DegradedPart,
     JsonFormatter,
     RequestInfo,
     bind_request,
@@ -147,8 +148,8 @@ def test_json_formatter_adds_request_id_extras_and_tracebacks() -> None:
     try:
         log = logging.getLogger("shopfront.test")
         with bind_request(RequestInfo(request_id="rid-1")):
-            mark_degraded("recommender:trending")
-            mark_degraded("recommender:trending")
+            mark_degraded("trending", "timeout after 100 ms", cause="timeout")
+            mark_degraded("trending", "timeout after 100 ms", cause="timeout")
             log.info("hello %s", "world", extra={"operation": "Storefront"})
             try:
                 raise ValueError("boom")
@@ -166,14 +167,19 @@ def test_json_formatter_adds_request_id_extras_and_tracebacks() -> None:
     assert "request_id" not in lines[2]
 
 
-def test_mark_degraded_records_each_part_once() -> None:
+def test_mark_degraded_records_each_part_and_reason_once() -> None:
     info = RequestInfo(request_id="r")
     with bind_request(info):
-        mark_degraded("a")
-        mark_degraded("b")
-        mark_degraded("a")
+        mark_degraded("a", "error: KeyError", cause="error")
+        mark_degraded("b", "not loaded", label="(unknown)")
+        mark_degraded("a", "error: KeyError", cause="error")
+        mark_degraded("a", "timeout after 5 ms", cause="timeout")
     mark_degraded("outside a request is a no-op")
-    assert info.degraded == ["a", "b"]
+    assert info.degraded == [
+        DegradedPart("a", "error: KeyError", "error", "a"),
+        DegradedPart("b", "not loaded", "not loaded", "(unknown)"),
+        DegradedPart("a", "timeout after 5 ms", "timeout", "a"),
+    ]
 
 
 async def test_admission_gate_refuses_beyond_capacity_and_releases() -> None:

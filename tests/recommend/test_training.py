@@ -99,6 +99,9 @@ async def test_train_saves_a_version_that_other_instances_load(
         "bought_together",
         "recommended_for_you",
         "session",
+        "search",
+        "because_you_searched",
+        "new_for_you",
     }
     assert version.sizes["events"] == 24 and version.sizes["products"] == len(CATALOG)
 
@@ -352,4 +355,4 @@ async def test_training_an_empty_shop_saves_a_version_that_serves_nothing(
         "shoppers": 0,
         "products_with_events": 0,
     }
-    assert len(result.version.artifacts) == 7
+    assert len(result.version.artifacts) == 10

@@ -19,12 +19,14 @@ mutation($u: ID!, $s: ID, $ttl: Int! = 3600) {
 }
 """
 PREFS = """
-mutation($u: ID) { setPreferences(userId: $u, preferences: {brands: ["Stride"]}) { brands } }
+mutation($u: ID) {
+  setPreferences(input: {userId: $u, preferences: {brands: ["Stride"]}}) { brands }
+}
 """
-IDENTIFY = "mutation($s: ID) { identify(sessionId: $s) { sessionId userId linked } }"
+IDENTIFY = "mutation($s: ID) { identify(input: {sessionId: $s}) { sessionId userId linked } }"
 PAGE = "query($s: ID) { storefront(input: {sessionId: $s, page: HOME}) { requestId } }"
 TRACK = """
-mutation($e: [EventInput!]!) { trackEvents(events: $e) { results { status reason } } }
+mutation($e: [EventInput!]!) { trackEvents(input: {events: $e}) { results { status reason } } }
 """
 
 

@@ -89,10 +89,11 @@ async def test_the_issue_query_returns_the_composed_answer(
     ]
     first = out["slots"][0]
     assert first["title"] == "Recommended for you"
-    # p2 is in both strategies' lists, so the merge ranks it first, with both reasons
-    assert [i["product"]["id"] for i in first["items"]] == ["p2", "p4", "p3"]
+    # Trending (weight 0.1 in this slot) only adds to the shopper's own list: p4 leads, and
+    # p2, in both strategies' lists, keeps both reasons.
+    assert [i["product"]["id"] for i in first["items"]] == ["p4", "p2", "p3"]
     assert [i["position"] for i in first["items"]] == [1, 2, 3]
-    assert first["items"][0]["reasons"] == [
+    assert first["items"][1]["reasons"] == [
         {
             "code": "LISTED",
             "text": "Listed by recommended_for_you",
@@ -220,7 +221,8 @@ async def test_a_spinning_plugin_does_not_hold_up_other_requests(
         )
         assert await asyncio.to_thread(spin.started.wait, 10)
         other = await sf.query({"sessionId": new_session(), "page": "SEARCH"})
-        assert [i["product"]["id"] for i in other["slots"][0]["items"]] == ["p2", "p3"]
+        trending = next(s for s in other["slots"] if s["name"] == "trending")
+        assert [i["product"]["id"] for i in trending["items"]] == ["p2", "p3"]
         assert not spin.finished.is_set()  # served while the other request's plugin spun
         first = await spinning
         assert first["degraded"] == [{"strategy": "spinner", "reason": "timeout after 100 ms"}]
@@ -296,8 +298,9 @@ async def test_missing_strategies_are_reported_not_loaded(
     ]
     # ... and counted per part in the metrics (and the request's log line)
     exposed = sf.app.state.metrics.exposition()[0].decode()
-    assert 'shopfront_degraded_parts_total{part="similar_items"} 1.0' in exposed
-    assert 'shopfront_degraded_parts_total{part="bought_together"} 1.0' in exposed
+    for strategy in ("similar_items", "bought_together"):
+        counted = f'shopfront_degraded_parts_total{{reason="not loaded",strategy="{strategy}"}} 1.0'
+        assert counted in exposed
 
 
 async def test_the_storefront_needs_a_key(storefront_client: StorefrontClientFactory) -> None:

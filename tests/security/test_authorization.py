@@ -63,15 +63,31 @@ SAMPLE_ARGS: dict[str, dict[str, Any]] = {
     "Query.recentEvents": {"userId": SHOPPER_A},
     "Query.shopperSegments": {"userId": SHOPPER_A},
     "Mutation.trackEvents": {
-        "events": [
-            {"eventId": "m1", "type": "SEARCH", "timestamp": NOW, "userId": SHOPPER_A, "query": "x"}
-        ]
+        "input": {
+            "events": [
+                {
+                    "eventId": "m1",
+                    "type": "SEARCH",
+                    "timestamp": NOW,
+                    "userId": SHOPPER_A,
+                    "query": "x",
+                }
+            ]
+        }
     },
-    "Mutation.identify": {"sessionId": SESSION, "userId": SHOPPER_A},
-    "Mutation.setPreferences": {"userId": SHOPPER_A, "preferences": {}},
-    "Mutation.setConsent": {"userId": SHOPPER_A, "personalization": True},
-    "Mutation.eraseUser": {"userId": SHOPPER_A},
-    "Mutation.redeemCoupon": {"userId": SHOPPER_A},
+    "Mutation.identify": {"input": {"sessionId": SESSION, "userId": SHOPPER_A}},
+    "Mutation.setPreferences": {"input": {"userId": SHOPPER_A, "preferences": {}}},
+    "Mutation.setConsent": {"input": {"userId": SHOPPER_A, "personalization": True}},
+    "Mutation.eraseUser": {"input": {"userId": SHOPPER_A}},
+    "Mutation.redeemCoupon": {
+        "input": {
+            "code": "WELCOME",
+            "userId": SHOPPER_A,
+            "orderId": "o1",
+            "idempotencyKey": "k1",
+            "cart": EMPTY_CART,
+        }
+    },
 }
 
 # A sample value for each scalar an argument may have; a new scalar must be added here.
@@ -220,8 +236,8 @@ A_PAGE = {"input": {"page": "HOME", "userId": SHOPPER_A}}
 ANONYMOUS_PAGE = {"input": {"page": "HOME", "sessionId": SESSION}}
 A_CART = {"cart": EMPTY_CART, "codes": ["WELCOME"], "userId": SHOPPER_A}
 REDEEM = (
-    'mutation($cart: OrderCartInput!, $u: ID!) { redeemCoupon(code: "WELCOME", userId: $u, '
-    'orderId: "o1", idempotencyKey: "k1", cart: $cart) { redemption { userId } } }'
+    'mutation($cart: OrderCartInput!, $u: ID!) { redeemCoupon(input: {code: "WELCOME", '
+    'userId: $u, orderId: "o1", idempotencyKey: "k1", cart: $cart}) { redemption { userId } } }'
 )
 
 
@@ -243,7 +259,7 @@ EXTRA_CASES = [
     Case(
         "Mutation.trackEvents (anonymous session)",
         "trackEvents",
-        "mutation($e: [EventInput!]!) { trackEvents(events: $e) { accepted } }",
+        "mutation($e: [EventInput!]!) { trackEvents(input: {events: $e}) { accepted } }",
         {
             "e": [
                 {
@@ -280,7 +296,7 @@ EXTRA_CASES = [
     Case(
         "CouponValidation.coupons",
         "validateCoupons",
-        validation_selecting("coupons { code applies reason reasonCode }"),
+        validation_selecting("coupons { code applies reason refusal }"),
         A_CART,
     ),
     Case(
@@ -292,13 +308,15 @@ EXTRA_CASES = [
     Case(
         "IdentifyResult.mergedEvents",
         "identify",
-        "mutation($s: ID!, $u: ID!) { identify(sessionId: $s, userId: $u) { mergedEvents } }",
+        "mutation($s: ID!, $u: ID!) "
+        "{ identify(input: {sessionId: $s, userId: $u}) { mergedEvents } }",
         {"s": SESSION, "u": SHOPPER_A},
     ),
     Case(
         "ConsentResult.deleted",
         "setConsent",
-        "mutation($u: ID!) { setConsent(userId: $u, personalization: true) { deleted { count } } }",
+        "mutation($u: ID!) "
+        "{ setConsent(input: {userId: $u, personalization: true}) { deleted { count } } }",
         {"u": SHOPPER_A},
     ),
     Case(
@@ -310,7 +328,7 @@ EXTRA_CASES = [
     Case(
         "ReleaseCouponResult.released.userId",
         "releaseCoupon",
-        'mutation { releaseCoupon(orderId: "o1") { released { userId } } }',
+        'mutation { releaseCoupon(input: {orderId: "o1"}) { released { userId } } }',
         {},
     ),
 ]

@@ -21,10 +21,12 @@ from tests.plugin_doubles import product_doc
 
 pytestmark = pytest.mark.security
 
-UPSERT = "mutation($p: [ProductInput!]!) { upsertProducts(products: $p) { status } }"
+UPSERT = "mutation($p: [ProductInput!]!) { upsertProducts(input: {products: $p}) { status } }"
 TRACK = """
 mutation($e: [EventInput!]!) {
-  trackEvents(events: $e) { accepted duplicates rejected results { eventId status reason } }
+  trackEvents(input: {events: $e}) {
+    accepted duplicates rejected results { eventId status reason }
+  }
 }
 """
 PROFILE = """
@@ -36,14 +38,14 @@ CREATE = "mutation($i: CouponCampaignInput!) { createCouponCampaign(input: $i) {
 VALIDATE = """
 query($u: ID) {
   validateCoupons(cart: {currency: "EUR", lines: [{productId: "p1", quantity: 1}]},
-                  codes: ["VIP"], userId: $u) { coupons { applies reasonCode } }
+                  codes: ["VIP"], userId: $u) { coupons { applies refusal } }
 }
 """
 REDEEM = """
 mutation($u: ID!, $o: ID!, $k: String!) {
-  redeemCoupon(code: "TENOFF", userId: $u, orderId: $o, idempotencyKey: $k,
-               cart: {currency: "EUR", lines: [{productId: "p1", quantity: 1}]}) {
-    ok code replayed redemption { userId orderId }
+  redeemCoupon(input: {code: "TENOFF", userId: $u, orderId: $o, idempotencyKey: $k,
+               cart: {currency: "EUR", lines: [{productId: "p1", quantity: 1}]}}) {
+    ok refusal replayed redemption { userId orderId }
   }
 }
 """
@@ -95,7 +97,7 @@ async def test_a_storefront_purchase_is_no_order_and_buys_no_segment(
     )
     check = await shop(VALIDATE, {"u": "a"}, key=storefront_key, token=token)
     assert check["data"]["validateCoupons"]["coupons"] == [
-        {"applies": False, "reasonCode": "NOT_ELIGIBLE"}
+        {"applies": False, "refusal": "NOT_ELIGIBLE"}
     ]
     # The merchant's backend confirms a real order: now it counts.
     res = await shop(TRACK, {"e": [purchase("order-7", 60_000, "o7", userId="a")]})
@@ -104,7 +106,7 @@ async def test_a_storefront_purchase_is_no_order_and_buys_no_segment(
     assert (profile["orders"], profile["totalSpent"]) == (1, {"amount": 60_000})
     assert profile["lastPurchaseAt"] is not None
     check = await shop(VALIDATE, {"u": "a"}, key=storefront_key, token=token)
-    assert check["data"]["validateCoupons"]["coupons"] == [{"applies": True, "reasonCode": None}]
+    assert check["data"]["validateCoupons"]["coupons"] == [{"applies": True, "refusal": None}]
 
 
 async def test_event_ids_belong_to_their_sender(

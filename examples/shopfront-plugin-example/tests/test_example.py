@@ -94,7 +94,9 @@ async def test_brand_promotion_discounts_only_its_brand(
 async def test_bad_config_stops_start_up_naming_the_key(
     plugin_host_with: PluginHostFactory,
 ) -> None:
-    with pytest.raises(ConfigError, match=r"example_brand_percent.*percent must be from 1 to 100"):
+    with pytest.raises(
+        ConfigError, match=r"example_brand_percent.*'percent': must be at most 100, got 150"
+    ):
         await plugin_host_with(
             shopfront_plugin_example,
             name="example",

@@ -10,16 +10,18 @@ from typing import Any
 
 import pytest
 from shopfront.catalog import products as catalog
+from shopfront.extend.config import resolve_strategy_config
 from shopfront.offers.campaigns import fingerprint
 from shopfront.offers.contract import CouponOffer, CouponStrategy
 from shopfront.offers.coupon_service import CouponService
 from shopfront.offers.redemption import RedeemRequest
 from shopfront.offers.rules import RuleError
-from shopfront.platform.config import Settings
+from shopfront.platform.config import ConfigError, Settings
 from shopfront.platform.money import Money
 from shopfront.platform.store import Store
 from shopfront.platform.strategy_setup import StrategySetup
 from shopfront.plugins.coupons import STRATEGIES, choose_coupon_offers
+from shopfront.plugins.coupons.welcome import Welcome
 from shopfront.recommend.contract import Reason
 from shopfront.shoppers.profile_view import Profile
 
@@ -185,15 +187,59 @@ def test_choose_offers_dedupes_and_puts_the_most_urgent_first() -> None:
     ("name", "config", "field"),
     [
         ("welcome", {"discount": {"kind": "percent"}}, "discount"),
-        ("welcome", {"validity_days": 0}, "validity_days"),
-        ("win_back", {"after_days": "soon"}, "after_days"),
-        ("welcome", {"typo": 1}, "config"),
         ("welcome", {"discount": {"kind": "free_product", "product_id": "x"}}, "discount"),
+        ("welcome", {"sensitive_discount": {"kind": "nope"}}, "sensitive_discount.kind"),
     ],
 )
-async def test_config_errors_name_the_setting(
+async def test_discount_errors_name_the_setting(
     store: Store, settings: Settings, name: str, config: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(RuleError) as caught:
         await strategy(name, store, settings, **config)
     assert caught.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "problem"),
+    [
+        ("welcome", {"validity_days": 0}, "'validity_days': must be at least 1"),
+        ("win_back", {"after_days": "soon"}, "'after_days': expected an integer"),
+        ("welcome", {"typo": 1}, "'typo': unknown key"),
+        ("cart_recovery", {"after_hours": 0}, "'after_hours': must be at least 1"),
+        ("category_affinity", {"min_spend": 30}, "'min_spend': expected a table"),
+    ],
+)
+def test_settings_are_refused_before_the_factory_runs(
+    settings: Settings, name: str, config: dict[str, Any], problem: str
+) -> None:
+    spec = SPECS[name]
+    with pytest.raises(ConfigError, match=rf"strategy '{name}'.*{problem}"):
+        resolve_strategy_config(
+            plugin="coupons",
+            strategy=name,
+            defaults=spec.default_config,
+            secrets=spec.secrets,
+            section=config,
+            settings=settings,
+            config_type=spec.config_type,
+        )
+
+
+async def test_documented_offer_terms_can_be_configured(store: Store, settings: Settings) -> None:
+    spec = SPECS["welcome"]
+    resolved = resolve_strategy_config(
+        plugin="coupons",
+        strategy="welcome",
+        defaults=spec.default_config,
+        secrets=spec.secrets,
+        section={
+            "sensitive_discount": {"kind": "percent", "percent": "15"},
+            "min_spend": {"amount": 3000, "currency": "EUR"},
+        },
+        settings=settings,
+        config_type=spec.config_type,
+    )
+    welcome = await strategy("welcome", store, settings, **resolved.values)
+    assert isinstance(welcome, Welcome)
+    assert welcome.coupons.terms.min_spend == Money(3000, "EUR")
+    assert welcome.coupons.terms.sensitive_discount is not None

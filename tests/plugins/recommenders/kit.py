@@ -61,6 +61,8 @@ def event(
     session: str | None = None,
     quantity: int = 1,
     rating: int | None = None,
+    query: str | None = None,
+    review: str | None = None,
 ) -> dict[str, Any]:
     global _counter
     _counter += 1
@@ -74,6 +76,8 @@ def event(
         "quantity": quantity,
         "order_id": order,
         "rating": rating,
+        "query": query,
+        "review": review,
     }
 
 

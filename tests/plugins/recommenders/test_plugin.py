@@ -30,8 +30,11 @@ def test_registers_the_strategy_names_the_storefront_uses() -> None:
         "bought_together",
         "recommended_for_you",
         "session",
+        "search",
+        "because_you_searched",
+        "new_for_you",
     }
-    assert {s.name for s in specs if not s.personalized} == {"trending", "similar_items"}
+    assert {s.name for s in specs if not s.personalized} == {"trending", "similar_items", "search"}
     for spec in specs:
         strategy = spec.factory(setup(spec.name, spec.default_config))
         assert isinstance(strategy, Recommender)

@@ -287,7 +287,16 @@ async def test_recommended_for_you_completes_the_pattern_from_recent_history() -
     profile = Profile("me", NOW, recently_viewed=("run1", "sock1"))
     found = await strategy.recommend(request(CATALOG, profile=profile), slot("x"))
     assert ids(found)[0] == "bottle"
-    assert found[0].reasons[0].text.startswith("Because you viewed")
+    # The bottle (Gear) was seeded by shoes and socks: no seed of its own department to name.
+    assert found[0].reasons[0].text == "Picked for you from your recent activity"
+    # A product of a seed's department names that seed, even when another gave as much.
+    events = [event("purchase", f"a{i}", pid) for i in range(8) for pid in ("sock1", "cap1")]
+    events += [event("purchase", f"b{i}", pid) for i in range(8) for pid in ("bottle", "cap1")]
+    strategy = await fitted(recommended_for_you, "recommended_for_you", events, {"l2": 1.0})
+    viewed = Profile("me", NOW, recently_viewed=("bottle", "sock1"))
+    found = await strategy.recommend(request(CATALOG, profile=viewed), slot("x"))
+    assert ids(found)[0] == "cap1"
+    assert found[0].reasons[0].text == "Because you viewed Running Socks"
 
 
 async def test_recommended_for_you_cold_start_uses_stated_preferences_then_popularity() -> None:

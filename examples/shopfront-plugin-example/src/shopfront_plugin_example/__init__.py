@@ -4,9 +4,11 @@ The package itself is the plugin object: Shopfront loads it through the ``shopfr
 entry point and registers the hook implementations below. The hooks only *register*; the
 work happens in the strategy objects the factories build (see the modules next to this one).
 
-Every strategy here needs the merchant's own data (product ids, a coupon code, a brand), so
-each ships switched off (``"enabled": False``): installing the package changes nothing until
-``[strategies.<name>]`` in the config file sets its keys and ``enabled = true``.
+Each strategy declares its settings as a dataclass (``config_type``): Shopfront checks the
+config file against it before building the strategy. Every strategy here needs the merchant's
+own data (product ids, a coupon code, a brand), so each ships switched off (``enabled: bool =
+False`` in its settings): installing the package changes nothing until ``[strategies.<name>]``
+in the config file sets its keys and ``enabled = true``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,18 @@ from collections.abc import Sequence
 
 from shopfront import CouponStrategySpec, PromotionSpec, RecommenderSpec, hookimpl
 
-from shopfront_plugin_example.coupon import WelcomeCoupon
-from shopfront_plugin_example.promotion import BrandPercentOff
-from shopfront_plugin_example.recommender import StaffPicks
+from shopfront_plugin_example.coupon import WelcomeConfig, WelcomeCoupon
+from shopfront_plugin_example.promotion import BrandPercentConfig, BrandPercentOff
+from shopfront_plugin_example.recommender import StaffPicks, StaffPicksConfig
 
-__all__ = ["BrandPercentOff", "StaffPicks", "WelcomeCoupon"]
+__all__ = [
+    "BrandPercentConfig",
+    "BrandPercentOff",
+    "StaffPicks",
+    "StaffPicksConfig",
+    "WelcomeConfig",
+    "WelcomeCoupon",
+]
 
 
 @hookimpl
@@ -29,11 +38,7 @@ def register_recommenders() -> Sequence[RecommenderSpec]:
             name="example_staff_picks",
             factory=StaffPicks,
             description="Products the shop's staff picked, in their order",
-            default_config={
-                "enabled": False,
-                "product_ids": [],
-                "reason": "Picked by our staff",
-            },
+            config_type=StaffPicksConfig,
             personalized=False,  # the same for everyone: fine without consent
         )
     ]
@@ -46,14 +51,7 @@ def register_coupon_strategies() -> Sequence[CouponStrategySpec]:
             name="example_welcome",
             factory=WelcomeCoupon,
             description="A welcome code for shoppers who have not ordered yet",
-            default_config={
-                "enabled": False,
-                "code": "WELCOME10",
-                "title": "10% off your first order",
-                "valid_days": 7,
-                "new_shoppers_only": True,
-            },
-            secrets=("code",),  # shown as *** in the merchant's `plugins` query
+            config_type=WelcomeConfig,  # `code` is secret=True: *** in the `plugins` query
             personalized=True,  # reads the shopper's order count
         )
     ]
@@ -66,11 +64,6 @@ def register_promotions() -> Sequence[PromotionSpec]:
             name="example_brand_percent",
             factory=BrandPercentOff,
             description="A percentage off every product of one brand",
-            default_config={
-                "enabled": False,
-                "brand": "",
-                "percent": 10,
-                "priority": 100,
-            },
+            config_type=BrandPercentConfig,
         )
     ]

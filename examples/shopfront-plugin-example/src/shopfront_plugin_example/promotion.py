@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from shopfront import (
-    ConfigError,
     Nudge,
     PricedCart,
     PromotionClass,
@@ -11,23 +12,31 @@ from shopfront import (
     PromotionTerms,
     RequestContext,
     StrategySetup,
+    setting,
 )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrandPercentConfig:
+    """``[strategies.example_brand_percent]``. ``brand`` has no default: it is required once
+    the promotion is enabled (kw_only lets a required setting follow ones with defaults)."""
+
+    enabled: bool = False
+    brand: str = setting(doc="The brand discounted (as in the product's brand).", min_len=1)
+    percent: int = setting(10, doc="Percent off each line of the brand.", min=1, max=100)
+    priority: int = setting(100, doc="Place in the pricing chain (lower runs first).")
 
 
 class BrandPercentOff:
     def __init__(self, setup: StrategySetup) -> None:
-        config = setup.config
-        self.brand = str(config["brand"])
-        self.percent = int(config["percent"])
-        if not self.brand:
-            raise ConfigError("brand is required")
-        if not 0 < self.percent <= 100:
-            raise ConfigError(f"percent must be from 1 to 100, got {self.percent}")
+        config = setup.config_as(BrandPercentConfig)
+        self.brand = config.brand
+        self.percent = config.percent
         self._terms = PromotionTerms(
             name=setup.name,
             title=f"{self.percent}% off {self.brand}",
             klass=PromotionClass.PRODUCT,
-            priority=int(config["priority"]),
+            priority=config.priority,
         )
 
     @property

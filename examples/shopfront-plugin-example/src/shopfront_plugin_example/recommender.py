@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from shopfront import Candidate, ConfigError, Reason, RequestContext, Slot, StrategySetup
+from shopfront import Candidate, Reason, RequestContext, Slot, StrategySetup, setting
+
+
+@dataclass(frozen=True)
+class StaffPicksConfig:
+    """``[strategies.example_staff_picks]``: Shopfront checks the file against these types and
+    bounds before the strategy is built, naming the setting and the value that do not fit."""
+
+    enabled: bool = False  # needs the shop's own product ids: ships switched off
+    product_ids: list[str] = setting(
+        default_factory=list, doc="The picked products, best first.", max_len=200
+    )
+    reason: str = setting(
+        "Picked by our staff", doc="Shown to the shopper with each pick.", min_len=1, max_len=80
+    )
 
 
 class StaffPicks:
@@ -12,11 +27,9 @@ class StaffPicks:
     inactive, out of stock, unknown, already in the cart or on the page."""
 
     def __init__(self, setup: StrategySetup) -> None:
-        ids = setup.config["product_ids"]
-        if not all(isinstance(pid, str) and pid for pid in ids):
-            raise ConfigError("product_ids must be a list of product ids (non-empty strings)")
-        self.ids: list[str] = list(dict.fromkeys(ids))
-        self.reason = str(setup.config["reason"])
+        config = setup.config_as(StaffPicksConfig)
+        self.ids = list(dict.fromkeys(pid for pid in config.product_ids if pid))
+        self.reason = config.reason
 
     async def recommend(self, ctx: RequestContext, slot: Slot) -> Sequence[Candidate]:
         # One batched lookup through the request's catalog (shared by every strategy).
