@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck schema readme plugin-docs bench bench-storefront clean
+.PHONY: run test lint typecheck schema readme plugin-docs bench bench-storefront clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,15 @@ readme: $(VENV)/.installed-test
 # The reference section of docs/plugins.md, generated from the public plugin API.
 plugin-docs: $(VENV)/.installed-test
 	$(BIN)/python -m shopfront.extend.reference docs/plugins.md
+
+# The Docker image installs exactly these versions, each checked against its hash. Run after
+# changing a dependency in pyproject.toml (pip-tools in a throwaway venv, PyPI only).
+lock:
+	python3 -m venv .venv-lock && .venv-lock/bin/pip install --quiet pip-tools
+	PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= CUSTOM_COMPILE_COMMAND="make lock" \
+	  .venv-lock/bin/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+	  --no-emit-index-url --no-emit-find-links --index-url https://pypi.org/simple \
+	  --output-file docker/requirements.lock pyproject.toml
 
 bench-storefront: $(VENV)/.installed-test
 	$(BIN)/python -m bench.storefront

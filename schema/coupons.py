@@ -53,12 +53,16 @@ from shopfront.schema.promotions import (
 from shopfront.schema.scalars import Long
 from shopfront.schema.storefront_types import PricedCart
 from shopfront.schema.types import Money, MoneyInput
+from shopfront.shoppers import privacy
 from shopfront.shoppers.context import RequestContext
+from shopfront.shoppers.erased import erased_ids_of
 from shopfront.storefront.composer import Storefront
 from strawberry.types import Info
 
 log = logging.getLogger(__name__)
 
+IDEMPOTENCY_KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
+ERASED = "userId: this shopper was erased; nothing is stored about them"
 MAX_KEY_LEN = 200
 MAX_CODES = 20  # entered codes per call; pricing refuses those past SHOPFRONT_MAX_COUPON_CODES
 
@@ -483,6 +487,9 @@ class CouponsQuery:
         if len(codes) > MAX_CODES:
             raise user_error(f"codes: at most {MAX_CODES} codes per call")
         user = acting_shopper(info, _user(user_id))
+        erased = erased_ids_of(info.context.runtime.components)
+        if erased is not None and erased.any_erased(user):
+            raise user_error(ERASED, code=ErrorCode.USER_ERASED)
         ctx, _ = await cart_context(info, cart, user, codes)
         priced = await price_order(info, ctx)
         return CouponValidation(cart=PricedCart.of(priced), coupons=_checks(priced, codes))
@@ -553,6 +560,8 @@ class CouponsMutation:
         user = _user(user_id)
         if user is None:
             raise user_error("userId: is required")
+        if await privacy.is_erased(info.context.runtime.store, user):
+            raise user_error(ERASED, code=ErrorCode.USER_ERASED)
         if not str(order_id).strip():
             raise user_error("orderId: is required")
         key = idempotency_key.strip()

@@ -7,7 +7,10 @@ limits (schema/limits.py) never costs a database call. In order, for each operat
    when the database is unreachable, a key verified recently still works (service/keycache);
 2. verify the ``X-Shopper-Token`` (shopfront.shoppers.identity), if one was sent, into
    ``Context.shopper``; each field about a shopper decides what it needs (schema/permissions);
-3. take a token from the key's rate-limit bucket (``RATE_LIMITED``, HTTP 429);
+3. charge the rate-limit buckets in proportion to the operation's estimated cost: the key's
+   (per client address for a storefront key), the client address's (the rest of the cost:
+   the HTTP layer took one token per operation) and, for a storefront key, each shopper or
+   session the operation names or its shopper token carries (``RATE_LIMITED``, HTTP 429);
 4. refuse mutations at once with ``SERVICE_UNAVAILABLE`` while the readiness monitor knows the
    database is down, so writers fail fast instead of waiting for a deadline.
 
@@ -32,6 +35,7 @@ from shopfront.platform.ratelimit import RateLimited, RateLimiter
 from shopfront.platform.store import is_unavailable
 from shopfront.schema.context import Context
 from shopfront.schema.errors import ErrorCode, coded_error, unavailable_error
+from shopfront.schema.limits import Charge, Limits, operation_charge
 from shopfront.shoppers.identity import HEADER as SHOPPER_TOKEN_HEADER
 from shopfront.shoppers.identity import ShopperTokens, TokenError
 from starlette.requests import Request
@@ -149,12 +153,26 @@ class RequestGate(SchemaExtension):
         ec = self.execution_context
         ctx = ec.context
         if isinstance(ctx, Context) and ec.result is None:
-            error = await self._admit(ctx, ec.operation_type)
+            error = await self._admit(ctx, ec.operation_type, self._charge(ctx))
             if error is not None:
                 ec.result = GraphQLExecutionResult(data=None, errors=[error])
         yield
 
-    async def _admit(self, ctx: Context, operation: OperationType) -> GraphQLError | None:
+    def _charge(self, ctx: Context) -> Charge:
+        ec = self.execution_context
+        if ec.graphql_document is None:
+            return Charge(0, ())
+        return operation_charge(
+            ec.schema._schema,
+            ec.graphql_document,
+            ec.operation_name,
+            ec.variables,
+            Limits.from_settings(ctx.runtime.settings),
+        )
+
+    async def _admit(
+        self, ctx: Context, operation: OperationType, charge: Charge
+    ) -> GraphQLError | None:
         problem = await authenticate(ctx)
         if problem is not None:
             return problem
@@ -162,8 +180,17 @@ class RequestGate(SchemaExtension):
         runtime = ctx.runtime
         limiter = runtime.components.get(RATE_LIMITER)
         if ctx.principal is not None and isinstance(limiter, RateLimiter):
+            info = current_request()
+            address = info.client if info is not None else None
+            tokens = limiter.tokens(charge.cost)
             try:
-                limiter.check_key(ctx.principal.id, ctx.principal.role)
+                limiter.check_key(ctx.principal.id, ctx.principal.role, tokens, address=address)
+                limiter.check_address(address, tokens - 1)
+                if ctx.principal.role is auth.Role.STOREFRONT:
+                    shoppers = charge.shoppers
+                    if ctx.shopper is not None:  # the token's shopper, named or not
+                        shoppers = tuple(dict.fromkeys((*shoppers, ctx.shopper.user_id)))
+                    limiter.check_shoppers(ctx.principal.id, shoppers, tokens)
             except RateLimited as exc:
                 metrics = metrics_of(runtime)
                 if metrics is not None:

@@ -59,6 +59,7 @@ from graphql import (
     get_named_type,
     is_leaf_type,
     parse,
+    value_from_ast_untyped,
 )
 from graphql.error import GraphQLSyntaxError
 from shopfront.platform.config import Settings
@@ -121,9 +122,32 @@ DOCUMENTS = DocumentCache()
 # so the documents this holds on to are the small ones).
 _validate_cached = functools.lru_cache(maxsize=CACHE_SIZE)(validate_document)
 
-# Base cost of fields that do more than read one object: ("Type", "field") -> cost.
-# Domain modules add their expensive root fields here (e.g. ("Query", "storefront")).
-FIELD_COSTS: dict[tuple[str, str], int] = {}
+# Base cost of fields that do more than read one object: ("Type", "field") -> cost. A product
+# field costs 1; these compose, write or scan, so an operation asking for many of them (by
+# aliases) is refused by ``max_query_cost``, and the rate limiter charges tokens in
+# proportion (`shopfront.platform.ratelimit.tokens_for`). Storefront about 100: one token.
+FIELD_COSTS: dict[tuple[str, str], int] = {
+    # Runs every strategy of every slot, prices the cart, logs what was served.
+    ("Query", "storefront"): 100,
+    # Prices a cart through the promotion chain and reads coupon limits.
+    ("Query", "validateCoupons"): 50,
+    ("Query", "profile"): 5,
+    # Scans every personal-data collection and asks every plugin.
+    ("Query", "exportUserData"): 200,
+    ("Query", "experimentReport"): 100,
+    ("Query", "strategyPerformance"): 100,
+    # Up to SHOPFRONT_MAX_EVENTS_PER_CALL events: inserts, profile updates, attribution.
+    ("Mutation", "trackEvents"): 100,
+    ("Mutation", "identify"): 20,
+    ("Mutation", "setPreferences"): 10,
+    ("Mutation", "setConsent"): 20,
+    # Prices the cart and charges the coupon in a transaction.
+    ("Mutation", "redeemCoupon"): 100,
+    ("Mutation", "releaseCoupon"): 50,
+    ("Mutation", "eraseUser"): 200,
+    ("Mutation", "upsertProducts"): 100,
+    ("Mutation", "generateCouponCodes"): 100,
+}
 
 
 @dataclass(frozen=True)
@@ -331,6 +355,121 @@ def limits_rule(limits: Limits) -> type[ASTValidationRule]:
                 )
 
     return OperationLimitsRule
+
+
+# Argument keys that name a shopper or a browsing session (rate-limited per shopper).
+SHOPPER_KEYS = ("userId", "sessionId")
+MAX_SHOPPERS_CHARGED = 100  # distinct shoppers charged per operation; the rest pay nothing more
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What one operation pays for: its estimated cost, and the shopper or session ids its
+    root fields name (in their arguments, variables resolved)."""
+
+    cost: int
+    shoppers: tuple[str, ...]
+
+
+def operation_charge(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    limits: Limits,
+) -> Charge:
+    """The `Charge` of the operation that will run (the document passed validation, so its
+    cost is within ``limits``; it is measured again because cached validations skip the
+    rule). An operation that cannot be measured is charged the cost limit."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    op = next(
+        (o for o in ops if operation_name is None or (o.name and o.name.value == operation_name)),
+        None,
+    )
+    if op is None:
+        return Charge(0, ())
+    cost = _COSTS.get(document, op, limits)
+    if cost is None:
+        try:
+            cost = DocumentMeasurer(schema, fragments, limits).measure_operation(op).cost
+        except (_TooDeep, RecursionError):
+            cost = limits.max_cost
+        if _token_count(document, CACHE_MAX_TOKENS + 1) <= CACHE_MAX_TOKENS:
+            _COSTS.put(document, op, limits, cost)  # only small documents, as DOCUMENTS
+    found: dict[str, None] = {}
+    _shoppers_in(op.selection_set, fragments, variables or {}, found, set())
+    return Charge(cost, tuple(found)[:MAX_SHOPPERS_CHARGED])
+
+
+class _CostCache:
+    """Costs of recently run operations, by document identity: a cached document (see
+    `DocumentCache`) is the same object each time it is sent, so the storefront's query is
+    measured once, not on every request. Holds the documents it keys on (bounded, LRU)."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[int, int, Limits], tuple[DocumentNode, int]] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def get(
+        self, document: DocumentNode, op: OperationDefinitionNode, limits: Limits
+    ) -> int | None:
+        key = (id(document), id(op), limits)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] is not document:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(
+        self, document: DocumentNode, op: OperationDefinitionNode, limits: Limits, cost: int
+    ) -> None:
+        with self._lock:
+            self._entries[(id(document), id(op), limits)] = (document, cost)
+            self._entries.move_to_end((id(document), id(op), limits))
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+
+_COSTS = _CostCache()
+
+
+def _shoppers_in(
+    selections: SelectionSetNode | None,
+    fragments: dict[str, FragmentDefinitionNode],
+    variables: dict[str, Any],
+    found: dict[str, None],
+    seen_fragments: set[str],
+) -> None:
+    for node in selections.selections if selections is not None else ():
+        if isinstance(node, FieldNode):
+            for arg in node.arguments or ():
+                _collect(value_from_ast_untyped(arg.value, variables), arg.name.value, found)
+        elif isinstance(node, InlineFragmentNode):
+            _shoppers_in(node.selection_set, fragments, variables, found, seen_fragments)
+        elif isinstance(node, FragmentSpreadNode) and node.name.value not in seen_fragments:
+            seen_fragments.add(node.name.value)
+            fragment = fragments.get(node.name.value)
+            if fragment is not None:
+                _shoppers_in(fragment.selection_set, fragments, variables, found, seen_fragments)
+
+
+def _collect(value: Any, key: str, found: dict[str, None]) -> None:
+    if isinstance(value, str):
+        if key in SHOPPER_KEYS and value.strip():
+            found[value.strip()] = None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _collect(v, str(k), found)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, key, found)
 
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")

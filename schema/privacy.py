@@ -12,6 +12,7 @@ from shopfront.schema.permissions import merchant_field, merchant_mutation, stor
 from shopfront.schema.profiles import checked_user_id, shopper_of
 from shopfront.schema.scalars import JSON
 from shopfront.shoppers import privacy
+from shopfront.shoppers.erased import erased_ids_of
 from strawberry.types import Info
 
 
@@ -67,7 +68,12 @@ class PrivacyQuery:
         "answer to a data-subject access request)."
     )
     async def export_user_data(self, info: Info[Context, Any], user_id: strawberry.ID) -> JSON:
-        data = await privacy.export_user_data(info.context.runtime.store, checked_user_id(user_id))
+        runtime = info.context.runtime
+        data = await privacy.export_user_data(
+            runtime.store,
+            checked_user_id(user_id),
+            exporters=privacy.privacy_hooks(runtime.components).exporters,
+        )
         return JSON(data)
 
 
@@ -105,6 +111,10 @@ class PrivacyMutation:
             checked_user_id(user_id),
             erasers=privacy.privacy_hooks(runtime.components).erasers,
         )
+        erased = erased_ids_of(runtime.components)
+        if erased is not None:  # this instance refuses writes for them from now on
+            erased.add([report.user_id, *report.sessions])
+            erased.sweep_later(report.user_id, report.sessions)
         return ErasureResult(
             user_id=strawberry.ID(report.user_id),
             deleted=_counts(dict(report.deleted)),

@@ -8,8 +8,11 @@ Before a GraphQL request reaches strawberry, the HTTP layer (`ShopfrontGraphQL._
 refuses, each with a GraphQL-shaped error body and a code:
 
 - a body over ``max_body_bytes`` (413 ``BODY_TOO_LARGE``), counted as it streams in;
-- a batch of more than ``max_operations_per_batch`` operations (400 ``TOO_MANY_OPERATIONS``);
-- a client address over its rate limit (429 ``RATE_LIMITED`` with ``Retry-After``).
+- a batch of more than ``max_operations_per_batch`` operations (400 ``TOO_MANY_OPERATIONS``),
+  whatever its encoding (a byte-order mark or UTF-16 does not hide a batch);
+- a client address over its rate limit (429 ``RATE_LIMITED`` with ``Retry-After``). The
+  address is the peer's, or the one a proxy in ``SHOPFRONT_TRUSTED_PROXIES`` forwarded
+  (`shopfront.platform.client_address`).
 
 Errors raised later with the codes ``RATE_LIMITED`` or ``OVERLOADED`` (per-key rate limit,
 admission gates) turn the HTTP status into 429 / 503 with ``Retry-After`` as well.
@@ -33,6 +36,7 @@ from shopfront.console import console_routes
 from shopfront.extend.config import ConfigFile
 from shopfront.platform import admission, health, keycache, ratelimit
 from shopfront.platform import metrics as metrics_module
+from shopfront.platform.client_address import ClientAddresses
 from shopfront.platform.config import Settings, cors_origin_patterns
 from shopfront.platform.logs import RequestInfo, bind_request, current_request, log_request
 from shopfront.platform.metrics import Metrics
@@ -167,6 +171,18 @@ class _BodyTooLarge(Exception):
     pass
 
 
+def _may_be_batch(body: bytes) -> bool:
+    """Whether ``body`` may hold a JSON array, in any encoding `json.loads` accepts (UTF-8
+    with or without a byte-order mark, UTF-16, UTF-32), so none slips past the batch check."""
+    if not body:
+        return False
+    try:  # the whole body (bounded by max_body_bytes): JSON allows any leading whitespace
+        text = body.decode(json.detect_encoding(body), errors="ignore")
+    except LookupError:
+        return True
+    return text.lstrip("\ufeff \t\r\n")[:1] == "["
+
+
 GRAPHIQL_ASSETS = "/graphiql-assets"  # where the vendored GraphiQL files are served
 _GRAPHIQL_FOLDER = ("shopfront", "static/graphiql")  # package data, shipped in the wheel
 
@@ -202,6 +218,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
         self.settings = settings
         self.metrics = metrics
         self.limiter = limiter
+        self.addresses = ClientAddresses.of(settings.trusted_proxies)
 
     # -- HTTP layer ------------------------------------------------------------------------
 
@@ -215,7 +232,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
             request_id=request_id_for(headers),
             method=scope.get("method", ""),
             path=scope.get("path", ""),
-            client=client[0] if client else None,
+            client=self.addresses.resolve(client[0] if client else None, headers),
         )
         status = 500
         metrics = self.metrics
@@ -253,7 +270,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
                 metrics.http_requests.labels("/graphql", str(status)).inc()
                 for part in info.degraded:
                     metrics.degraded.labels(part.label, part.cause).inc()
-            log_request(info, status)
+            log_request(info, status, log_pii=self.settings.log_pii)
 
     async def _screen(
         self, scope: Scope, receive: Receive, headers: Mapping[str, str], info: RequestInfo
@@ -284,7 +301,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
                 limit=limit,
             ), receive
         operations = 1
-        if body.lstrip()[:1] == b"[":
+        if _may_be_batch(body):
             try:
                 parsed = json.loads(body)
             except ValueError:

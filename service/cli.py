@@ -124,6 +124,9 @@ def serve(host: str | None, port: int | None, demo: bool, drain: float | None) -
             port=live.port,
             log_config=None,  # keep the JSON/text logging configured above
             access_log=False,  # the app logs one structured line per GraphQL request
+            # X-Forwarded-For is believed only from SHOPFRONT_TRUSTED_PROXIES (the app reads
+            # it), never from uvicorn's FORWARDED_ALLOW_IPS.
+            proxy_headers=False,
             # uvicorn types this as int but only hands it to asyncio.wait_for (seconds).
             timeout_graceful_shutdown=live.shutdown_drain_s,  # type: ignore[arg-type]
         )

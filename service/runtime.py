@@ -23,6 +23,8 @@ from shopfront.platform.config import Settings
 from shopfront.platform.metrics import metrics_of
 from shopfront.platform.money import Money
 from shopfront.platform.store import Store
+from shopfront.shoppers.erased import COMPONENT as ERASED_IDS
+from shopfront.shoppers.erased import ErasedIds
 from shopfront.shoppers.profile_view import Profile
 from shopfront.storefront.composer import Storefront
 from shopfront.storefront.slots import configured_slots
@@ -56,6 +58,9 @@ async def start_components(
     from shopfront.shoppers import events, privacy
     from shopfront.shoppers.profiles import load_profile
 
+    erased = ErasedIds(runtime.store, refresh_seconds=runtime.settings.tombstone_refresh_seconds)
+    await erased.start()
+    runtime.components[ERASED_IDS] = erased
     host = await PluginHost.start(
         runtime.settings, runtime.store, plugins=plugins, config=plugin_config
     )
@@ -68,7 +73,9 @@ async def start_components(
         )
     except BaseException:
         await host.close()
+        await erased.close()
         raise
+    composer.erased = erased
     runtime.components["plugins"] = host
     runtime.components["storefront"] = composer
 
@@ -126,8 +133,11 @@ async def start_components(
     async def plugins_on_event(event: Mapping[str, Any]) -> None:
         await host.emit_event(event)
 
-    async def plugin_state(user_id: str) -> int:
-        return sum((await host.erase_user(user_id)).values())
+    async def plugin_state(user_id: str, sessions: Sequence[str]) -> int:
+        return sum((await host.erase_user(user_id, sessions)).values())
+
+    async def plugin_export(user_id: str, sessions: Sequence[str]) -> privacy.PluginExport:
+        return await host.export_user(user_id, sessions)
 
     async def profile_loader(user_id: str, now: datetime) -> Profile | None:
         return await load_profile(runtime.store, user_id, now)
@@ -136,6 +146,7 @@ async def start_components(
     runtime.components.setdefault("profile_loader", profile_loader)
     events.event_hooks(runtime.components).listeners.append(plugins_on_event)
     privacy.privacy_hooks(runtime.components).erasers.append(plugin_state)
+    privacy.privacy_hooks(runtime.components).exporters.append(plugin_export)
 
 
 def _observe_strategies(runtime: Runtime, host: PluginHost) -> None:
@@ -183,6 +194,9 @@ async def stop_components(runtime: Runtime) -> None:
     host = runtime.components.pop("plugins", None)
     if isinstance(host, PluginHost):
         await host.close()
+    erased = runtime.components.pop(ERASED_IDS, None)
+    if isinstance(erased, ErasedIds):
+        await erased.close()
 
 
 # -- wiring --------------------------------------------------------------------------------

@@ -68,8 +68,6 @@ ATTRIBUTED_TYPES = (CLICK, ADD_TO_CART, PURCHASE)
 BY_RECOMMENDATION = "recommendation"
 BY_LAST_CLICK = "last_click"
 
-# Collection -> field holding the shopper's user id (merge into the store's USER_DATA).
-
 
 @dataclass(frozen=True)
 class AttributionSummary:

@@ -82,8 +82,7 @@ ASSIGNMENTS = "assignments"
 EXPOSURES = "exposures"
 LOCKS = "experiment_locks"
 
-# Collection -> field holding the shopper's user id, for export and erasure (merge into the
-# store's USER_DATA mapping). Session-keyed assignments get ``user_id`` once identified.
+
 BUCKETS = 10_000
 DEFAULT_LAYER = "default"
 MAX_VARIANTS = 20

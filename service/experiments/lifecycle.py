@@ -1,5 +1,6 @@
-"""Experiment lifecycle: create, start (placing the experiment in its layer), pause, stop;
-export and erase of a shopper's assignments.
+"""Experiment lifecycle: create, start (placing the experiment in its layer), pause, stop.
+(A shopper's assignments and exposures are exported and erased with the rest of their data,
+through `shopfront.platform.personal_data`.)
 """
 
 from __future__ import annotations

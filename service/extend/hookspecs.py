@@ -13,7 +13,7 @@ Kinds of hook:
 - policy hooks (``firstresult``: the first non-None answer wins; the built-in default is
   ``trylast`` so a merchant's implementation runs first): ``blend_candidates``,
   ``choose_coupon_offers``, ``promotion_stacking``;
-- event hooks (all called): ``on_event``, ``on_user_erased``.
+- event hooks (all called): ``on_event``, ``on_user_erased``, ``export_user_data``.
 
 A hook implementation that may return an awaitable says so below; the host awaits it under a
 deadline.
@@ -145,11 +145,29 @@ def on_event(event: Mapping[str, Any]) -> Awaitable[None] | None:
 
 
 @hookspec
-def on_user_erased(user_id: str) -> Awaitable[int] | int | None:
-    """Forget a shopper: delete any state this plugin keeps about ``user_id``.
+def on_user_erased(user_id: str, session_ids: Sequence[str]) -> Awaitable[int] | int | None:
+    """Forget a shopper: delete any state this plugin keeps about ``user_id`` and about the
+    shopper's browsing sessions ``session_ids`` (an implementation may leave that argument
+    out).
 
     Returns: the number of records deleted (or an awaitable of it), or None. All
-    implementations are called; a failure is reported in the erase result. Since 0.1.
+    implementations are called; a failure is reported in the erase result. Since 0.1
+    (``session_ids`` since 0.2).
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def export_user_data(
+    user_id: str, session_ids: Sequence[str]
+) -> Awaitable[Mapping[str, Any]] | Mapping[str, Any] | None:
+    """Tell a shopper what this plugin keeps about them (a data-subject access request).
+
+    Returns: a JSON-like mapping of what it holds about ``user_id`` and the shopper's sessions
+    ``session_ids`` (an implementation may leave that argument out), or an awaitable of it,
+    or None when it holds nothing. It appears under ``plugins.<plugin name>`` in
+    ``exportUserData``. All implementations are called; a failure or a non-mapping answer is
+    named in ``plugin_failures`` (the export is incomplete). Since 0.2.
     """
     raise NotImplementedError
 
@@ -164,4 +182,5 @@ HOOK_NAMES: tuple[str, ...] = (
     "promotion_stacking",
     "on_event",
     "on_user_erased",
+    "export_user_data",
 )

@@ -72,7 +72,6 @@ from shopfront.extend.records import (
     Degradation,
     HealthSnapshot,
     HostedPromotion,
-    PluginEraseError,
     PluginError,
     PluginRecord,
     PluginReport,
@@ -83,6 +82,7 @@ from shopfront.extend.records import (
     StrategyReport,
     health_snapshot,
 )
+from shopfront.extend.shopper_data import erased_counts, exported
 from shopfront.extend.specs import checked_specs, spec_settings
 from shopfront.offers.contract import (
     CouponOffer,
@@ -109,6 +109,7 @@ from shopfront.recommend.contract import (
 )
 from shopfront.recommend.models import training_problem
 from shopfront.shoppers.context import RequestContext
+from shopfront.shoppers.privacy import PluginExport
 
 log = logging.getLogger("shopfront.plugins")
 
@@ -134,7 +135,7 @@ _PROTOCOLS: dict[StrategyKind, type] = {
     StrategyKind.COUPON: CouponStrategy,
     StrategyKind.PROMOTION: Promotion,
 }
-_LOOP_HOOKS = ("startup", "on_event", "on_user_erased")
+_LOOP_HOOKS = ("startup", "on_event", "on_user_erased", "export_user_data")
 
 
 class PluginHost:
@@ -782,25 +783,17 @@ class PluginHost:
         _, failures = await self._each_on_loop("on_event", {"event": frozen})
         return failures
 
-    async def erase_user(self, user_id: str) -> dict[str, int]:
-        """Ask every plugin to forget ``user_id``: records deleted, by plugin.
+    async def erase_user(self, user_id: str, session_ids: Sequence[str] = ()) -> dict[str, int]:
+        """Ask every plugin to forget ``user_id`` and their ``session_ids``: records deleted,
+        by plugin. Raises `PluginEraseError` (carrying the others' counts) when any plugin
+        failed or answered with something other than a count."""
+        kwargs = {"user_id": user_id, "session_ids": tuple(session_ids)}
+        return erased_counts(*await self._each_on_loop("on_user_erased", kwargs))
 
-        Raises `PluginEraseError` (carrying the others' counts) when any plugin failed or
-        answered with something other than a count, so an erase is never reported complete
-        when it is not.
-        """
-        values, failures = await self._each_on_loop("on_user_erased", {"user_id": user_id})
-        deleted: dict[str, int] = {}
-        for plugin, value in values.items():
-            if value is None:
-                deleted[plugin] = 0
-            elif isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                deleted[plugin] = value
-            else:
-                failures[plugin] = f"returned {value!r}, expected a count"
-        if failures:
-            raise PluginEraseError(failures, deleted)
-        return deleted
+    async def export_user(self, user_id: str, session_ids: Sequence[str] = ()) -> PluginExport:
+        """What each plugin's ``export_user_data`` says it keeps, and which plugins failed."""
+        kwargs = {"user_id": user_id, "session_ids": tuple(session_ids)}
+        return exported(*await self._each_on_loop("export_user_data", kwargs))
 
     # -- reporting -------------------------------------------------------------------------
 

@@ -42,9 +42,6 @@ REDEMPTIONS = "coupon_redemptions"
 USAGE = "coupon_usage"
 IDEMPOTENCY = "coupon_idempotency"
 
-# Where a shopper's data lives in these collections (collection -> user field), for export
-# and erasure. To be merged into `shopfront.platform.store.USER_DATA` where that mapping exists.
-USER_DATA: Mapping[str, str] = {REDEMPTIONS: "user_id", USAGE: "user_id", CODES: "user_id"}
 
 # Why a code gives no discount.
 UNKNOWN_CODE = "UNKNOWN_CODE"

@@ -70,7 +70,6 @@ from shopfront.offers.campaigns import (
     UNKNOWN_CODE,
     USAGE,
     USAGE_LIMIT_REACHED,
-    USER_DATA,
     Campaign,
     CodeRecord,
     CouponError,
@@ -465,6 +464,7 @@ class CouponService:
                 {"_id": _usage_id(record.campaign_id, request.user_id)},
                 {
                     "$inc": {"count": 1},
+                    "$set": {"updated_at": now},  # retention counts from the last use
                     "$setOnInsert": {"campaign_id": record.campaign_id, "user_id": request.user_id},
                 },
                 upsert=True,
@@ -518,6 +518,8 @@ class CouponService:
     ) -> dict[str, Any]:
         return {
             "_id": request.idempotency_key,
+            # Erasure and export find the record by it (personal_data registry).
+            "user_id": request.user_id,
             "fingerprint": request.fingerprint,
             "result": result.to_doc(),
             "created_at": now,
@@ -590,17 +592,6 @@ class CouponService:
             return True
 
         return now if await db.in_transaction(work) else None
-
-    # privacy ----------------------------------------------------------------------------
-
-    async def erase_user(self, user_id: str) -> int:
-        """Delete what the coupon collections hold about a shopper (campaign counters stay:
-        they are the merchant's accounting, not personal data)."""
-        deleted = 0
-        for name, key in USER_DATA.items():
-            result = await self.store.collection(name).delete_many({key: user_id})
-            deleted += int(result.deleted_count)
-        return deleted
 
 
 def _now() -> datetime:

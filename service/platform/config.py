@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from shopfront.platform.client_address import parse_trusted
 from shopfront.platform.money import Money, is_currency
 from shopfront.platform.vocabulary import EVENT_TYPES
 
@@ -73,6 +74,11 @@ def parse_event_weights(text: str) -> Mapping[str, float]:
 
 def _meta(doc: str, **extra: Any) -> dict[str, Any]:
     return {"doc": doc, **extra}
+
+
+def _days(default: int, doc: str) -> Any:
+    """A retention setting: whole days, at least one."""
+    return field(default=default, metadata=_meta(doc, min=1))
 
 
 @dataclass(frozen=True)
@@ -233,6 +239,31 @@ class Settings:
     rate_limit_address_burst: int = field(
         default=200, metadata=_meta("Burst size of a client address's bucket.", min=1)
     )
+    rate_limit_shopper_per_s: float = field(
+        default=20.0,
+        metadata=_meta(
+            "Tokens per second one shopper (or session) id may take through a storefront key.",
+            min=0,
+        ),
+    )
+    rate_limit_shopper_burst: int = field(
+        default=100, metadata=_meta("Burst size of a shopper's bucket.", min=1)
+    )
+    rate_limit_cost_per_token: int = field(
+        default=100,
+        metadata=_meta(
+            "Estimated query cost one rate-limit token pays for (an operation takes at least "
+            "one; a storefront composition costs about 100).",
+            min=1,
+        ),
+    )
+    trusted_proxies: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "Comma list of CIDR blocks of reverse proxies whose X-Forwarded-For names the "
+            "client (e.g. 172.17.0.0/16 for Docker's bridge); never '*'.",
+        ),
+    )
     # -- health, shutdown, overload, logs (service/health.py, service/admission.py) ----------
     health_check_interval_s: float = field(
         default=0.5,
@@ -290,6 +321,13 @@ class Settings:
     )
     log_format: Literal["json", "text"] = field(
         default="json", metadata=_meta("`shopfront serve` log lines: `json` or `text`.")
+    )
+    log_pii: bool = field(
+        default=False,
+        metadata=_meta(
+            "Write client IP addresses and shopper ids into logs. Off: the request line leaves "
+            "the address out and shopper ids appear as a hash salted per process."
+        ),
     )
     metrics_enabled: bool = field(
         default=True, metadata=_meta("Serve Prometheus metrics at /metrics.")
@@ -353,6 +391,23 @@ class Settings:
             min=1,
         ),
     )
+    tombstone_refresh_seconds: float = field(
+        default=2.0,
+        metadata=_meta(
+            "How often each instance reads new erasures into its in-memory set of erased ids "
+            "(the storefront's check); the erasing instance knows at once.",
+            min=0.05,
+        ),
+    )
+    # -- retention of shopper data (service/platform/personal_data.py; TTL indexes) ----------
+    profile_retention_days: int = _days(365, "Days a profile is kept after its last update.")
+    session_link_retention_days: int = _days(365, "Days a session link (identify) is kept.")
+    consent_retention_days: int = _days(1095, "Days a consent answer counts; then the default.")
+    assignment_retention_days: int = _days(365, "Days an experiment assignment is kept.")
+    exposure_retention_days: int = _days(180, "Days a sampled experiment exposure is kept.")
+    attribution_retention_days: int = _days(365, "Days an attributed event is kept.")
+    redemption_retention_days: int = _days(730, "Days redemptions and usage counts are kept.")
+    personal_code_retention_days: int = _days(365, "Days a personal coupon code is kept.")
     affinity_half_life_days: float = field(
         default=30.0,
         metadata=_meta(
@@ -556,6 +611,10 @@ class Settings:
                 f"SHOPFRONT_EVENT_WEIGHTS={self.event_weights!r} is invalid: {exc}"
             ) from None
 
+        try:
+            parse_trusted(self.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"SHOPFRONT_TRUSTED_PROXIES: {exc}") from None
         token_secrets(self.shopper_token_secrets)
         cors_origin_patterns(self.cors_origins)
         amounts_by_currency(self.shipping_fee, "SHOPFRONT_SHIPPING_FEE")

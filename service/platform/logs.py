@@ -7,13 +7,20 @@ key), the duration and the parts of the answer that were degraded. Code anywhere
 calls ``mark_degraded("trending", "timeout after 200 ms", cause="timeout")`` to have that part
 named, with its reason, in the summary and counted in the ``shopfront_degraded_parts`` metric
 (labelled by strategy and cause).
+
+Personal data stays out of logs unless ``SHOPFRONT_LOG_PII=true``: the summary line carries
+the client address only then, and code that names a shopper in a message passes the id
+through `shopper_ref`, which gives a hash salted per process (lines of one process can be
+correlated; the id cannot be recovered or matched across restarts).
 """
 
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import json
 import logging
+import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -157,10 +164,21 @@ def configure_logging(
 
 
 request_log = logging.getLogger("shopfront.request")
+_SALT = secrets.token_bytes(16)
 
 
-def log_request(info: RequestInfo, status: int) -> None:
-    """The one summary line per HTTP request."""
+def shopper_ref(value: str | None, log_pii: bool) -> str:
+    """How a log line names a shopper or session id: the id itself with ``log_pii``, else a
+    short hash salted per process."""
+    if value is None:
+        return "-"
+    if log_pii:
+        return value
+    return "id:" + hashlib.blake2b(value.encode(), key=_SALT, digest_size=6).hexdigest()
+
+
+def log_request(info: RequestInfo, status: int, *, log_pii: bool = False) -> None:
+    """The one summary line per HTTP request (the client address only with ``log_pii``)."""
     level = logging.ERROR if status >= 500 else logging.INFO
     request_log.log(
         level,
@@ -175,7 +193,7 @@ def log_request(info: RequestInfo, status: int) -> None:
             "operation": ",".join(info.operations) or None,
             "key_name": info.key_name,
             "role": info.role,
-            "client": info.client,
+            "client": info.client if log_pii else None,
             "degraded": [d.as_log() for d in info.degraded],
             "error_codes": sorted(set(info.error_codes)),
         },

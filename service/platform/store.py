@@ -32,6 +32,7 @@ from pymongo.errors import (
     OperationFailure,
     PyMongoError,
 )
+from shopfront.platform import personal_data
 from shopfront.platform.config import Settings
 
 __all__ = [
@@ -115,13 +116,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_created"),
         IndexModel([("session_id", ASCENDING), ("created_at", DESCENDING)], name="session_created"),
         IndexModel([("request_id", ASCENDING)], name="request_id_1"),
-        IndexModel([("expire_at", ASCENDING)], name="expire_at_ttl", expireAfterSeconds=0),
     ],
     # Behaviour events. The unique event_id makes a retried batch count once; the TTL index
-    # (lifetime from SHOPFRONT_EVENT_RETENTION_DAYS, see TTL_SECONDS) expires old events.
+    # (lifetime from SHOPFRONT_EVENT_RETENTION_DAYS) comes from the personal-data registry.
     "events": [
         IndexModel([("event_id", ASCENDING)], name="event_id_1", unique=True),
-        IndexModel([("timestamp", ASCENDING)], name="timestamp_ttl", expireAfterSeconds=_DAY),
         IndexModel([("user_id", ASCENDING), ("timestamp", DESCENDING)], name="user_timestamp"),
         IndexModel([("session_id", ASCENDING)], name="session_id_1"),
         IndexModel([("product_id", ASCENDING), ("timestamp", DESCENDING)], name="product_time"),
@@ -149,7 +148,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("user_id", ASCENDING)], name="user_id_1"),
     ],
     # Erased shoppers, by a hash of their id (_id), so late events for them are refused.
-    "tombstones": [],
+    # erased_at: each instance's in-memory set reads the new ones (shopfront.shoppers.erased).
+    "tombstones": [IndexModel([("erased_at", ASCENDING)], name="erased_at_1")],
     # Consent answers, _id = shopper id (see shopfront.shoppers.privacy).
     "consents": [],
     "models": [
@@ -190,36 +190,21 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "coupon_usage": [IndexModel([("user_id", ASCENDING)], name="user_id_1")],
     "coupon_idempotency": [
-        IndexModel([("expires_at", ASCENDING)], name="expires_at_ttl", expireAfterSeconds=0),
+        IndexModel([("user_id", ASCENDING)], name="user_id_1", sparse=True),
     ],
 }
 
 # TTL indexes whose lifetime is a setting: (collection, index name) -> seconds. `ensure_indexes`
 # applies the setting and changes an existing index's lifetime in place (collMod).
 TTL_SECONDS: dict[tuple[str, str], Callable[[Settings], int]] = {
-    ("events", "timestamp_ttl"): lambda s: s.event_retention_days * _DAY,
     # Completion markers outlive the events they describe (see shopfront.shoppers.events).
     ("ingest_batches", "at_ttl"): lambda s: (s.event_retention_days + 1) * _DAY,
 }
 
-# Every collection that holds data about one shopper -> the field holding the shopper's id.
-# `shopfront.shoppers.privacy` exports and erases through exactly this list, so a module that stores
-# shopper data in a new collection adds it here (coupon redemptions, experiment assignments,
-# cached recommendations, ...).
-USER_DATA: dict[str, str] = {
-    "events": "user_id",
-    "profiles": "user_id",
-    "session_links": "user_id",
-    "consents": "_id",
-    "recommendations": "user_id",  # served slots (shopfront.storefront.served_log)
-    "assignments": "user_id",  # experiment assignments (shopfront.experiments.assignment)
-    "exposures": "user_id",
-    "attributions": "user_id",  # attributed events (shopfront.experiments.attribution)
-    # coupons (shopfront.offers.coupon_service); campaign totals stay
-    "coupon_redemptions": "user_id",
-    "coupon_usage": "user_id",
-    "coupon_codes": "user_id",  # personal codes minted for the shopper
-}
+# Every collection that holds data about one shopper -> the field holding the shopper's id:
+# derived from the one registry, `shopfront.platform.personal_data.PERSONAL_DATA`, which also
+# gives each its retention (TTL index, created by `Store.ensure_indexes`).
+USER_DATA = personal_data.USER_DATA
 
 
 # Experiments, exposures and attribution (shopfront.experiments.definitions,
@@ -242,6 +227,7 @@ INDEXES.update(
             IndexModel([("shopper", ASCENDING)], name="shopper_1"),
             IndexModel([("experiment_id", ASCENDING), ("variant", ASCENDING)], name="exp_variant"),
             IndexModel([("user_id", ASCENDING)], name="user_id_1"),
+            IndexModel([("session_id", ASCENDING)], name="session_id_1"),
             IndexModel(
                 [("override", ASCENDING), ("recorded_at", ASCENDING)],
                 name="override_recorded",
@@ -250,13 +236,12 @@ INDEXES.update(
         ],
         # Sampled impressions of served slots and offers.
         "exposures": [
-            IndexModel([("at", ASCENDING)], name="at_1"),
             IndexModel([("experiment_id", ASCENDING), ("variant", ASCENDING)], name="exp_variant"),
             IndexModel([("user_id", ASCENDING)], name="user_id_1"),
+            IndexModel([("session_id", ASCENDING)], name="session_id_1"),
         ],
         # Click, add-to-cart and purchase events credited to a slot, strategy and variant.
         "attributions": [
-            IndexModel([("timestamp", ASCENDING)], name="timestamp_1"),
             IndexModel([("experiment_id", ASCENDING), ("type", ASCENDING)], name="exp_type"),
             IndexModel(
                 [("user_id", ASCENDING), ("product_id", ASCENDING), ("timestamp", DESCENDING)],
@@ -276,9 +261,13 @@ INDEXES.setdefault("events", []).extend(
         IndexModel([("order_id", ASCENDING)], name="order_id_1"),
     ]
 )
-INDEXES.setdefault("coupon_redemptions", []).append(
-    IndexModel([("redeemed_at", ASCENDING)], name="redeemed_at_1")
-)
+# Retention TTL indexes (personal_data.retention_indexes) replace these plain ones on the same
+# field: `Store.ensure_indexes` drops them where an older version created them.
+REPLACED_BY_TTL: dict[str, tuple[str, ...]] = {
+    "exposures": ("at_1",),
+    "attributions": ("timestamp_1",),
+    "coupon_redemptions": ("redeemed_at_1",),
+}
 
 
 class CommandTimer(monitoring.CommandListener):
@@ -362,16 +351,41 @@ class Store:
                 f"MongoDB at {redact(self.uri)} is unreachable: {exc}"
             ) from exc
 
+    def declared_indexes(self) -> dict[str, list[IndexModel]]:
+        """Every collection's indexes: `INDEXES` plus the retention TTL index of each
+        personal-data collection, with lifetimes from the settings."""
+        out = {
+            name: [self._with_settings(name, m) for m in models] for name, models in INDEXES.items()
+        }
+        for r in personal_data.retention_indexes(self.settings):
+            options: dict[str, Any] = {"name": r.name, "expireAfterSeconds": r.expire_after_seconds}
+            if r.partial is not None:
+                options["partialFilterExpression"] = dict(r.partial)
+            out.setdefault(r.collection, []).append(IndexModel([(r.key, ASCENDING)], **options))
+        return out
+
     async def ensure_indexes(self) -> None:
-        for name, declared in INDEXES.items():
-            models = [self._with_settings(name, m) for m in declared]
+        for name, models in self.declared_indexes().items():
             if not models:
                 continue
             try:
+                await self._drop_replaced(name)
                 await self._sync_ttl(name, models)
                 await self.db[name].create_indexes(models)
             except PyMongoError as exc:
                 raise DatabaseUnavailable(f"could not create indexes on {name}: {exc}") from exc
+
+    async def _drop_replaced(self, collection: str) -> None:
+        """Drop plain indexes an older version created where a TTL index now stands: MongoDB
+        refuses a second index on the same key with other options."""
+        replaced = REPLACED_BY_TTL.get(collection)
+        if not replaced:
+            return
+        existing = await self.db[collection].index_information()
+        for index_name in replaced:
+            if index_name in existing:
+                await self.db[collection].drop_index(index_name)
+                log.info("index %s.%s replaced by a retention TTL index", collection, index_name)
 
     def _with_settings(self, collection: str, model: IndexModel) -> IndexModel:
         ttl = TTL_SECONDS.get((collection, model.document["name"]))

@@ -452,8 +452,9 @@ async def _admit(
     if user_ids and not opened:
         await _open_batch(store, token, now)
         opened = True
+    sessions = {d["session_id"] for _, d in candidates if "session_id" in d}
     erased, withheld = await _all(
-        privacy.erased_users(store, user_ids), privacy.withheld_consent(store, user_ids)
+        privacy.erased_users(store, user_ids | sessions), privacy.withheld_consent(store, user_ids)
     )
     stored: list[tuple[int, dict[str, Any]]] = []
     client_ids: dict[str, str] = {}  # receipt id -> the client's id, reported back only
@@ -473,6 +474,13 @@ async def _admit(
                 client_event_id(doc),
                 EventStatus.REJECTED,
                 "user_id: this shopper's data was erased; events for them are not stored",
+            )
+        elif doc.get("session_id") in erased:
+            results[i] = EventResult(
+                i,
+                doc["event_id"],
+                EventStatus.REJECTED,
+                "session_id: this session's shopper was erased; its events are not stored",
             )
         elif user_id in withheld:
             receipt = anonymous_receipt(doc)
@@ -697,8 +705,11 @@ async def identify(
         problem = privacy.identifier_problem(value)
         if problem:
             raise IdentifyError(f"{name}: {problem}")
-    if await privacy.is_erased(store, user_id):
+    erased = await privacy.erased_users(store, [user_id, session_id])
+    if user_id in erased:
         raise privacy.UserErased("userId: this shopper was erased; nothing is stored about them")
+    if session_id in erased:
+        raise privacy.UserErased("sessionId: this session's shopper was erased")
     if user_id in await privacy.withheld_consent(store, [user_id]):
         return IdentifyResult(session_id, user_id, linked=False, merged_events=0)
     now = now or datetime.now(UTC)

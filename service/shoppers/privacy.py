@@ -5,15 +5,21 @@
   queries, reviews) are replaced by ``[email]`` / ``[ip]`` before anything is stored. The
   service never records a request's IP address.
 - **Consent.** `set_consent` records the personalization flag (in ``consents``, and a copy in
-  the profile). Withdrawing it deletes the shopper's behaviour data (events, session links)
+  the profile). Withdrawing it deletes the shopper's behaviour data (the registry's
+  ``withdrawn`` collections: events, session links, served slots, exposures, attributions)
   and reduces the profile to the flag; from then on their events only feed anonymous
   per-product counts (see `shopfront.shoppers.events`).
-- **Export** (`export_user_data`) returns, as one JSON document, every document of every
-  collection listed in `shopfront.platform.store.USER_DATA` that carries the shopper's id, plus the
-  profile as the service reads it.
-- **Erasure** (`erase_user`) first records a tombstone (a hash of the id, so late events for
-  the shopper are refused), then deletes from every `USER_DATA` collection, then calls the
-  registered erasers (plugin state). It is idempotent and reports counts per collection.
+- **One registry.** Every collection holding a shopper's or a session's id is listed in
+  `shopfront.platform.personal_data.PERSONAL_DATA`; export, erasure, withdrawal and retention
+  read it. A shopper's sessions are the ones linked by `identify` plus every session id stored
+  beside their user id; documents of those sessions that name no shopper are theirs too.
+- **Export** (`export_user_data`) returns, as one JSON document, the shopper's documents in
+  every registry collection, the profile as the service reads it, and what each plugin's
+  ``export_user_data`` hook holds (the registered exporters).
+- **Erasure** (`erase_user`) first records tombstones (hashes of the user id and of each of
+  their session ids, so later writes for them are refused), then deletes from every registry
+  collection, then calls the registered erasers (plugin state). It is idempotent and reports
+  counts per collection.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from enum import Enum
 from typing import Any
 
 from shopfront.platform.money import Money
-from shopfront.platform.store import USER_DATA, DuplicateKeyError, Store
+from shopfront.platform.personal_data import PERSONAL_DATA, PersonalCollection
+from shopfront.platform.store import DuplicateKeyError, Store, UpdateOne
 from shopfront.shoppers import profiles
 
 log = logging.getLogger(__name__)
@@ -50,7 +57,8 @@ _IPV6 = (
 _IPV4 = r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])"
 _IP_CANDIDATE = re.compile(f"{_IPV6}|{_IPV4}")
 # Collections that hold behaviour data, deleted when consent is withdrawn.
-BEHAVIOUR_DATA: tuple[str, ...] = ("events", "session_links")
+BEHAVIOUR_DATA: tuple[PersonalCollection, ...] = tuple(c for c in PERSONAL_DATA if c.withdrawn)
+TOMBSTONES = "tombstones"
 # The consent answers shoppers gave ({_id: shopper id, personalization, updated_at}): what
 # ingestion checks. Small documents, so checking a whole batch's shoppers stays cheap; the
 # profile carries a copy of the flag for the one-read storefront path.
@@ -117,13 +125,32 @@ def tombstone_id(user_id: str) -> str:
     return hashlib.sha256(b"shopfront-erased\x00" + user_id.encode()).hexdigest()
 
 
-async def erased_users(store: Store, user_ids: Iterable[str]) -> set[str]:
-    """Which of ``user_ids`` were erased (one round trip)."""
-    by_hash = {tombstone_id(u): u for u in set(user_ids)}
+async def erased_users(store: Store, user_ids: Iterable[str | None]) -> set[str]:
+    """Which of ``user_ids`` (shopper or session ids) were erased (one indexed round trip)."""
+    by_hash = {tombstone_id(u): u for u in set(user_ids) if u}
     if not by_hash:
         return set()
-    docs = await store.collection("tombstones").find({"_id": {"$in": list(by_hash)}}).to_list(None)
+    docs = await store.collection(TOMBSTONES).find({"_id": {"$in": list(by_hash)}}).to_list(None)
     return {by_hash[d["_id"]] for d in docs}
+
+
+async def _bury(store: Store, user_id: str, sessions: Sequence[str], now: datetime) -> bool:
+    """Record tombstones for the shopper and their sessions; True when the shopper's is new."""
+    tombstones = store.collection(TOMBSTONES)
+    created = await tombstones.update_one(
+        {"_id": tombstone_id(user_id)}, {"$setOnInsert": {"erased_at": now}}, upsert=True
+    )
+    if sessions:
+        await tombstones.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": tombstone_id(s)}, {"$setOnInsert": {"erased_at": now}}, upsert=True
+                )
+                for s in sessions
+            ],
+            ordered=False,
+        )
+    return created.upserted_id is not None
 
 
 async def is_erased(store: Store, user_id: str) -> bool:
@@ -198,7 +225,7 @@ async def withdraw(
         {"user_id": user_id, "consent": dict(consent), "updated_at": consent["updated_at"]},
         upsert=True,
     )
-    return await _delete(store, user_id, BEHAVIOUR_DATA)
+    return await _delete(store, user_id, await shopper_sessions(store, user_id), BEHAVIOUR_DATA)
 
 
 async def _upsert(
@@ -213,15 +240,30 @@ async def _upsert(
 
 # -- erasure -----------------------------------------------------------------------------------
 
-Eraser = Callable[[str], Awaitable[int]]
+# Take the shopper id and their session ids.
+Eraser = Callable[[str, Sequence[str]], Awaitable[int]]
+
+
+@dataclass(frozen=True)
+class PluginExport:
+    """What plugins hold about a shopper (``data``, by plugin name), and the plugins that
+    could not say (``failures``: plugin name -> why)."""
+
+    data: Mapping[str, Any]
+    failures: Mapping[str, str] = field(default_factory=dict)
+
+
+Exporter = Callable[[str, Sequence[str]], Awaitable[PluginExport]]
 
 
 @dataclass
 class PrivacyHooks:
-    """Where the plugin host registers ``on_user_erased`` callbacks: each takes the shopper
-    id and returns how many records it deleted."""
+    """Where the plugin host registers its callbacks, each given the shopper id and their
+    session ids: ``erasers`` (``on_user_erased``) return how many records they deleted;
+    ``exporters`` (``export_user_data``) return what they hold about the shopper, by plugin."""
 
     erasers: list[Eraser] = field(default_factory=list)
+    exporters: list[Exporter] = field(default_factory=list)
 
 
 PRIVACY_HOOKS = "privacy_hooks"
@@ -241,6 +283,7 @@ class ErasureReport:
     deleted: Mapping[str, int]  # collection (or "plugin:<name>") -> documents deleted
     already_erased: bool
     failures: tuple[str, ...] = ()  # erasers that failed (the request can be repeated)
+    sessions: tuple[str, ...] = ()  # the shopper's session ids, tombstoned with them
 
     @property
     def total(self) -> int:
@@ -251,7 +294,7 @@ class ErasureReport:
         return not self.failures
 
 
-def _eraser_name(fn: Eraser) -> str:
+def _eraser_name(fn: Callable[..., Any]) -> str:
     return str(getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn))
 
 
@@ -261,85 +304,120 @@ async def erase_user(
     """Forget the shopper everywhere; see the module docstring. Safe to repeat."""
     check_user_id(user_id)
     now = now or datetime.now(UTC)
-    # The tombstone goes first, so an ingestion running concurrently either sees it or wrote
-    # before it (and is deleted below, or deletes its own writes when it re-checks).
-    result = await store.collection("tombstones").update_one(
-        {"_id": tombstone_id(user_id)}, {"$setOnInsert": {"erased_at": now}}, upsert=True
-    )
-    already = result.upserted_id is None
-    deleted = await delete_user_data(store, user_id)
+    sessions = await shopper_sessions(store, user_id)
+    # The tombstones go first, so a write running concurrently either sees them or wrote
+    # before them (and is deleted below, or deletes its own writes when it re-checks).
+    already = not await _bury(store, user_id, sessions, now)
+    deleted = await _delete(store, user_id, sessions, PERSONAL_DATA)
     failures: list[str] = []
     for eraser in erasers:
         name = _eraser_name(eraser)
         try:
-            deleted[f"plugin:{name}"] = int(await eraser(user_id) or 0)
+            deleted[f"plugin:{name}"] = int(await eraser(user_id, sessions) or 0)
         except Exception:
             log.exception("eraser %s failed for an erasure request", name)
             failures.append(name)
-    return ErasureReport(user_id, deleted, already, tuple(failures))
+    return ErasureReport(user_id, deleted, already, tuple(failures), tuple(sessions))
 
 
-async def delete_user_data(store: Store, user_id: str) -> dict[str, int]:
-    """Delete the shopper's documents from every `USER_DATA` collection (and events of their
-    linked sessions). Returns counts per collection."""
-    return await _delete(store, user_id, tuple(USER_DATA))
+async def delete_user_data(
+    store: Store, user_id: str, *, extra_sessions: Sequence[str] = ()
+) -> dict[str, int]:
+    """Delete the shopper's documents from every registry collection (and those of their
+    sessions, found or given in ``extra_sessions``, that name no shopper). Returns counts per
+    collection."""
+    sessions = sorted({*await shopper_sessions(store, user_id), *extra_sessions})
+    return await _delete(store, user_id, sessions, PERSONAL_DATA)
 
 
-async def _delete(store: Store, user_id: str, collections: Sequence[str]) -> dict[str, int]:
-    sessions = await _linked_sessions(store, user_id)
+async def _delete(
+    store: Store, user_id: str, sessions: list[str], collections: Sequence[PersonalCollection]
+) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for name in collections:
-        field_name = USER_DATA[name]
-        res = await store.collection(name).delete_many({field_name: user_id})
-        counts[name] = int(res.deleted_count)
-    if "events" in collections and sessions:
-        res = await store.collection("events").delete_many(_unowned_session_events(sessions))
-        counts["events"] += int(res.deleted_count)
+    for c in collections:
+        coll = store.collection(c.name)
+        res = await coll.delete_many({c.user_field: user_id})
+        counts[c.name] = int(res.deleted_count)
+        if c.session_field is not None and sessions:
+            res = await coll.delete_many(unowned_session_query(c, sessions))
+            counts[c.name] += int(res.deleted_count)
     return counts
 
 
-def _unowned_session_events(sessions: list[str]) -> dict[str, Any]:
-    """Events of the shopper's sessions that carry no shopper id (they arrived before the
-    link was known). Events of those sessions that name another shopper are theirs."""
-    return {"session_id": {"$in": sessions}, "user_id": {"$exists": False}}
+def unowned_session_query(c: PersonalCollection, sessions: list[str]) -> dict[str, Any]:
+    """Documents of the shopper's sessions that name no shopper (written before the session
+    was identified). Documents of those sessions that name another shopper are theirs."""
+    assert c.session_field is not None
+    return {c.session_field: {"$in": sessions}, c.user_field: None}
 
 
-async def _linked_sessions(store: Store, user_id: str) -> list[str]:
-    docs = await store.collection("session_links").find({"user_id": user_id}).to_list(None)
-    return [str(d["_id"]) for d in docs]
+async def shopper_sessions(store: Store, user_id: str) -> list[str]:
+    """The shopper's session ids: linked by `identify`, or stored beside their user id in any
+    registry collection that records sessions (one indexed query per such collection)."""
+    found: set[str] = set()
+    for c in PERSONAL_DATA:
+        if c.session_field is None:
+            continue
+        values = await store.collection(c.name).distinct(c.session_field, {c.user_field: user_id})
+        found.update(str(v) for v in values if isinstance(v, str) and v)
+    found.discard(user_id)
+    return sorted(found)
 
 
 # -- export ------------------------------------------------------------------------------------
 
 
 async def export_user_data(
-    store: Store, user_id: str, now: datetime | None = None
+    store: Store,
+    user_id: str,
+    now: datetime | None = None,
+    *,
+    exporters: Sequence[Exporter] = (),
 ) -> dict[str, Any]:
     """Everything Shopfront holds about the shopper, as one JSON-ready document::
 
-    {"user_id", "exported_at", "erased", "profile": <profile as read, or null>,
-     "collections": {<collection>: [<stored documents>], ...}}
+    {"user_id", "exported_at", "erased", "sessions": [<session ids>],
+     "profile": <profile as read, or null>,
+     "collections": {<collection>: [<stored documents>], ...},
+     "plugins": {<plugin>: <what it holds>, ...},
+     "plugin_failures": {<plugin>: <why>, ...}}   (only when a plugin could not answer)
     """
     check_user_id(user_id)
     now = now or datetime.now(UTC)
-    sessions = await _linked_sessions(store, user_id)
+    sessions = await shopper_sessions(store, user_id)
     collections: dict[str, list[Any]] = {}
-    for name, field_name in USER_DATA.items():
-        coll = store.collection(name)
-        docs = await coll.find({field_name: user_id}).to_list(None)
-        if name == "events" and sessions:
+    for c in PERSONAL_DATA:
+        coll = store.collection(c.name)
+        docs = await coll.find({c.user_field: user_id}).to_list(None)
+        if c.session_field is not None and sessions:
             # Two queries rather than one `$or`, which the embedded server answers by scanning.
-            docs += await coll.find(_unowned_session_events(sessions)).to_list(None)
+            docs += await coll.find(unowned_session_query(c, sessions)).to_list(None)
         docs.sort(key=lambda d: str(d["_id"]))
-        collections[name] = [to_json(d) for d in docs]
+        collections[c.name] = [to_json(d) for d in docs]
     profile = await profiles.load_profile(store, user_id, now)
-    return {
+    plugins: dict[str, Any] = {}
+    failures: dict[str, str] = {}
+    for exporter in exporters:
+        try:
+            part = await exporter(user_id, sessions)
+        except Exception as exc:
+            log.exception("exporter %s failed for an export request", _eraser_name(exporter))
+            failures[_eraser_name(exporter)] = type(exc).__name__
+            continue
+        plugins.update({k: to_json(v) for k, v in part.data.items()})
+        failures.update(part.failures)
+    out: dict[str, Any] = {
         "user_id": user_id,
         "exported_at": now.isoformat(),
         "erased": await is_erased(store, user_id),
+        "sessions": sessions,
         "profile": to_json(profile) if profile else None,
         "collections": collections,
+        "plugins": plugins,
     }
+    if failures:
+        out["plugin_failures"] = failures
+    return out
 
 
 def to_json(value: Any) -> Any:

@@ -52,12 +52,13 @@ from shopfront.offers.pricing import (
     base_cart,
 )
 from shopfront.platform.config import Settings
-from shopfront.platform.logs import mark_degraded
+from shopfront.platform.logs import mark_degraded, shopper_ref
 from shopfront.platform.money import Money
 from shopfront.platform.store import DatabaseUnavailable, PyMongoError, Store
 from shopfront.recommend.contract import Candidate, Slot, SlotFilter
 from shopfront.recommend.tuning import Tuning
 from shopfront.shoppers.context import PageType, RequestContext
+from shopfront.shoppers.erased import ErasedIds
 from shopfront.shoppers.profile_view import Profile
 from shopfront.storefront.answer import SlotItem, SlotResult, StorefrontResult
 from shopfront.storefront.cart_lines import check_lines, to_request_indices
@@ -122,6 +123,9 @@ class Storefront:
         # experiments.
         self.experiments: ExperimentRegistry | None = None
         self.exposures: ExposureRecorder | None = None
+        # Erased shoppers and sessions (set by `start_components`): served anonymously, and
+        # nothing about the request is recorded.
+        self.erased: ErasedIds | None = None
         self._background: set[asyncio.Task[Any]] = set()
         # Last good non-personalized slots per page, served while the database is down.
         self._fallback: OrderedDict[tuple[str, ...], tuple[SlotResult, ...]] = OrderedDict()
@@ -187,7 +191,8 @@ class Storefront:
             return await self.profiles.load(user_id, now)
         except (PyMongoError, OSError, TimeoutError) as exc:
             # Serve the page without personalization rather than not at all.
-            log.warning("profile of %r unavailable: %s", user_id, exc)
+            who = shopper_ref(user_id, self.settings.log_pii)
+            log.warning("profile of %s unavailable: %s", who, exc)
             degraded.append(Degradation("profile", "unavailable"))
             return None
 
@@ -286,6 +291,9 @@ class Storefront:
         slots = self.resolve_slots(req)
         currency = req.currency or self.settings.default_currency
         now = now or datetime.now(UTC)
+        forgotten = self.erased is not None and self.erased.any_erased(req.user_id, req.session_id)
+        if forgotten:
+            req = replace(req, user_id=None, session_id=None)
         # Experiments: assignment is in-memory hashing, no database round trip.
         overrides = self._overrides(self._assign(req, now), slots)
         if overrides is not None:
@@ -379,7 +387,7 @@ class Storefront:
             slot_results.append(
                 SlotResult(slot.name, slot.title, uuid.uuid4().hex, items, slot_failed)
             )
-        if not req.preview:  # a merchant looking is not a shopper seeing
+        if not req.preview and not forgotten:  # a merchant looking is not a shopper seeing
             self._record(req, request_id, now, slots, slot_results, overrides)
             if overrides is not None:
                 self._record_exposure(req, request_id, now, slot_results, offers, overrides)

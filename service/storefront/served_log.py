@@ -12,8 +12,6 @@ from shopfront.platform.store import PyMongoError, Store
 log = logging.getLogger(__name__)
 
 RECOMMENDATIONS = "recommendations"
-# Collections holding shopper data, with the field naming the shopper (privacy export/erase).
-USER_DATA: dict[str, str] = {RECOMMENDATIONS: "user_id"}
 RECORD_INTERVAL_S = 0.1  # served slots are written at most this long after they are served
 RECORD_BATCH = 1000  # ... or as soon as this many are waiting
 RECORD_BACKLOG = 20_000  # beyond this (the database is down) the oldest are dropped

@@ -28,6 +28,7 @@ from shopfront.platform.config import ConfigError, Settings
 from shopfront.platform.store import Store, open_store
 from shopfront.recommend.contract import Slot
 from shopfront.runtime import Runtime
+from shopfront.shoppers import privacy
 from starlette.applications import Starlette
 
 from tests.waiting import eventually
@@ -674,6 +675,30 @@ async def test_login_inherits_the_sessions_variant(store: Store) -> None:
     assert fresh.assign(user3, NOW)[0].variant != fresh.assign(session3, NOW)[0].variant
     await fresh.refresh()
     assert fresh.assign(user3, NOW)[0].variant == fresh.assign(session3, NOW)[0].variant
+
+
+async def test_erase_and_export_cover_assignments_and_exposures(store: Store) -> None:
+    exp = await lifecycle.start_experiment(
+        store, (await lifecycle.create_experiment(store, definition(), now=NOW)).id, now=NOW
+    )
+    registry = ExperimentRegistry(store)
+    await registry.refresh()
+    for user in ("u1", "u2"):
+        await exposure.record_exposure(
+            store,
+            request_id=f"r-{user}",
+            user_id=user,
+            session_id=None,
+            assignments=registry.assign(user, NOW),
+            slots=[_served(f"rec-{user}")],
+            now=NOW,
+        )
+    exported = (await privacy.export_user_data(store, "u1"))["collections"]
+    assert [d["experiment_id"] for d in exported["assignments"]] == [exp.id]
+    assert [d["_id"] for d in exported["exposures"]] == ["rec-u1"]
+    deleted = (await privacy.erase_user(store, "u1")).deleted
+    assert (deleted["assignments"], deleted["exposures"]) == (1, 1)
+    assert await store.collection(ex.ASSIGNMENTS).count_documents({"user_id": "u2"}) == 1
 
 
 # -- GraphQL -------------------------------------------------------------------------------

@@ -239,3 +239,44 @@ async def test_on_user_erased_counts_by_plugin_and_refuses_partial_success(
         assert log.erased == ["u1", "u2"]
     finally:
         await host.close()
+
+
+class Holder:
+    """Keeps a wish list per shopper and per session; tells what it holds."""
+
+    wishes = {"u1": ["shoe"], "s1": ["sock"], "u2": ["hat"]}
+
+    @hookimpl
+    def export_user_data(self, user_id: str, session_ids: Sequence[str]) -> Mapping[str, Any]:
+        return {k: self.wishes[k] for k in (user_id, *session_ids) if k in self.wishes}
+
+
+class Mute:
+    @hookimpl
+    def export_user_data(self, user_id: str) -> Any:
+        return None  # holds nothing: left out of the export
+
+
+class Garbled:
+    @hookimpl
+    def export_user_data(self, user_id: str) -> Any:
+        return ["not", "a", "mapping"]
+
+
+async def test_export_user_data_collects_by_plugin_and_names_failures(
+    settings: Settings, store: Store
+) -> None:
+    host = await host_of(
+        settings,
+        store,
+        ("holder", Holder()),
+        ("mute", Mute()),
+        ("garbled", Garbled()),
+        ("broken", SlowAndBroken()),
+    )
+    try:
+        exported = await host.export_user("u1", ["s1"])
+        assert exported.data == {"holder": {"u1": ["shoe"], "s1": ["sock"]}}
+        assert exported.failures == {"garbled": "returned list, expected a mapping"}
+    finally:
+        await host.close()

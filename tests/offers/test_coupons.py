@@ -18,6 +18,7 @@ from shopfront.platform.config import Settings
 from shopfront.platform.money import Money
 from shopfront.platform.store import Store
 from shopfront.plugins.promotions import promotion_stacking
+from shopfront.shoppers import privacy
 from shopfront.shoppers.context import RequestContext
 from shopfront.shoppers.profile_view import Profile
 
@@ -198,8 +199,10 @@ async def test_erase_user_forgets_the_shopper(coupons: CouponService, store: Sto
     await coupons.mint_personal_code("c", "gone", "welcome", "first", None)
     await coupons.redeem(RedeemRequest("CCODE", "gone", "o1", "k", "f"), Money(100, "EUR"))
     await coupons.redeem(RedeemRequest("CCODE", "stays", "o2", "k2", "f"), Money(100, "EUR"))
-    assert await coupons.erase_user("gone") == 3  # redemption, usage counter, personal code
-    for name in ("coupon_redemptions", "coupon_usage", "coupon_codes"):
+    report = await privacy.erase_user(store, "gone")
+    # redemption, usage counter, personal code, the redemption's idempotency record
+    for name in ("coupon_redemptions", "coupon_usage", "coupon_codes", "coupon_idempotency"):
+        assert report.deleted[name] == 1, name
         assert await store.collection(name).count_documents({"user_id": "gone"}) == 0
     assert await store.collection("coupon_redemptions").count_documents({"user_id": "stays"}) == 1
     campaign = await coupons.get_campaign("c")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -242,7 +243,10 @@ async def test_consent_off_through_graphql(
         "userId": "u1",
         "personalization": False,
         "deleted": [
+            {"collection": "attributions", "count": 0},
             {"collection": "events", "count": 1},
+            {"collection": "exposures", "count": 0},
+            {"collection": "recommendations", "count": 0},
             {"collection": "session_links", "count": 0},
         ],
     }
@@ -275,7 +279,7 @@ async def test_export_and_erase_through_graphql(
 
     forgotten: list[str] = []
 
-    async def plugin_eraser(user_id: str) -> int:
+    async def plugin_eraser(user_id: str, sessions: Sequence[str]) -> int:
         forgotten.append(user_id)
         return 2
 

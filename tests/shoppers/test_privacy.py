@@ -3,6 +3,7 @@ ids."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,7 +60,7 @@ async def test_erasure_leaves_no_trace_and_spares_others(shop: Store) -> None:
     plugin_state = shop.collection("plugin_wishlists")
     await plugin_state.insert_many([{"shopper": ERASED, "items": ["shoe-1"]}, {"shopper": OTHER}])
 
-    async def forget_wishlist(user_id: str) -> int:
+    async def forget_wishlist(user_id: str, sessions: Sequence[str]) -> int:
         res = await plugin_state.delete_many({"shopper": user_id})
         return int(res.deleted_count)
 
@@ -87,7 +88,7 @@ async def test_erasure_leaves_no_trace_and_spares_others(shop: Store) -> None:
 
 
 async def test_erasure_reports_a_failing_plugin(shop: Store) -> None:
-    async def broken(user_id: str) -> int:
+    async def broken(user_id: str, sessions: Sequence[str]) -> int:
         raise RuntimeError("plugin down")
 
     report = await privacy.erase_user(shop, ERASED, erasers=[broken])
@@ -103,9 +104,11 @@ async def test_late_and_racing_writes_for_an_erased_shopper_are_dropped(shop: St
         shop, shop.settings, [ev("late", user_id=ERASED), ev("late-anon", session_id="sess-erased")]
     )
     assert results[0].status is events.EventStatus.REJECTED
-    # The session link is gone too: the session's new events stay anonymous.
-    assert results[1].status is events.EventStatus.ACCEPTED
+    # The shopper's sessions were erased with them: their new events are refused too.
+    assert results[1].status is events.EventStatus.REJECTED
+    assert results[1].reason is not None and results[1].reason.startswith("session_id:")
     assert await documents_mentioning(shop, ERASED) == []
+    assert await documents_mentioning(shop, "sess-erased") == []
     with pytest.raises(privacy.UserErased):
         await privacy.set_consent(shop, ERASED, True)
 
