@@ -46,10 +46,13 @@ SHARD_KEYS = {
 # same list is in docs/scaling.md ("Scatter-gather allowlist").
 ALLOWED: dict[tuple[str, str], str] = {
     ("events", "find"): "export reads the shopper's events",
+    ("events", "distinct"): "export and erase collect the shopper's session ids",
     ("events", "delete"): "erase deletes the shopper's events",
     ("session_links", "find"): "export and erase read the shopper's linked sessions",
+    ("session_links", "distinct"): "export and erase collect the shopper's session ids",
     ("session_links", "delete"): "erase deletes the shopper's session links",
     ("recommendations", "find"): "export reads the slots served to the shopper",
+    ("recommendations", "distinct"): "export and erase collect the shopper's session ids",
     ("recommendations", "delete"): "erase deletes the slots served to the shopper",
     ("coupon_redemptions", "find"): "export reads the shopper's redemptions",
     ("coupon_redemptions", "delete"): "erase deletes the shopper's redemptions",
