@@ -353,7 +353,7 @@ def _checks(cart: PricedCartModel, codes: list[str]) -> list[CouponCheck]:
 
 
 def _coupons(info: Info[Context, Any]) -> svc.CouponService:
-    return svc.coupon_service(info.context.runtime)
+    return info.context.runtime.coupons
 
 
 @strawberry.type

@@ -179,7 +179,7 @@ class EventsMutation:
                 runtime.store,
                 runtime.settings,
                 raws,
-                listeners=events_service.event_hooks(runtime.components).listeners,
+                listeners=runtime.event_hooks.listeners,
             )
             await _attribute(runtime, raws, results)
         metrics = metrics_of(runtime)
@@ -222,9 +222,8 @@ class EventsMutation:
             raise user_error(str(exc)) from None
         if result.linked:
             from shopfront.experiments.assignment import inherit_assignments
-            from shopfront.runtime import REGISTRY_COMPONENT
 
-            registry = runtime.components.get(REGISTRY_COMPONENT)
+            registry = runtime.experiments
             await inherit_assignments(
                 runtime.store,
                 result.session_id,

@@ -21,12 +21,10 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
 from shopfront.platform import keys as auth
 from shopfront.platform.health import health_of
-from shopfront.platform.keycache import COMPONENT as KEY_CACHE
 from shopfront.platform.keycache import KeyCache
 from shopfront.platform.logs import current_request
 from shopfront.platform.metrics import metrics_of
-from shopfront.platform.ratelimit import COMPONENT as RATE_LIMITER
-from shopfront.platform.ratelimit import RateLimited, RateLimiter
+from shopfront.platform.ratelimit import RateLimited
 from shopfront.platform.store import is_unavailable
 from shopfront.schema.context import Context
 from shopfront.schema.errors import INTERNAL, RATE_LIMITED, unavailable_error
@@ -73,7 +71,7 @@ async def authenticate(ctx: Context) -> GraphQLError | None:
         ctx.loaders[_AUTHENTICATED] = True
         return None
     runtime = ctx.runtime
-    cache = runtime.components.get(KEY_CACHE)
+    cache = runtime.key_cache
     health = health_of(runtime)
     principal = None
     if health is not None and not health.database_up:
@@ -129,8 +127,8 @@ class RequestGate(SchemaExtension):
         if problem is not None:
             return problem
         runtime = ctx.runtime
-        limiter = runtime.components.get(RATE_LIMITER)
-        if ctx.principal is not None and isinstance(limiter, RateLimiter):
+        limiter = runtime.limiter
+        if ctx.principal is not None and limiter is not None:
             try:
                 limiter.check_key(ctx.principal.id, ctx.principal.role)
             except RateLimited as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
-from shopfront.extend import host as ph
 from shopfront.extend import records
 from shopfront.extend.isolation import BreakerState as BreakerStateModel
 from shopfront.schema.context import Context
@@ -105,7 +104,7 @@ def _jsonable(value: Any) -> Any:
 class PluginsQuery:
     @merchant_field(description="Loaded plugins with their strategies, config and health.")
     def plugins(self, info: Info[Context, Any]) -> list[Plugin]:
-        host = info.context.runtime.components.get("plugins")
-        if not isinstance(host, ph.PluginHost):
+        host = info.context.runtime.plugins
+        if host is None:
             raise user_error("the plugin host is not running", code=UNAVAILABLE)
         return [Plugin.of(r) for r in host.report()]

@@ -92,7 +92,7 @@ class PrivacyMutation:
         report = await privacy.erase_user(
             runtime.store,
             checked_user_id(user_id),
-            erasers=privacy.privacy_hooks(runtime.components).erasers,
+            erasers=runtime.privacy_hooks.erasers,
         )
         return ErasureResult(
             user_id=strawberry.ID(report.user_id),

@@ -497,9 +497,9 @@ class _StoreCatalog:
 
 
 async def load_profile(runtime: Runtime, user_id: str | None, now: datetime) -> Profile | None:
-    """The shopper's profile through the runtime's ``profile_loader`` component (an async
+    """The shopper's profile through ``runtime.profile_loader`` (an async
     ``(user_id, now) -> Profile | None``), or None without one."""
-    loader = runtime.components.get("profile_loader")
+    loader = runtime.profile_loader
     if user_id is None or loader is None:
         return None
     profile: Profile | None = await loader(user_id, now)
@@ -539,7 +539,7 @@ async def cart_context(
 async def price(
     info: Info[Context, Any], ctx: RequestContext, products: Any
 ) -> offers_contract.PricedCart:
-    pricer = store_promotions.cart_pricer(info.context.runtime)
+    pricer = info.context.runtime.pricer
     try:
         return await pricer.price(ctx, ctx.cart_lines, products)
     except PricingError as exc:
@@ -578,7 +578,7 @@ class PromotionsQuery:
 
     @merchant_field(description="The promotion types promotions can be created from.")
     async def promotion_types(self, info: Info[Context, Any]) -> list[PromotionType]:
-        types = store_promotions.promotion_book(info.context.runtime).types
+        types = info.context.runtime.promotion_book.types
         return [
             PromotionType(name=name, description=types.get(name).description)
             for name in types.names
@@ -593,7 +593,7 @@ class PromotionsMutation:
     )
     async def upsert_promotion(self, info: Info[Context, Any], input: PromotionInput) -> Promotion:
         runtime = info.context.runtime
-        book = store_promotions.promotion_book(runtime)
+        book = runtime.promotion_book
         try:
             stored = await store_promotions.upsert_promotion(
                 runtime.store, book.types, runtime.settings, input.to_raw()
@@ -607,5 +607,5 @@ class PromotionsMutation:
     async def delete_promotion(self, info: Info[Context, Any], id: strawberry.ID) -> bool:
         runtime = info.context.runtime
         deleted = await store_promotions.delete_promotion(runtime.store, str(id))
-        store_promotions.promotion_book(runtime).invalidate()
+        runtime.promotion_book.invalidate()
         return deleted

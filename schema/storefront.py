@@ -9,7 +9,6 @@ from shopfront.schema.context import Context
 from shopfront.schema.errors import UNAVAILABLE, user_error
 from shopfront.schema.permissions import storefront_field
 from shopfront.schema.storefront_types import Storefront, StorefrontInput
-from shopfront.storefront import composer as sf
 from shopfront.storefront import request, sources
 from strawberry.types import Info
 
@@ -23,8 +22,8 @@ class StorefrontQuery:
     )
     async def storefront(self, info: Info[Context, Any], input: StorefrontInput) -> Storefront:
         ctx = info.context
-        composer = ctx.runtime.components.get("storefront")
-        if not isinstance(composer, sf.Storefront):
+        composer = ctx.runtime.storefront
+        if composer is None:
             raise user_error("the storefront is not running", code=UNAVAILABLE)
         loader = ctx.loaders.get("products")
         if loader is None:

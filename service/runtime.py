@@ -7,34 +7,84 @@ runs (domain modules never start anything themselves).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from shopfront.experiments.assignment import ExperimentRegistry
+from shopfront.experiments.definitions import KnownStrategies
 from shopfront.experiments.exposure import ExposureRecorder
 from shopfront.extend.config import ConfigFile
 from shopfront.extend.host import PluginHost
 from shopfront.extend.records import CallObservation, StrategyKind
+from shopfront.offers.coupon_service import CouponService
+from shopfront.offers.pricing import CartPricer
+from shopfront.offers.promotions import PromotionBook, PromotionTypes, build_cart_pricer
+from shopfront.platform.admission import AdmissionGate
 from shopfront.platform.config import Settings
+from shopfront.platform.health import HealthMonitor
+from shopfront.platform.keycache import KeyCache
+from shopfront.platform.metrics import Metrics
 from shopfront.platform.money import Money
+from shopfront.platform.ratelimit import RateLimiter
 from shopfront.platform.store import Store
+from shopfront.recommend.models import ModelRegistry
+from shopfront.shoppers.events import EventHooks
+from shopfront.shoppers.privacy import PrivacyHooks
 from shopfront.shoppers.profile_view import Profile
 from shopfront.storefront.composer import Storefront
 from shopfront.storefront.sources import FunctionProfileSource, ProfileSource
 
+ProfileLoader = Callable[[str, datetime], Awaitable[Profile | None]]
+
+
+class Closable(Protocol):
+    """Something holding pending writes that shutdown flushes (`app.close_components`)."""
+
+    def aclose(self) -> Awaitable[None]: ...
+
 
 @dataclass
 class Runtime:
-    """What the app's lifespan opens: settings, the store, and components that later modules
-    register under a name (plugin host, model registry, ...) so the app stays the only owner
-    of their lifecycle."""
+    """The running service's parts, typed. The app's lifespan builds it (`start_components`,
+    `start_experiments`) and tears it down (`stop_experiments`, `stop_components`); domain
+    modules are handed the one part they need, never the runtime.
+
+    Fields that stay None were not started (a runtime built by a unit test)."""
 
     settings: Settings
     store: Store
-    components: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics | None = None
+    limiter: RateLimiter | None = None
+    key_cache: KeyCache | None = None
+    health: HealthMonitor | None = None
+    ingestion: AdmissionGate | None = None
+    plugins: PluginHost | None = None
+    storefront: Storefront | None = None
+    models: ModelRegistry | None = None
+    experiments: ExperimentRegistry | None = None
+    exposures: ExposureRecorder | None = None
+    # Strategy names experiment definitions are checked against; None skips the check.
+    known_strategies: KnownStrategies | None = None
+    # Coupon validation and redemption read segment data through it; None: no profiles.
+    profile_loader: ProfileLoader | None = None
+    event_hooks: EventHooks = field(default_factory=EventHooks)
+    privacy_hooks: PrivacyHooks = field(default_factory=PrivacyHooks)
+    # Flushed newest first on shutdown, within the drain budget.
+    closables: list[Closable] = field(default_factory=list)
     draining: bool = False
+    # Built from the settings; `start_components` adds the plugins' promotion types.
+    coupons: CouponService = field(init=False)
+    promotion_book: PromotionBook = field(init=False)
+    pricer: CartPricer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.coupons = CouponService(self.store, self.settings)
+        self.promotion_book = PromotionBook(self.store, self.settings, PromotionTypes.builtin())
+        self.pricer = build_cart_pricer(
+            self.store, self.settings, self.promotion_book, self.coupons
+        )
 
 
 # -- lifecycle -----------------------------------------------------------------------------
@@ -47,9 +97,8 @@ async def start_components(
     plugin_config: ConfigFile | None = None,
     profiles: ProfileSource | None = None,
 ) -> None:
-    """Start the plugin host and the storefront composer into ``runtime.components``
-    (``"plugins"`` and ``"storefront"``)."""
-    from shopfront.shoppers import events, privacy
+    """Start the plugin host, the storefront composer and the model registry into
+    ``runtime.plugins``, ``.storefront`` and ``.models``."""
     from shopfront.shoppers.profiles import load_profile
 
     host = await PluginHost.start(
@@ -65,26 +114,23 @@ async def start_components(
     except BaseException:
         await host.close()
         raise
-    runtime.components["plugins"] = host
-    runtime.components["storefront"] = composer
+    runtime.plugins = host
+    runtime.storefront = composer
 
     _observe_strategies(runtime, host)
 
     # Trained models: every instance loads the active version and follows activations.
-    from shopfront.recommend.models import ModelRegistry
-
     registry = ModelRegistry(runtime.store, runtime.settings)
     for hosted in host.strategies(StrategyKind.RECOMMENDER):
         if hosted.obj is not None:
             registry.attach(hosted.name, hosted.obj)
     await registry.start()  # also retrains on SHOPFRONT_TRAINING_INTERVAL_MINUTES, if set
-    runtime.components["models"] = registry
-    from shopfront.offers.promotions import PromotionBook, PromotionTypes, cart_pricer
+    runtime.models = registry
 
     # Stored promotions may be of the built-in types or of a type a loaded plugin registers.
     builtin_types = PromotionTypes.builtin()
     extra = [s for s in host.managed_promotion_types() if s.name not in builtin_types.names]
-    runtime.components["promotion_book"] = PromotionBook(
+    runtime.promotion_book = PromotionBook(
         runtime.store,
         runtime.settings,
         PromotionTypes([*(builtin_types.get(n) for n in builtin_types.names), *extra]),
@@ -92,7 +138,10 @@ async def start_components(
 
     # The engine's shipping fees come from the settings; a [shipping] table in the config
     # file overrides them per currency.
-    pricer = cart_pricer(runtime)
+    pricer = build_cart_pricer(
+        runtime.store, runtime.settings, runtime.promotion_book, runtime.coupons
+    )
+    runtime.pricer = pricer
     fees = dict(pricer.shipping_fees)
     fees.update({cur: Money(amount, cur) for cur, amount in composer.shipping.items()})
     composer.pricer = replace(pricer, shipping_fees=fees)
@@ -107,19 +156,18 @@ async def start_components(
     async def profile_loader(user_id: str, now: datetime) -> Profile | None:
         return await load_profile(runtime.store, user_id, now)
 
-    # Coupon validation and redemption read segment data through this component.
-    runtime.components.setdefault("profile_loader", profile_loader)
-    events.event_hooks(runtime.components).listeners.append(plugins_on_event)
-    privacy.privacy_hooks(runtime.components).erasers.append(plugin_state)
+    if runtime.profile_loader is None:
+        runtime.profile_loader = profile_loader
+    runtime.event_hooks.listeners.append(plugins_on_event)
+    runtime.privacy_hooks.erasers.append(plugin_state)
 
 
 def _observe_strategies(runtime: Runtime, host: PluginHost) -> None:
     """Feed every strategy call and breaker state into the Prometheus metrics, so /metrics
     and the `plugins` query tell the same story."""
     from shopfront.platform.metrics import BreakerState as MetricState
-    from shopfront.platform.metrics import metrics_of
 
-    metrics = metrics_of(runtime)
+    metrics = runtime.metrics
     if metrics is None:
         return
 
@@ -144,45 +192,38 @@ def _observe_strategies(runtime: Runtime, host: PluginHost) -> None:
 
 
 async def stop_components(runtime: Runtime) -> None:
-    from shopfront.recommend.models import ModelRegistry
-
-    registry = runtime.components.pop("models", None)
-    if isinstance(registry, ModelRegistry):
+    registry, runtime.models = runtime.models, None
+    if registry is not None:
         await registry.stop()
-    composer = runtime.components.pop("storefront", None)
-    if isinstance(composer, Storefront):
+    composer, runtime.storefront = runtime.storefront, None
+    if composer is not None:
         await composer.close()
-    host = runtime.components.pop("plugins", None)
-    if isinstance(host, PluginHost):
+    host, runtime.plugins = runtime.plugins, None
+    if host is not None:
         await host.close()
 
 
 # -- wiring --------------------------------------------------------------------------------
 
-REGISTRY_COMPONENT = "experiments"
-RECORDER_COMPONENT = "exposures"
-
 
 async def start_experiments(runtime: Runtime) -> ExperimentRegistry:
     """Build this process's `ExperimentRegistry` (loaded, then polling every
     ``SHOPFRONT_EXPERIMENT_REFRESH_SECONDS``) and `ExposureRecorder` (at
-    ``SHOPFRONT_EXPOSURE_SAMPLE_RATE``) and register them as
-    ``runtime.components["experiments"]`` and ``["exposures"]``. Call it from the app's
+    ``SHOPFRONT_EXPOSURE_SAMPLE_RATE``) into ``runtime.experiments`` and
+    ``runtime.exposures``. Call it from the app's
     lifespan after the store opens; `stop_experiments` on shutdown."""
     settings = runtime.settings
     registry = ExperimentRegistry(
         runtime.store, refresh_seconds=settings.experiment_refresh_seconds
     )
     await registry.start()
-    runtime.components[REGISTRY_COMPONENT] = registry
-    runtime.components[RECORDER_COMPONENT] = ExposureRecorder(
-        runtime.store, sample_rate=settings.exposure_sample_rate
-    )
+    runtime.experiments = registry
+    runtime.exposures = ExposureRecorder(runtime.store, sample_rate=settings.exposure_sample_rate)
     return registry
 
 
 async def stop_experiments(runtime: Runtime) -> None:
-    registry = runtime.components.pop(REGISTRY_COMPONENT, None)
-    runtime.components.pop(RECORDER_COMPONENT, None)
-    if isinstance(registry, ExperimentRegistry):
+    registry, runtime.experiments = runtime.experiments, None
+    runtime.exposures = None
+    if registry is not None:
         await registry.close()

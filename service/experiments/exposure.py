@@ -298,7 +298,7 @@ async def record_exposure(
 
 class ExposureRecorder:
     """`record_exposure` with the service's sample rate and a per-process `FirstExposures`.
-    Register one per process as ``runtime.components["exposures"]``."""
+    Register one per process as ``Runtime.exposures``."""
 
     def __init__(self, store: Store, *, sample_rate: float, first_exposure_cache: int = 100_000):
         if not 0 < sample_rate <= 1:

@@ -41,19 +41,8 @@ import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from shopfront.offers.contract import (
-    NotApplied,
-)
-from shopfront.offers.pricing import CouponPricing
-from shopfront.platform.config import Settings
-from shopfront.platform.money import Money
-from shopfront.platform.store import BulkWriteError, DuplicateKeyError, ReturnDocument, Store
-from shopfront.shoppers.context import RequestContext
-
-if TYPE_CHECKING:
-    from shopfront.runtime import Runtime
 from shopfront.offers.campaigns import (
     _SHARED_CODE,
     ALREADY_REDEEMED,
@@ -78,7 +67,11 @@ from shopfront.offers.campaigns import (
     new_code,
     normalize_code,
 )
+from shopfront.offers.contract import (
+    NotApplied,
+)
 from shopfront.offers.coupon_promotion import CouponPromotion, _not_applied
+from shopfront.offers.pricing import CouponPricing
 from shopfront.offers.redemption import (
     RedeemRequest,
     RedeemResult,
@@ -88,6 +81,10 @@ from shopfront.offers.redemption import (
     _KeyTaken,
     _Refused,
 )
+from shopfront.platform.config import Settings
+from shopfront.platform.money import Money
+from shopfront.platform.store import BulkWriteError, DuplicateKeyError, ReturnDocument, Store
+from shopfront.shoppers.context import RequestContext
 
 # -- the service ---------------------------------------------------------------------------
 
@@ -653,12 +650,3 @@ def _campaign_filter(campaign_id: str, amount: Money, now: datetime) -> dict[str
             ]
         },
     }
-
-
-def coupon_service(runtime: Runtime) -> CouponService:
-    """The runtime's coupon service, created on first use."""
-    service = runtime.components.get("coupons")
-    if not isinstance(service, CouponService):
-        service = CouponService(runtime.store, runtime.settings)
-        runtime.components["coupons"] = service
-    return service

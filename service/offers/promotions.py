@@ -33,10 +33,10 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shopfront.offers.contract import ProductScope, Promotion, PromotionSpec
-from shopfront.offers.coupon_service import coupon_service
+from shopfront.offers.coupon_service import CouponService
 from shopfront.offers.pricing import CartPricer, NudgePolicy, shipping_fees
 from shopfront.offers.rules import RuleError, optional_datetime, text_value
 from shopfront.platform.config import Settings
@@ -44,9 +44,6 @@ from shopfront.platform.money import Money
 from shopfront.platform.store import ReturnDocument, Store
 from shopfront.platform.strategy_setup import StrategySetup
 from shopfront.shoppers.context import RequestContext
-
-if TYPE_CHECKING:
-    from shopfront.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -393,38 +390,23 @@ def _affinities(ctx: RequestContext) -> dict[str, float]:
 # -- wiring --------------------------------------------------------------------------------
 
 
-def promotion_book(runtime: Runtime) -> PromotionBook:
-    """The runtime's promotion book (built-in promotion types), created on first use."""
-    book = runtime.components.get("promotion_book")
-    if not isinstance(book, PromotionBook):
-        book = PromotionBook(runtime.store, runtime.settings, PromotionTypes.builtin())
-        runtime.components["promotion_book"] = book
-    return book
+def build_cart_pricer(
+    store: Store, settings: Settings, book: PromotionBook, coupons: CouponService
+) -> CartPricer:
+    """The service's cart pricer: stored promotions (``book``), entered coupons, the built-in
+    best-deal stacking, catalog nudge suggestions, and the settings' shipping fees and nudge
+    closeness. The storefront composer binds it per request to plugin promotions (each under
+    its deadline and breaker) and the ``promotion_stacking`` hook."""
+    from shopfront.plugins.promotions import promotion_stacking
 
-
-def cart_pricer(runtime: Runtime) -> CartPricer:
-    """The runtime's cart pricer, created on first use: stored promotions, entered coupons,
-    the built-in best-deal stacking, catalog nudge suggestions, and the settings' shipping
-    fees and nudge closeness.
-
-    The plugin host replaces it (``runtime.components["cart_pricer"]``) with one that adds
-    plugin promotions, runs each promotion under its deadline and breaker, and asks the
-    ``promotion_stacking`` hook.
-    """
-    pricer = runtime.components.get("cart_pricer")
-    if not isinstance(pricer, CartPricer):
-        from shopfront.plugins.promotions import promotion_stacking
-
-        pricer = CartPricer(
-            promotions=promotion_book(runtime),
-            stacking=promotion_stacking,
-            coupons=coupon_service(runtime).resolve,
-            suggest=CatalogSuggester(runtime.store),
-            nudges=NudgePolicy.from_settings(runtime.settings),
-            shipping_fees=shipping_fees(runtime.settings),
-        )
-        runtime.components["cart_pricer"] = pricer
-    return pricer
+    return CartPricer(
+        promotions=book,
+        stacking=promotion_stacking,
+        coupons=coupons.resolve,
+        suggest=CatalogSuggester(store),
+        nudges=NudgePolicy.from_settings(settings),
+        shipping_fees=shipping_fees(settings),
+    )
 
 
 # -- demo ----------------------------------------------------------------------------------

@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from shopfront.platform.config import Settings
 from shopfront.platform.keys import Role
 
-COMPONENT = "rate_limiter"
-
 
 @dataclass(frozen=True)
 class Budget:

@@ -200,8 +200,8 @@ class _Flushes:
 async def test_component_close_is_bounded_by_the_drain_budget(settings: Any, store: Any) -> None:
     runtime = Runtime(settings=settings, store=store)
     flushes = _Flushes()
-    runtime.components["buffer"] = flushes
-    runtime.components["stuck"] = _Hangs()  # closed first (newest first), and cut off
+    runtime.closables.append(flushes)
+    runtime.closables.append(_Hangs())  # closed first (newest first), and cut off
     started = time.monotonic()
     await close_components(runtime, 0.3)
     assert time.monotonic() - started < 5  # bounded; without the budget it would hang
