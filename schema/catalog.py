@@ -34,9 +34,15 @@ class CatalogQuery:
     @storefront_field(description="One active product by id (merchant keys also see inactive).")
     async def product(self, info: Info[Context, Any], id: strawberry.ID) -> Product | None:
         ctx = info.context
-        found = await catalog.get_product(
-            ctx.runtime.store, str(id), include_inactive=ctx.role is Role.MERCHANT
-        )
+        snapshot = ctx.runtime.catalog
+        if snapshot is None:
+            found = await catalog.get_product(
+                ctx.runtime.store, str(id), include_inactive=ctx.role is Role.MERCHANT
+            )
+        else:
+            found = snapshot.get(str(id)) or (await snapshot.lookup([str(id)])).get(str(id))
+            if found is not None and not found.active and ctx.role is not Role.MERCHANT:
+                found = None
         return Product.of(found) if found else None
 
     @storefront_field(description="Products in id order, filtered, with cursor pagination.")
@@ -69,7 +75,11 @@ class CatalogQuery:
             include_inactive=f.include_inactive,
         )
         try:
-            page = await catalog.list_products(ctx.runtime.store, flt, first, after)
+            snapshot = ctx.runtime.catalog
+            if snapshot is None:
+                page = await catalog.list_products(ctx.runtime.store, flt, first, after)
+            else:
+                page = snapshot.page(flt, first, after)
         except catalog.CursorError as exc:
             raise bad_input(str(exc)) from None
         return ProductConnection(
@@ -92,6 +102,8 @@ class CatalogMutation:
         if len(products) > limit:
             raise bad_input(f"products: {len(products)} items; at most {limit} per call")
         results = await catalog.upsert_products(ctx.runtime.store, [p.to_raw() for p in products])
+        if ctx.runtime.catalog is not None:  # this instance's next answer shows the write
+            await ctx.runtime.catalog.refresh([r.id for r in results if r.id is not None])
         return [
             ProductUpsertResult(
                 index=r.index, id=r.id, status=UpsertStatus(r.status.value), reason=r.reason
@@ -106,4 +118,6 @@ class CatalogMutation:
         if len(ids) > info.context.runtime.settings.max_upsert_batch:
             raise bad_input("ids: too many ids in one call")
         deleted = await catalog.delete_products(info.context.runtime.store, [str(i) for i in ids])
+        if info.context.runtime.catalog is not None:
+            await info.context.runtime.catalog.refresh([str(i) for i in ids])
         return DeleteProductsResult(deleted=deleted)

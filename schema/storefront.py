@@ -27,7 +27,9 @@ class StorefrontQuery:
             raise user_error("the storefront is not running", code=UNAVAILABLE)
         loader = ctx.loaders.get("products")
         if loader is None:
-            loader = ctx.loaders["products"] = sources.product_loader(ctx.runtime.store)
+            loader = ctx.loaders["products"] = sources.product_loader(
+                ctx.runtime.store, ctx.runtime.catalog
+            )
         try:
             result = await composer.compose(
                 input.to_request(), request_id=ctx.request_id, loader=loader

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
+from shopfront.catalog.snapshot import CatalogSnapshot
 from shopfront.experiments.assignment import ExperimentRegistry
 from shopfront.experiments.definitions import KnownStrategies
 from shopfront.experiments.exposure import ExposureRecorder
@@ -60,6 +61,7 @@ class Runtime:
     key_cache: KeyCache | None = None
     health: HealthMonitor | None = None
     ingestion: AdmissionGate | None = None
+    catalog: CatalogSnapshot | None = None
     plugins: PluginHost | None = None
     storefront: Storefront | None = None
     models: ModelRegistry | None = None
@@ -116,6 +118,10 @@ async def start_components(
         raise
     runtime.plugins = host
     runtime.storefront = composer
+    # The catalog in memory, current on every instance (change stream or polling).
+    snapshot = CatalogSnapshot(runtime.store)
+    await snapshot.start()
+    runtime.catalog = composer.catalog = snapshot
 
     _observe_strategies(runtime, host)
 
@@ -198,6 +204,9 @@ async def stop_components(runtime: Runtime) -> None:
     composer, runtime.storefront = runtime.storefront, None
     if composer is not None:
         await composer.close()
+    snapshot, runtime.catalog = runtime.catalog, None
+    if snapshot is not None:
+        await snapshot.close()
     host, runtime.plugins = runtime.plugins, None
     if host is not None:
         await host.close()

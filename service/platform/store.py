@@ -503,3 +503,16 @@ async def aggregate(
         cursor = await cursor
     docs: list[dict[str, Any]] = await cursor.to_list(None)
     return docs
+
+
+async def open_change_stream(collection: Collection, **options: Any) -> Any:
+    """A change stream on ``collection``, with either driver (PyMongo's async ``watch`` is a
+    coroutine, motor's returns the stream). Read it with ``try_next()``, ``close()`` it when
+    done. The first ``try_next()`` raises `OperationFailure` where the server has no change
+    streams (a standalone mongod)."""
+    import inspect
+
+    stream = collection.watch(**options)
+    if inspect.isawaitable(stream):
+        stream = await stream
+    return stream

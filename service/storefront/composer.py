@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shopfront.catalog.products import Product
+from shopfront.catalog.snapshot import CatalogSnapshot
 from shopfront.experiments.assignment import ExperimentRegistry
 from shopfront.experiments.exposure import ExposureRecorder, ServedItem, ServedOffer, ServedSlot
 from shopfront.experiments.overrides import StorefrontOverrides, apply_overrides
@@ -106,6 +107,8 @@ class Storefront:
         self.slots = slots_from_config(cfg.slots, cfg.source)
         self.shipping = shipping_from_config(cfg.shipping, cfg.source)
         self.served = RecommendationLog(store)
+        # The in-memory catalog; set by `start_components` (None: read the collection).
+        self.catalog: CatalogSnapshot | None = None
         # The pricing engine (shopfront.offers.pricing); set by `start_components`.
         self.pricer: CartPricer | None = None
         # Set by the app once experiments are loaded (shopfront.experiments.definitions); None: no
@@ -254,7 +257,9 @@ class Storefront:
                 assignments,
             )
             slots = list(overrides.slots)
-        catalog = RequestCatalog(loader or product_loader(self.store), asyncio.get_running_loop())
+        catalog = RequestCatalog(
+            loader or product_loader(self.store, self.catalog), asyncio.get_running_loop()
+        )
         degraded: list[Degradation] = []
         page_ids = [req.product_id] if req.product_id else []
         page_ids += [line.product_id for line in req.cart_lines]

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import pytest
-from shopfront.catalog import products as catalog
+from shopfront.catalog.snapshot import CatalogSnapshot
 from shopfront.platform.admission import Overloaded
 from shopfront.schema.limits import DocumentCache, strip_suggestions
 
@@ -262,10 +262,10 @@ async def test_batches_are_bounded(service_with: ServiceFactory) -> None:
 async def test_internal_errors_are_masked_with_the_request_id(
     service: Service, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def broken(*args: Any, **kwargs: Any) -> Any:
+    def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret detail: connection string mongodb://admin:pw@db")
 
-    monkeypatch.setattr(catalog, "list_products", broken)
+    monkeypatch.setattr(CatalogSnapshot, "page", broken)
     with caplog.at_level(logging.ERROR, logger="shopfront.graphql"):
         resp = await service.client.post(
             "/graphql",
@@ -285,10 +285,10 @@ async def test_internal_errors_are_masked_with_the_request_id(
 async def test_overloaded_maps_to_503_with_retry_after(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def full(*args: Any, **kwargs: Any) -> Any:
+    def full(*args: Any, **kwargs: Any) -> Any:
         raise Overloaded("ingestion", 3)
 
-    monkeypatch.setattr(catalog, "list_products", full)
+    monkeypatch.setattr(CatalogSnapshot, "page", full)
     resp = await service.post(PRODUCTS, key=service.merchant)
     assert resp.status_code == 503
     assert resp.headers["retry-after"] == "3"
