@@ -80,7 +80,7 @@ async def authenticate(ctx: Context) -> GraphQLError | None:
             return unavailable_error(ctx.request_id, KEY_STORE_UNAVAILABLE)
     else:
         try:
-            principal = await auth.authenticate(runtime.store, token)
+            principal = await auth.authenticate(runtime.store, token, runtime.api_keys)
         except Exception as exc:
             if not is_unavailable(exc):
                 log.exception("key lookup failed (request %s)", ctx.request_id)

@@ -19,10 +19,12 @@ from shopfront.experiments.exposure import ExposureRecorder
 from shopfront.extend.config import ConfigFile
 from shopfront.extend.host import PluginHost
 from shopfront.extend.records import CallObservation, StrategyKind
+from shopfront.offers.campaigns import CAMPAIGNS, CODES
 from shopfront.offers.coupon_service import CouponService
 from shopfront.offers.pricing import CartPricer
 from shopfront.offers.promotions import PromotionBook, PromotionTypes, build_cart_pricer
 from shopfront.platform.admission import AdmissionGate
+from shopfront.platform.batch_writer import BatchWriter
 from shopfront.platform.config import Settings
 from shopfront.platform.health import HealthMonitor
 from shopfront.platform.keycache import KeyCache
@@ -30,6 +32,7 @@ from shopfront.platform.metrics import Metrics
 from shopfront.platform.money import Money
 from shopfront.platform.ratelimit import RateLimiter
 from shopfront.platform.store import Store
+from shopfront.platform.watched import WatchedCollection
 from shopfront.recommend.models import ModelRegistry
 from shopfront.shoppers.events import EventHooks
 from shopfront.shoppers.privacy import PrivacyHooks
@@ -59,11 +62,15 @@ class Runtime:
     metrics: Metrics | None = None
     limiter: RateLimiter | None = None
     key_cache: KeyCache | None = None
+    # API keys in memory (by key hash), current on every instance: no lookup per request.
+    api_keys: WatchedCollection | None = None
     health: HealthMonitor | None = None
     ingestion: AdmissionGate | None = None
     catalog: CatalogSnapshot | None = None
     plugins: PluginHost | None = None
     storefront: Storefront | None = None
+    # Served slots, exposures and assignments are written through it, off the request path.
+    writer: BatchWriter | None = None
     models: ModelRegistry | None = None
     experiments: ExperimentRegistry | None = None
     exposures: ExposureRecorder | None = None
@@ -118,10 +125,24 @@ async def start_components(
         raise
     runtime.plugins = host
     runtime.storefront = composer
-    # The catalog in memory, current on every instance (change stream or polling).
+    # Drained on shutdown by `app.close_components`, after the composer handed it the rest.
+    writer = BatchWriter(runtime.store, metrics=runtime.metrics)
+    runtime.writer = composer.served.writer = writer
+    runtime.closables.append(writer)
+    # The catalog and the API keys in memory, current on every instance (change streams,
+    # or polling where the server has none).
     snapshot = CatalogSnapshot(runtime.store)
     await snapshot.start()
     runtime.catalog = composer.catalog = snapshot
+    keys = WatchedCollection(runtime.store, "api_keys", index_by="key_hash")
+    await keys.start()
+    runtime.api_keys = keys
+    # Campaigns and shared codes: validating an entered code reads neither per request.
+    campaigns = WatchedCollection(runtime.store, CAMPAIGNS)
+    shared = WatchedCollection(runtime.store, CODES, index_by="code", match={"kind": "shared"})
+    await campaigns.start()
+    await shared.start()
+    runtime.coupons.known_campaigns, runtime.coupons.shared_codes = campaigns, shared
 
     _observe_strategies(runtime, host)
 
@@ -207,6 +228,13 @@ async def stop_components(runtime: Runtime) -> None:
     snapshot, runtime.catalog = runtime.catalog, None
     if snapshot is not None:
         await snapshot.close()
+    keys, runtime.api_keys = runtime.api_keys, None
+    if keys is not None:
+        await keys.close()
+    for watched in (runtime.coupons.known_campaigns, runtime.coupons.shared_codes):
+        if watched is not None:
+            await watched.close()
+    runtime.coupons.known_campaigns = runtime.coupons.shared_codes = None
     host, runtime.plugins = runtime.plugins, None
     if host is not None:
         await host.close()
@@ -227,7 +255,9 @@ async def start_experiments(runtime: Runtime) -> ExperimentRegistry:
     )
     await registry.start()
     runtime.experiments = registry
-    runtime.exposures = ExposureRecorder(runtime.store, sample_rate=settings.exposure_sample_rate)
+    runtime.exposures = ExposureRecorder(
+        runtime.store, sample_rate=settings.exposure_sample_rate, writer=runtime.writer
+    )
     return registry
 
 

@@ -84,6 +84,7 @@ from shopfront.offers.redemption import (
 from shopfront.platform.config import Settings
 from shopfront.platform.money import Money
 from shopfront.platform.store import BulkWriteError, DuplicateKeyError, ReturnDocument, Store
+from shopfront.platform.watched import WatchedCollection
 from shopfront.shoppers.context import RequestContext
 
 # -- the service ---------------------------------------------------------------------------
@@ -95,6 +96,10 @@ class CouponService:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        # Campaigns and shared codes held in memory (set by the app's start-up): validating
+        # an entered code then costs no round trip. None: read them per request.
+        self.known_campaigns: WatchedCollection | None = None
+        self.shared_codes: WatchedCollection | None = None
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @property
@@ -289,18 +294,32 @@ class CouponService:
         wanted = wanted[:cap]
         if not wanted:
             return CouponPricing(refused=tuple(refused))
-        found = {
-            d["code"]: CodeRecord.from_doc(d)
-            for d in await self.codes.find({"code": {"$in": wanted}}).to_list(None)
-        }
+        found: dict[str, CodeRecord] = {}
+        if self.shared_codes is not None:
+            for code in wanted:
+                doc = self.shared_codes.find_by(code)
+                if doc is not None:
+                    found[code] = CodeRecord.from_doc(doc)
+        unknown = [c for c in wanted if c not in found]
+        if unknown:
+            for d in await self.codes.find({"code": {"$in": unknown}}).to_list(None):
+                found[d["code"]] = CodeRecord.from_doc(d)
         campaign_ids = sorted({c.campaign_id for c in found.values()})
-        campaigns = {
-            d["_id"]: Campaign.from_doc(d)
-            for d in await self.campaigns.find({"_id": {"$in": campaign_ids}}).to_list(None)
-        }
+        campaigns: dict[str, Campaign] = {}
+        if self.known_campaigns is not None:
+            for cid in campaign_ids:
+                doc = self.known_campaigns.get(cid)
+                if doc is not None:
+                    campaigns[cid] = Campaign.from_doc(doc)
+        unknown = [cid for cid in campaign_ids if cid not in campaigns]
+        if unknown:
+            for d in await self.campaigns.find({"_id": {"$in": unknown}}).to_list(None):
+                campaigns[d["_id"]] = Campaign.from_doc(d)
         usage: dict[str, int] = {}
-        if ctx.user_id:
-            keys = [_usage_id(cid, ctx.user_id) for cid in campaign_ids]
+        # The shopper's own usage matters only for campaigns with a per-shopper limit.
+        limited = [cid for cid, c in campaigns.items() if c.per_shopper_limit is not None]
+        if ctx.user_id and limited:
+            keys = [_usage_id(cid, ctx.user_id) for cid in limited]
             usage = {
                 d["campaign_id"]: int(d.get("count", 0))
                 for d in await self.store.collection(USAGE)

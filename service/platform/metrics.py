@@ -194,6 +194,25 @@ class Metrics:
             registry=r,
         )
 
+        # -- the background writer (`platform.batch_writer`) ---------------------------------
+        self.write_queue_depth = Gauge(
+            "shopfront_write_queue_depth",
+            "Writes waiting for the background writer (served slots, exposures, ...).",
+            registry=r,
+        )
+        self.write_queue_dropped = Counter(
+            "shopfront_write_queue_dropped",
+            "Writes dropped because the background writer's queue was full, by collection.",
+            ["collection"],
+            registry=r,
+        )
+        self.write_batches = Counter(
+            "shopfront_write_batches",
+            "Batches the background writer sent, by collection and outcome (ok, error).",
+            ["collection", "outcome"],
+            registry=r,
+        )
+
         # -- ingestion and models ----------------------------------------------------------
         self.ingestion_events = Counter(
             "shopfront_ingestion_events",

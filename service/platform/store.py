@@ -15,7 +15,15 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
 
 import pymongo
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne, monitoring
+from pymongo import (
+    ASCENDING,
+    DESCENDING,
+    IndexModel,
+    InsertOne,
+    ReturnDocument,
+    UpdateOne,
+    monitoring,
+)
 from pymongo.errors import (
     BulkWriteError,
     ConnectionFailure,
@@ -36,6 +44,7 @@ __all__ = [
     "DuplicateKeyError",
     "ExecutionTimeout",
     "IndexModel",
+    "InsertOne",
     "OperationFailure",
     "PyMongoError",
     "ReturnDocument",
@@ -505,14 +514,16 @@ async def aggregate(
     return docs
 
 
-async def open_change_stream(collection: Collection, **options: Any) -> Any:
+async def open_change_stream(
+    collection: Collection, pipeline: list[dict[str, Any]] | None = None, **options: Any
+) -> Any:
     """A change stream on ``collection``, with either driver (PyMongo's async ``watch`` is a
     coroutine, motor's returns the stream). Read it with ``try_next()``, ``close()`` it when
     done. The first ``try_next()`` raises `OperationFailure` where the server has no change
     streams (a standalone mongod)."""
     import inspect
 
-    stream = collection.watch(**options)
+    stream = collection.watch(pipeline, **options)
     if inspect.isawaitable(stream):
         stream = await stream
     return stream

@@ -34,8 +34,12 @@ async def assert_refused_without_db(svc: Service, query: str, code: str) -> dict
 async def test_normal_query_passes_and_reaches_the_database(service: Service) -> None:
     finds = await service.db_commands("find")
     body = await service.gql(PRODUCTS, key=service.storefront)
-    assert body == {"data": {"products": {"nodes": []}}}
-    assert await service.db_commands("find") > finds  # the control for the tests below
+    assert body == {"data": {"products": {"nodes": []}}}  # from the in-memory catalog
+    # A product this instance has not seen is read from the database: the control for the
+    # tests below, which must be refused before any read.
+    body = await service.gql('{ product(id: "never-stored") { id } }', key=service.storefront)
+    assert body == {"data": {"product": None}}
+    assert await service.db_commands("find") > finds
 
 
 async def test_depth_limit_counts_through_fragments(service_with: ServiceFactory) -> None:
