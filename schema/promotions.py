@@ -493,6 +493,8 @@ class _StoreCatalog:
         self.runtime = runtime
 
     async def get_many(self, ids: Sequence[str]) -> Mapping[str, catalog.Product]:
+        if self.runtime.catalog is not None:  # the in-memory catalog
+            return await self.runtime.catalog.lookup(ids)
         return await catalog.get_products(self.runtime.store, ids)
 
 
@@ -516,7 +518,7 @@ async def cart_context(
     lines = cart.cart_lines()
     if len(lines) > 200:
         raise user_error("cart.lines: at most 200 lines")
-    products = await catalog.get_products(runtime.store, [line.product_id for line in lines])
+    products = dict(await _StoreCatalog(runtime).get_many([line.product_id for line in lines]))
     now = datetime.now(UTC)
     profile = await load_profile(runtime, user_id, now)
     ctx = RequestContext(

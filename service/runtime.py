@@ -166,7 +166,7 @@ async def start_components(
     # The engine's shipping fees come from the settings; a [shipping] table in the config
     # file overrides them per currency.
     pricer = build_cart_pricer(
-        runtime.store, runtime.settings, runtime.promotion_book, runtime.coupons
+        runtime.store, runtime.settings, runtime.promotion_book, runtime.coupons, snapshot
     )
     runtime.pricer = pricer
     fees = dict(pricer.shipping_fees)

@@ -84,6 +84,8 @@ class CatalogSnapshot:
         self._by_id: dict[str, Product] = {}
         self._key_of: dict[Any, str] = {}  # stored _id -> product id (deletes name only _id)
         self._sorted: list[str] | None = []  # every id in order; None: rebuild on next read
+        # Per currency: active, in-stock products by (price, id), and their prices (bisect).
+        self._priced: dict[str, tuple[list[int], list[Product]]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_update: datetime | None = None
         self.mode: Mode = "starting"
@@ -120,6 +122,21 @@ class CatalogSnapshot:
             self._changed.clear()
             await self._changed.wait()
 
+    def in_price_order(self, currency: str) -> tuple[list[int], list[Product]]:
+        """Active, in-stock products in ``currency`` by (price, id), and their prices (for
+        `bisect`): nudge suggestions walk it from the missing amount."""
+        if self._priced is None:
+            groups: dict[str, list[Product]] = {}
+            for p in self._by_id.values():
+                if p.active and p.stock > 0:
+                    groups.setdefault(p.price.currency, []).append(p)
+            priced = {}
+            for cur, items in groups.items():
+                items.sort(key=lambda p: (p.price.amount, p.id))
+                priced[cur] = ([p.price.amount for p in items], items)
+            self._priced = priced
+        return self._priced.get(currency, ([], []))
+
     def _ids(self) -> list[str]:
         if self._sorted is None:
             self._sorted = sorted(self._by_id)
@@ -149,6 +166,7 @@ class CatalogSnapshot:
 
     def _put(self, doc: Mapping[str, Any]) -> Product:
         product = _compact(doc)
+        self._priced = None
         if product.id not in self._by_id:
             self._sorted = None
         self._by_id[product.id] = product
@@ -163,7 +181,7 @@ class CatalogSnapshot:
 
     def _drop(self, product_id: str) -> None:
         if self._by_id.pop(product_id, None) is not None:
-            self._sorted = None
+            self._sorted = self._priced = None
         self._changed.set()
 
     async def refresh(self, ids: Sequence[str]) -> None:
@@ -188,7 +206,7 @@ class CatalogSnapshot:
             if p.updated_at is not None and (last is None or p.updated_at > last):
                 last = p.updated_at
         self._by_id, self._key_of, self._last_update = by_id, key_of, last
-        self._sorted = None
+        self._sorted = self._priced = None
         self._changed.set()
 
     def apply_change(self, change: Mapping[str, Any]) -> None:
@@ -206,7 +224,7 @@ class CatalogSnapshot:
             if product_id is not None:
                 self._drop(product_id)
         elif op in ("drop", "dropDatabase", "rename", "invalidate"):
-            self._by_id, self._key_of, self._sorted = {}, {}, []
+            self._by_id, self._key_of, self._sorted, self._priced = {}, {}, [], None
         self.changes_applied += 1
 
     async def start(self) -> None:

@@ -139,6 +139,8 @@ class CouponService:
         )
         if doc is None:
             raise CouponError(f"id: no campaign {campaign_id!r}")
+        if self.known_campaigns is not None:  # this instance's next answer shows the new terms
+            self.known_campaigns.put(doc)
         return Campaign.from_doc(doc)
 
     async def ensure_campaign(self, campaign: Campaign) -> Campaign:
@@ -506,7 +508,21 @@ class CouponService:
                 raise _KeyTaken from None
 
         await db.in_transaction(work)
+        await self._refresh_known(record.campaign_id, record.code)
         return result
+
+    async def _refresh_known(self, campaign_id: str, code: str) -> None:
+        """After a redemption or release through this instance: its in-memory campaign and
+        shared code show the new counters at once (other instances get them by change
+        stream)."""
+        if self.known_campaigns is not None:
+            doc = await self.campaigns.find_one({"_id": campaign_id})
+            if doc is not None:
+                self.known_campaigns.put(doc)
+        if self.shared_codes is not None and self.shared_codes.find_by(code) is not None:
+            doc = await self.codes.find_one({"code": code})
+            if doc is not None:
+                self.shared_codes.put(doc)
 
     async def _per_shopper_limit(self, campaign_id: str, session: Any) -> int | None:
         doc = await self.campaigns.find_one(
@@ -605,7 +621,10 @@ class CouponService:
             )
             return True
 
-        return now if await db.in_transaction(work) else None
+        if not await db.in_transaction(work):
+            return None
+        await self._refresh_known(redemption.campaign_id, redemption.code)
+        return now
 
     async def redemptions_for_order(self, order_id: str) -> list[Redemption]:
         docs = await self.store.collection(REDEMPTIONS).find({"order_id": order_id}).to_list(None)
