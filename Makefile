@@ -60,3 +60,4 @@ bench-storefront: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf examples/storefront-js/node_modules tests/graphql_http/node_modules

@@ -9,6 +9,7 @@ ratings) are generated as numpy columns directly, as `shopfront train` loads the
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 from shopfront.catalog.products import Product
@@ -113,3 +114,86 @@ def training_data(n_products: int, n_events: int) -> TrainingData:
         window_start=END - timedelta(days=DAYS),
         window_end=END,
     )
+
+
+# -- a repeat-purchase shop ------------------------------------------------------------------
+
+REPEAT_DEPARTMENTS = ("Dairy", "Bakery", "Produce", "Pantry", "Pet food", "Beauty")
+STAPLE_EVERY = (1, 1, 2, 2, 3, 4, 6)  # a staple is bought every N trips
+
+
+def repeat_shop(
+    n_shoppers: int = 600, n_products: int = 1500, days: int = 300, seed: int = 5
+) -> tuple[list[Product], list[dict[str, Any]]]:
+    """A grocery-like shop whose shoppers re-buy on known rhythms, as event documents.
+
+    Each shopper shops every 4 to 12 days (a little jitter). They have 4 to 14 staples from
+    their two favourite departments (popular products more likely), each bought every 1, 2,
+    3, 4 or 6 trips (skipped one time in ten), plus 0 to 3 products they try once, from the
+    same departments. They view what they buy and a few more. Every trip is an order.
+    """
+    rng = np.random.default_rng(seed)
+    n_categories = len(REPEAT_DEPARTMENTS) * 5
+    category = rng.integers(0, n_categories, n_products)
+    brands = [f"Brand{i}" for i in range(40)]
+    products = [
+        Product(
+            id=f"g{i:05d}",
+            title=f"{REPEAT_DEPARTMENTS[int(category[i]) // 5]} item {i}",
+            description=f"cat{int(category[i])} everyday",
+            price=Money(int(rng.integers(100, 3000)), "EUR"),
+            category_path=(REPEAT_DEPARTMENTS[int(category[i]) // 5], f"Aisle{int(category[i])}"),
+            brand=brands[int(rng.integers(0, len(brands)))],
+            stock=100,
+        )
+        for i in range(n_products)
+    ]
+    appeal = rng.pareto(1.2, n_products) + 0.05
+    by_department = [np.flatnonzero(category // 5 == d) for d in range(len(REPEAT_DEPARTMENTS))]
+    events: list[dict[str, Any]] = []
+    start = END - timedelta(days=days)
+    for s in range(n_shoppers):
+        user = f"s{s:04d}"
+        favourites = rng.choice(len(REPEAT_DEPARTMENTS), 2, replace=False)
+        pool = np.concatenate([by_department[int(d)] for d in favourites])
+        weights = appeal[pool] / appeal[pool].sum()
+        n_staples = int(rng.integers(4, 15))
+        staples = rng.choice(pool, min(n_staples, len(pool)), replace=False, p=weights)
+        every = rng.choice(STAPLE_EVERY, len(staples))
+        last_trip = np.full(len(staples), -100)
+        trip_days = float(rng.uniform(4, 12))
+        t = float(rng.uniform(0, trip_days))
+        trip = 0
+        while t < days:
+            when = start + timedelta(days=t, hours=float(rng.uniform(8, 20)))
+            order = f"{user}-{trip}"
+            due = (trip - last_trip >= every) & (rng.random(len(staples)) > 0.1)
+            basket = [int(i) for i in staples[due]]
+            last_trip[due] = trip
+            tries = rng.choice(pool, int(rng.integers(0, 4)), p=weights)
+            basket += [int(i) for i in tries if int(i) not in basket]
+            browsed = rng.choice(pool, int(rng.integers(1, 4)), p=weights)
+            for k, i in enumerate([*basket, *(int(b) for b in browsed)]):
+                events.append(_doc("view", user, products[i].id, when + timedelta(seconds=k)))
+            for k, i in enumerate(basket):
+                at = when + timedelta(minutes=10, seconds=k)
+                events.append(_doc("purchase", user, products[i].id, at, order))
+            trip += 1
+            t += trip_days * float(rng.uniform(0.8, 1.25))
+    events.sort(key=lambda e: e["timestamp"])
+    return products, events
+
+
+def _doc(
+    kind: str, user: str, pid: str, when: datetime, order: str | None = None
+) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "user_id": user,
+        "session_id": None,
+        "timestamp": when,
+        "product_id": pid,
+        "quantity": 1 if kind == "purchase" else None,
+        "order_id": order,
+        "rating": None,
+    }

@@ -23,6 +23,7 @@ from shopfront.schema.types import (
 from strawberry.types import Info
 
 BAD_INPUT = "BAD_USER_INPUT"
+MAX_TITLE_SEARCH = 100
 
 
 def bad_input(message: str) -> GraphQLError:
@@ -62,6 +63,13 @@ class CatalogQuery:
             raise GraphQLError(
                 "filter.includeInactive needs a merchant key", extensions={"code": "FORBIDDEN"}
             )
+        title = f.title_contains.strip() if f.title_contains is not None else None
+        if title is not None and ctx.role is not Role.MERCHANT:
+            raise GraphQLError(
+                "filter.titleContains needs a merchant key", extensions={"code": "FORBIDDEN"}
+            )
+        if title is not None and not 1 <= len(title) <= MAX_TITLE_SEARCH:
+            raise bad_input(f"filter.titleContains must be 1 to {MAX_TITLE_SEARCH} characters")
         if (f.min_price is not None or f.max_price is not None) and not f.currency:
             raise bad_input("filter.currency is required with minPrice or maxPrice")
         flt = catalog.ProductFilter(
@@ -73,6 +81,7 @@ class CatalogQuery:
             currency=f.currency,
             in_stock=f.in_stock,
             include_inactive=f.include_inactive,
+            title_contains=title,
         )
         try:
             snapshot = ctx.runtime.catalog

@@ -10,6 +10,7 @@ import strawberry
 from shopfront.experiments import attribution
 from shopfront.platform import admission
 from shopfront.platform.metrics import metrics_of
+from shopfront.platform.vocabulary import EventType as EventTypeValue
 from shopfront.runtime import Runtime
 from shopfront.schema.context import Context
 from shopfront.schema.errors import user_error
@@ -44,18 +45,9 @@ async def _attribute(
     )
 
 
-@strawberry.enum(description="What the shopper did.")
-class EventType(Enum):
-    VIEW = "view"
-    CLICK = "click"
-    ADD_TO_CART = "add_to_cart"
-    REMOVE_FROM_CART = "remove_from_cart"
-    PURCHASE = "purchase"
-    SEARCH = "search"
-    IMPRESSION = "impression"
-    RATING = "rating"
-    REVIEW = "review"
-    NOT_INTERESTED = "not_interested"
+# The one list of event types, exposed as the GraphQL enum ``EventType``.
+EventType = EventTypeValue
+strawberry.enum(EventType, name="EventType", description="What the shopper did.")
 
 
 @strawberry.input(
@@ -88,7 +80,9 @@ class EventInput:
         default=None, description="The recommendation the shopper acted on, if any."
     )
     position: int | None = strawberry.field(
-        default=None, description="The item's position in that recommendation (0-based)."
+        default=None,
+        description="The item's position in that recommendation, 1-based as in the "
+        "storefront answer (`items.position`).",
     )
     page_type: PageType | None = None
 

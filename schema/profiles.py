@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 import strawberry
+from shopfront.offers import promotions
+from shopfront.platform.money import Money as MoneyModel
 from shopfront.schema.context import Context
 from shopfront.schema.errors import user_error
 from shopfront.schema.permissions import merchant_field, storefront_mutation
 from shopfront.schema.types import Money, MoneyInput
-from shopfront.shoppers import privacy, profiles
+from shopfront.shoppers import events, privacy, profiles
 from shopfront.shoppers.profile_view import Profile as ProfileModel
 from shopfront.shoppers.profile_view import StatedPreferences as StatedPreferencesModel
 from strawberry.types import Info
@@ -176,6 +179,63 @@ def checked_user_id(user_id: strawberry.ID) -> str:
         raise user_error(str(exc)) from None
 
 
+MAX_RECENT_EVENTS = 100
+
+
+@strawberry.type(description="One stored behaviour event of a shopper.")
+class ShopperEvent:
+    event_id: strawberry.ID
+    type: str = strawberry.field(description='Lower case, e.g. "add_to_cart".')
+    timestamp: datetime
+    session_id: strawberry.ID | None
+    product_id: strawberry.ID | None
+    quantity: int | None
+    price: Money | None
+    order_id: strawberry.ID | None
+    query: str | None
+    rating: int | None
+    recommendation_id: strawberry.ID | None
+    page_type: str | None
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> ShopperEvent:
+        price = doc.get("price")
+
+        def ident(name: str) -> strawberry.ID | None:
+            value = doc.get(name)
+            return strawberry.ID(str(value)) if value is not None else None
+
+        return cls(
+            event_id=strawberry.ID(str(doc["event_id"])),
+            type=str(doc["type"]),
+            timestamp=doc["timestamp"].replace(tzinfo=doc["timestamp"].tzinfo or UTC),
+            session_id=ident("session_id"),
+            product_id=ident("product_id"),
+            quantity=doc.get("quantity"),
+            price=Money.of(MoneyModel.from_doc(price)) if isinstance(price, dict) else None,
+            order_id=ident("order_id"),
+            query=doc.get("query"),
+            rating=doc.get("rating"),
+            recommendation_id=ident("recommendation_id"),
+            page_type=doc.get("page_type"),
+        )
+
+
+@strawberry.enum
+class SegmentOwner(Enum):
+    PROMOTION = "promotion"
+    COUPON_CAMPAIGN = "coupon_campaign"
+
+
+@strawberry.type(description="An active promotion or coupon campaign that targets a segment.")
+class ShopperSegment:
+    kind: SegmentOwner
+    id: strawberry.ID
+    title: str
+    member: bool = strawberry.field(description="The shopper is in the segment now.")
+    reason: str | None = strawberry.field(description="Why not, when not a member.")
+
+
 @strawberry.type
 class ProfilesQuery:
     @merchant_field(description="A shopper's profile with its affinities ranked, or null.")
@@ -184,6 +244,39 @@ class ProfilesQuery:
     ) -> ShopperProfile | None:
         found = await profiles.load_profile(info.context.runtime.store, checked_user_id(user_id))
         return ShopperProfile.of(found) if found else None
+
+    @merchant_field(description="The shopper's stored events, newest first.")
+    async def recent_events(
+        self, info: Info[Context, Any], user_id: strawberry.ID, first: int = 20
+    ) -> list[ShopperEvent]:
+        if not 1 <= first <= MAX_RECENT_EVENTS:
+            raise user_error(f"first must be between 1 and {MAX_RECENT_EVENTS}, got {first}")
+        docs = await events.recent_events(
+            info.context.runtime.store, checked_user_id(user_id), first
+        )
+        return [ShopperEvent.of(d) for d in docs]
+
+    @merchant_field(
+        description="The active promotions and coupon campaigns that target a segment, and "
+        "whether this shopper is in each, as pricing would decide now."
+    )
+    async def shopper_segments(
+        self, info: Info[Context, Any], user_id: strawberry.ID
+    ) -> list[ShopperSegment]:
+        runtime = info.context.runtime
+        now = datetime.now(UTC)
+        profile = await profiles.load_profile(runtime.store, checked_user_id(user_id), now)
+        found = await promotions.segment_memberships(runtime.store, runtime.settings, profile, now)
+        return [
+            ShopperSegment(
+                kind=SegmentOwner(m.kind),
+                id=strawberry.ID(m.id),
+                title=m.title,
+                member=m.member,
+                reason=m.reason,
+            )
+            for m in found
+        ]
 
 
 @strawberry.type

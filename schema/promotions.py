@@ -605,6 +605,23 @@ class PromotionsMutation:
         book.invalidate()
         return Promotion.of(stored)
 
+    @merchant_mutation(
+        description="Switch a stored promotion on or off, its terms unchanged (applies on "
+        "every instance within the refresh interval)."
+    )
+    async def set_promotion_active(
+        self, info: Info[Context, Any], id: strawberry.ID, active: bool
+    ) -> Promotion:
+        runtime = info.context.runtime
+        try:
+            stored = await store_promotions.set_promotion_active(runtime.store, str(id), active)
+        except store_promotions.PromotionError as exc:
+            raise _bad(exc) from None
+        if stored is None:
+            raise user_error(f"no promotion {str(id)!r}", code="NOT_FOUND")
+        runtime.promotion_book.invalidate()
+        return Promotion.of(stored)
+
     @merchant_mutation(description="Delete a promotion; returns whether it existed.")
     async def delete_promotion(self, info: Info[Context, Any], id: strawberry.ID) -> bool:
         runtime = info.context.runtime

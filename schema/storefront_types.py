@@ -5,7 +5,7 @@ Frontends code against these names (see issue 4's query); fields may be added, n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import strawberry
@@ -20,6 +20,7 @@ from shopfront.schema.scalars import Long
 from shopfront.schema.types import Money, PageType, Product
 from shopfront.shoppers import context as shoppers_context
 from shopfront.storefront import answer as storefront_answer
+from shopfront.storefront import cart_lines
 from shopfront.storefront import request as storefront_request
 
 
@@ -47,6 +48,20 @@ class SlotOverrideInput:
     limit: int | None = None
 
 
+@strawberry.input(description="An experiment variant a preview shows instead of the shopper's own.")
+class PreviewVariantInput:
+    experiment: str = strawberry.field(description="A running experiment's name or id.")
+    variant: str
+
+
+@strawberry.input(description="A merchant's preview of a storefront answer.")
+class StorefrontPreviewInput:
+    variants: list[PreviewVariantInput] = strawberry.field(
+        default_factory=list,
+        description="Show these variants of running experiments (the shopper's own otherwise).",
+    )
+
+
 @strawberry.input(description="What the storefront shows, to whom, on which page.")
 class StorefrontInput:
     page: PageType
@@ -66,6 +81,11 @@ class StorefrontInput:
     slots: list[SlotOverrideInput] | None = strawberry.field(
         default=None,
         description="The slots to fill, in order (default: the page's configured slots).",
+    )
+    preview: StorefrontPreviewInput | None = strawberry.field(
+        default=None,
+        description="Merchant keys only: a preview of what the shopper would see, recorded "
+        "nowhere (no served recommendation, no experiment exposure).",
     )
 
     def to_request(self) -> storefront_request.StorefrontRequest:
@@ -90,6 +110,10 @@ class StorefrontInput:
                 if self.slots is not None
                 else None
             ),
+            preview=self.preview is not None,
+            variants=tuple((v.experiment, v.variant) for v in self.preview.variants)
+            if self.preview is not None
+            else (),
         )
 
 
@@ -170,6 +194,33 @@ class PricedCartLine:
     total: Money
 
 
+CartLineErrorCode = strawberry.enum(
+    cart_lines.CartLineErrorCode,
+    description="Why a cart line was left out of the priced cart.",
+)
+
+
+@strawberry.type(
+    description="A cart line that could not be priced; the rest of the cart is priced without it."
+)
+class CartLineError:
+    index: int = strawberry.field(description="The line's index in the request's `cart.lines`.")
+    product_id: strawberry.ID
+    quantity: int
+    code: CartLineErrorCode  # type: ignore[valid-type]
+    message: str
+
+    @classmethod
+    def of(cls, e: cart_lines.CartLineError) -> CartLineError:
+        return cls(
+            index=e.index,
+            product_id=strawberry.ID(e.product_id),
+            quantity=e.quantity,
+            code=e.code,
+            message=e.message,
+        )
+
+
 @strawberry.type(description="What one promotion took off one cart line.")
 class LineDiscount:
     index: int
@@ -212,7 +263,13 @@ class Nudge:
 @strawberry.type(description="The cart priced with every promotion that applies.")
 class PricedCart:
     currency: str
-    lines: list[PricedCartLine]
+    lines: list[PricedCartLine] = strawberry.field(
+        description="The priced lines; `index` is the line's index in the request."
+    )
+    errors: list[CartLineError] = strawberry.field(
+        description="The lines that could not be priced (each request line is either in "
+        "`lines` or here, by `index`)."
+    )
     subtotal: Money
     discount_total: Money
     shipping: Money
@@ -224,7 +281,10 @@ class PricedCart:
 
     @classmethod
     def of(
-        cls, cart: offers_contract.PricedCart, products: Mapping[str, ProductModel] | None = None
+        cls,
+        cart: offers_contract.PricedCart,
+        products: Mapping[str, ProductModel] | None = None,
+        errors: Sequence[cart_lines.CartLineError] = (),
     ) -> PricedCart:
         products = products or {}
         cur = cart.currency
@@ -251,6 +311,7 @@ class PricedCart:
                 )
                 for line in cart.lines
             ],
+            errors=[CartLineError.of(e) for e in errors],
             subtotal=Money.of(cart.subtotal),
             discount_total=Money.of(cart.discount_total),
             shipping=Money.of(cart.shipping),
@@ -331,8 +392,9 @@ class Storefront:
 
     cart: PricedCart | None = strawberry.field(
         resolver=lambda root: root.resolve_cart(),
-        description="The priced cart; null with an error when a line cannot be priced "
-        "(the rest of the answer still arrives).",
+        description="The priced cart; a line that cannot be priced is reported in "
+        "`cart.errors` and the rest is priced. Null with an error only when no line can be "
+        "priced at all (the database is down); the rest of the answer still arrives.",
     )
 
     def resolve_cart(self) -> PricedCart | None:
@@ -349,7 +411,9 @@ class Storefront:
             degraded=[Degraded.of(d) for d in result.degraded],
             experiments=[ServedExperiment(experiment=e, variant=v) for e, v in result.experiments],
             priced_cart=(
-                PricedCart.of(result.cart, result.products) if result.cart is not None else None
+                PricedCart.of(result.cart, result.products, result.cart_line_errors)
+                if result.cart is not None
+                else None
             ),
             cart_error=result.cart_error,
         )

@@ -135,6 +135,10 @@ class ProductFilterInput:
     include_inactive: bool = strawberry.field(
         default=False, description="Merchant keys only: also list inactive products."
     )
+    title_contains: str | None = strawberry.field(
+        default=None,
+        description="Merchant keys only: titles containing this text, ignoring case.",
+    )
 
 
 @strawberry.type

@@ -23,8 +23,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
+from cross_web import HTTPException
+from shopfront.console import console_routes
 from shopfront.extend.config import ConfigFile
 from shopfront.platform import admission, health, keycache, ratelimit
 from shopfront.platform.config import Settings
@@ -38,15 +41,16 @@ from shopfront.runtime import (
     stop_components,
     stop_experiments,
 )
-from shopfront.schema import build_schema
+from shopfront.schema import build_schema, limits
 from shopfront.schema.context import Context
 from shopfront.schema.errors import HTTP_STATUS_FOR_CODE, RATE_LIMITED
 from shopfront.schema.gate import bearer_token, rate_limited_error
 from shopfront.storefront.sources import ProfileSource
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
@@ -64,6 +68,75 @@ log = logging.getLogger(__name__)
 
 BODY_TOO_LARGE = "BODY_TOO_LARGE"
 TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"
+UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+BAD_REQUEST = "BAD_REQUEST"
+# Codes of HTTP errors raised by strawberry before a GraphQL operation exists.
+_CODE_FOR_HTTP_STATUS = {
+    400: BAD_REQUEST,
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    415: UNSUPPORTED_MEDIA_TYPE,
+}
+
+JSON = "application/json"
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+_response_media_type: ContextVar[str] = ContextVar("shopfront_response_media_type", default=JSON)
+
+
+def negotiate(accept: str | None) -> str:
+    """The media type of the answer (GraphQL over HTTP): ``application/graphql-response+json``
+    when the Accept header ranks it at least as high as ``application/json``; otherwise (no
+    Accept, ``*/*``, legacy clients) ``application/json``."""
+    if not accept:
+        return JSON
+    quality: dict[str, float] = {}
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        quality[media] = max(quality.get(media, 0.0), q)
+    preferred = quality.get(GRAPHQL_RESPONSE_JSON, 0.0)
+    return GRAPHQL_RESPONSE_JSON if preferred > 0 and preferred >= quality.get(JSON, 0.0) else JSON
+
+
+# Codes of errors in a document or its variables, found before execution (schema.limits).
+REQUEST_ERROR_CODES = frozenset(
+    {
+        limits.PARSE_FAILED,
+        limits.VALIDATION_FAILED,
+        limits.BAD_USER_INPUT,
+        limits.TOO_MANY_TOKENS,
+        limits.QUERY_TOO_DEEP,
+        limits.TOO_MANY_ALIASES,
+        limits.QUERY_TOO_COSTLY,
+    }
+)
+
+
+def is_request_error(result: Mapping[str, Any]) -> bool:
+    """Whether a result is a GraphQL request error: the document could not be parsed or
+    validated, or its variables did not fit (no data, and no error pointing into a
+    response ``path``)."""
+    errors = result.get("errors") or []
+    return (
+        result.get("data") is None
+        and bool(errors)
+        and all(
+            isinstance(e, dict)
+            and not e.get("path")
+            and (e.get("extensions") or {}).get("code") in REQUEST_ERROR_CODES
+            for e in errors
+        )
+    )
+
 
 _REQUEST_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
 
@@ -77,14 +150,36 @@ def request_id_for(request: Request | WebSocket | Mapping[str, str]) -> str:
     return uuid.uuid4().hex
 
 
-def error_body(code: str, message: str, request_id: str, **extra: Any) -> dict[str, Any]:
-    """A GraphQL-shaped error response for requests refused before GraphQL ran."""
+def error_body(
+    code: str, message: str, request_id: str, *, with_data: bool = True, **extra: Any
+) -> dict[str, Any]:
+    """A GraphQL-shaped error response for requests refused before GraphQL ran (``data``
+    left out when ``with_data`` is false, as the GraphQL spec has it for request errors)."""
     extensions = {"code": code, "requestId": request_id, **extra}
-    return {"data": None, "errors": [{"message": message, "extensions": extensions}]}
+    body: dict[str, Any] = {"errors": [{"message": message, "extensions": extensions}]}
+    return {"data": None, **body} if with_data else body
 
 
 class _BodyTooLarge(Exception):
     pass
+
+
+GRAPHIQL_ASSETS = "/graphiql-assets"  # where the vendored GraphiQL files are served
+_GRAPHIQL_FOLDER = ("shopfront", "static/graphiql")  # package data, shipped in the wheel
+
+
+def graphiql_assets() -> StaticFiles:
+    # An editable install (setuptools strict mode) links each file from a link tree.
+    return StaticFiles(packages=[_GRAPHIQL_FOLDER], follow_symlink=True)
+
+
+def graphiql_page() -> str:
+    """GraphiQL's page with every asset served locally (strawberry's loads them from a CDN,
+    which leaves the page at "Loading..." without internet access)."""
+    from importlib.resources import files
+
+    page = files(_GRAPHIQL_FOLDER[0]).joinpath(_GRAPHIQL_FOLDER[1], "index.html").read_text()
+    return page.replace("{assets}", GRAPHIQL_ASSETS)
 
 
 class ShopfrontGraphQL(GraphQL[Context, None]):
@@ -135,14 +230,21 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
 
         if metrics is not None:
             metrics.http_in_flight.inc()
+        media_type = _response_media_type.set(negotiate(headers.get("accept")))
         try:
             with bind_request(info):
                 refusal, replay = await self._screen(scope, receive, headers, info)
-                if refusal is not None:
-                    await refusal(scope, receive, send_tracking)
+                if refusal is None:
+                    try:
+                        response = await self.run(Request(scope, replay))
+                    except HTTPException as exc:
+                        # strawberry answers these in plain text; clients expect GraphQL JSON.
+                        response = self._http_error(exc.status_code, exc.reason, info)
+                    await response(scope, replay, send_tracking)
                 else:
-                    await super().__call__(scope, replay, send_tracking)
+                    await refusal(scope, receive, send_tracking)
         finally:
+            _response_media_type.reset(media_type)
             if metrics is not None:
                 metrics.http_in_flight.dec()
                 metrics.http_requests.labels("/graphql", str(status)).inc()
@@ -153,8 +255,20 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
     async def _screen(
         self, scope: Scope, receive: Receive, headers: Mapping[str, str], info: RequestInfo
     ) -> tuple[Response | None, Receive]:
-        """Read the body within its limit, count operations, charge the address bucket.
-        Returns a refusal response, or None and a ``receive`` that replays the body."""
+        """Check the content type, read the body within its limit, count operations, charge
+        the address bucket. Returns a refusal response, or None and a ``receive`` that
+        replays the body."""
+        if scope.get("method") == "POST":
+            given = headers.get("content-type", "")
+            if given.split(";")[0].strip().lower() != JSON:
+                return self._refuse(
+                    415,
+                    UNSUPPORTED_MEDIA_TYPE,
+                    "send GraphQL requests as JSON (Content-Type: application/json), not "
+                    + (repr(given) if given else "without a content type"),
+                    info,
+                    request_error=True,
+                ), receive
         limit = self.settings.max_body_bytes
         try:
             body = await self._read_body(receive, headers, limit)
@@ -237,6 +351,7 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
         info: RequestInfo,
         *,
         retry_after: int | None = None,
+        request_error: bool = False,
         **extra: Any,
     ) -> Response:
         info.error_codes.append(code)
@@ -245,18 +360,39 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
         if retry_after is not None:
             extra["retryAfter"] = retry_after
         headers = {"retry-after": str(retry_after)} if retry_after is not None else None
-        return JSONResponse(
-            error_body(code, message, info.request_id, **extra), status, headers=headers
-        )
+        body = error_body(code, message, info.request_id, with_data=not request_error, **extra)
+        return JSONResponse(body, status, headers=headers, media_type=_response_media_type.get())
+
+    def _http_error(self, status: int, reason: str, info: RequestInfo) -> Response:
+        code = _CODE_FOR_HTTP_STATUS.get(status, BAD_REQUEST)
+        response = self._refuse(status, code, reason, info, request_error=True)
+        if status == 405:
+            response.headers["allow"] = "GET, POST"
+        return response
 
     def create_response(
         self,
         response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
         sub_response: Response,
     ) -> Response:
-        """Answers 429/503 with Retry-After when an operation was refused for load."""
-        response = super().create_response(response_data, sub_response)
+        """Answers 429/503 with Retry-After when an operation was refused for load; follows
+        GraphQL over HTTP for results that failed before execution (no ``data`` entry, and
+        status 400 under ``application/graphql-response+json``)."""
+        media_type = _response_media_type.get()
         results = response_data if isinstance(response_data, list) else [response_data]
+        request_errors = [is_request_error(r) for r in results]
+        for result, failed in zip(results, request_errors, strict=True):
+            if failed:
+                result.pop("data", None)
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = f"{media_type}; charset=utf-8"
+        if (
+            media_type == GRAPHQL_RESPONSE_JSON
+            and not isinstance(response_data, list)
+            and request_errors[0]
+            and response.status_code == 200
+        ):
+            response.status_code = 400
         status, retry_after = 0, 0
         for result in results:
             for error in result.get("errors") or []:
@@ -271,6 +407,10 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
             response.status_code = status
             response.headers["retry-after"] = str(retry_after)
         return response
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return graphiql_page()
 
     # -- GraphQL context -------------------------------------------------------------------
 
@@ -306,6 +446,7 @@ async def close_components(runtime: Runtime, budget_s: float) -> None:
 def create_app(
     settings: Settings,
     *,
+    demo: bool = False,
     database: str | None = None,
     plugins: Sequence[tuple[str, object]] = (),
     plugin_config: ConfigFile | None = None,
@@ -314,7 +455,9 @@ def create_app(
     """The Shopfront ASGI app. ``settings.mongodb_uri`` must name a reachable server
     (`shopfront serve` starts the embedded one first when none is configured).
 
-    ``plugins`` are (name, plugin object) pairs registered after the built-ins;
+    ``demo`` makes ``/`` redirect to GraphiQL at ``/graphql`` (else ``/`` answers a JSON
+    index of the endpoints); ``plugins`` are (name, plugin object) pairs registered after
+    the built-ins;
     ``plugin_config`` replaces the ``SHOPFRONT_CONFIG`` file; ``profiles`` is the shopper
     profile source (default: every shopper served without a profile)."""
     if not settings.mongodb_uri:
@@ -403,13 +546,32 @@ def create_app(
         body, content_type = metrics.exposition()
         return Response(body, headers={"content-type": content_type})
 
-    routes = [
+    endpoints = {
+        "/graphql": "GraphQL over HTTP (POST; GET for queries"
+        + ("; GraphiQL in a browser)" if settings.introspection_enabled else ")"),
+        "/livez": "liveness: the process answers",
+        "/readyz": "readiness: database reachable, models loaded, not draining",
+        "/console": "the merchant console (a browser; sign in with a merchant key)",
+    }
+    if settings.metrics_enabled:
+        endpoints["/metrics"] = "Prometheus metrics"
+
+    async def index(request: Request) -> Response:
+        if demo:
+            return RedirectResponse("/graphql", status_code=307)
+        return JSONResponse({"service": "shopfront", "endpoints": endpoints})
+
+    routes: list[BaseRoute] = [
+        Route("/", index),
         Route("/livez", livez),
         Route("/readyz", readyz),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", graphql),  # every method, so others get a GraphQL-shaped 405
+        *console_routes(),
     ]
     if settings.metrics_enabled:
         routes.append(Route("/metrics", metrics_endpoint))
+    if settings.introspection_enabled:
+        routes.append(Mount(GRAPHIQL_ASSETS, graphiql_assets(), name="graphiql"))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.metrics = metrics
     return app

@@ -1,164 +1,56 @@
-"""The `shopfront` command line: serve, keys, import, seed, schema.
+"""The `shopfront` command line: serve, keys, import, seed, schema, reports, training.
 
-Commands that need the database use `database()`, which connects to SHOPFRONT_MONGODB_URI or
-starts the embedded server on the data folder for the duration of the command.
+Every command that needs the database takes ``--data-dir`` (and ``--create``) and uses
+`database()` (shopfront.cli_support): SHOPFRONT_MONGODB_URI, the embedded server already
+running on the data folder, or one started for the duration of the command.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import dataclasses
-import json
 import logging
-import os
-import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+import time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
+from shopfront.cli_support import (
+    EMPTY,
+    RUNNING_FILE,
+    STARTED,
+    F,
+    banner,
+    cell,
+    data_dir_option,
+    database,
+    database_options,
+    draining_server,
+    json_option,
+    load_settings,
+    new_table,
+    print_json,
+    print_table,
+    run_until_stopped,
+    run_with_store,
+    stage_progress,
+)
 from shopfront.platform.config import ConfigError, Settings
-from shopfront.platform.embedded import EmbeddedMongo, EmbeddedUnavailable
-from shopfront.platform.store import DatabaseUnavailable, Store, open_store, wait_until_reachable
+from shopfront.platform.store import Store
 
-T = TypeVar("T")
-log = logging.getLogger("shopfront")
-
-
-def load_settings(**overrides: Any) -> Settings:
-    try:
-        return Settings.from_env(**{k: v for k, v in overrides.items() if v is not None})
-    except ConfigError as exc:
-        raise click.ClickException(f"configuration: {exc}") from None
-
-
-RUNNING_FILE = "db.running"  # {"pid", "uri"} of the embedded server serving the data folder
-
-
-def running_embedded(data: Path) -> str | None:
-    """The URI of the embedded server another Shopfront process runs on ``data``, if any.
-
-    One data folder holds one database, and only one server process can open it, so a command
-    run beside `shopfront serve` (say `shopfront keys create`) talks to the running server.
-    """
-    try:
-        info = json.loads((data / RUNNING_FILE).read_text())
-        pid, uri = int(info["pid"]), str(info["uri"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None  # left behind by a crash
-    except PermissionError:
-        pass  # alive, owned by another user
-    try:
-        wait_until_reachable(uri, 2.0, lambda: True)
-    except DatabaseUnavailable:
-        return None
-    return uri
-
-
-@contextlib.contextmanager
-def database(settings: Settings) -> Iterator[Settings]:
-    """Settings whose ``mongodb_uri`` answers: the configured server, the embedded server
-    already running on the data folder, or a new embedded server for as long as this lasts."""
-    if settings.mongodb_uri:
-        yield settings
-        return
-    data = settings.data_dir
-    data.mkdir(parents=True, exist_ok=True)
-    shared = running_embedded(data)
-    if shared is not None:
-        click.echo(f"using the embedded MongoDB already running on {data / 'db'}", err=True)
-        yield dataclasses.replace(settings, mongodb_uri=shared)
-        return
-    server = EmbeddedMongo(
-        data / "db",
-        start_timeout_s=settings.embedded_start_timeout_s,
-        log_file=data / "db.log",
-    )
-    try:
-        server.start()
-    except EmbeddedUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(
-        f"embedded MongoDB running on {server.host}:{server.port} (data in {data / 'db'})", err=True
-    )
-    marker = data / RUNNING_FILE
-    try:
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": server.pid, "uri": server.uri}))
-        tmp.replace(marker)
-        yield dataclasses.replace(settings, mongodb_uri=server.uri)
-    finally:
-        marker.unlink(missing_ok=True)
-        server.stop()
-
-
-def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    async def main() -> T:
-        try:
-            store = await open_store(settings, settings.mongodb_uri)
-        except DatabaseUnavailable as exc:
-            raise click.ClickException(str(exc)) from None
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
-
-
-class _Stopped(Exception):
-    """SIGTERM, turned into an exception so that cleanup (`database()`) runs."""
-
-
-def _raise_stopped(signum: int, frame: object) -> None:
-    raise _Stopped(signum)
-
-
-def run_until_stopped(server: Any) -> None:
-    """Run a uvicorn server until Ctrl-C or SIGTERM, then return normally.
-
-    uvicorn drains on either signal and then raises the same signal again for the embedding
-    program. Left alone, SIGINT would end as click's "Aborted!" (exit 1) and SIGTERM would kill
-    the process before the embedded database is stopped; both were a clean stop, so exit 0.
-    """
-    previous = signal.signal(signal.SIGTERM, _raise_stopped)
-    try:
-        server.run()
-    except (KeyboardInterrupt, _Stopped):
-        log.info("shopfront stopped")
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+__all__ = ["RUNNING_FILE", "database", "main"]
 
 
 @click.group()
 @click.version_option(package_name="shopfront")
+@data_dir_option
 def main() -> None:
     """Shopfront: recommendations, coupons and a priced cart in one GraphQL query."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-
-
-def draining_server(config: Any, app: Any) -> Any:
-    """A uvicorn server that marks the app as draining the moment a shutdown signal arrives,
-    so /readyz turns unready while in-flight requests finish."""
-    import uvicorn
-
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            runtime = getattr(app.state, "runtime", None)
-            if runtime is not None:
-                runtime.draining = True
-            super().handle_exit(sig, frame)
-
-    return Server(config)
 
 
 @main.command()
@@ -176,6 +68,7 @@ def draining_server(config: Any, app: Any) -> Any:
     help="Seconds in-flight requests get to finish on SIGTERM "
     "(default SHOPFRONT_SHUTDOWN_DRAIN_S).",
 )
+@data_dir_option
 def serve(host: str | None, port: int | None, demo: bool, drain: float | None) -> None:
     """Serve GraphQL at /graphql (starting the embedded database if no URI is set).
 
@@ -202,19 +95,16 @@ def serve(host: str | None, port: int | None, demo: bool, drain: float | None) -
         shipping_fee=shipping,
     )
     configure_logging(settings.log_level, settings.log_format)
-    with database(settings) as live:
+    with database(settings, create=True) as live:
+        keys = None
         if demo:
             from shopfront.demo.setup import prepare_demo
 
-            keys = run_with_store(live, lambda store: prepare_demo(store, live))
-            url = f"http://{live.host}:{live.port}/graphql"
-            click.echo("")
-            click.echo(f"Shopfront demo: {url}")
-            click.echo(f"  SHOPFRONT_STOREFRONT_KEY={keys.storefront}")
-            click.echo(f"  SHOPFRONT_MERCHANT_KEY={keys.merchant}")
-            click.echo(f"  (also in {keys.path})")
-            click.echo("")
-        app = create_app(live)
+            with stage_progress(stderr=True) as report:
+                keys = run_with_store(
+                    live, lambda store: prepare_demo(store, live, progress=report)
+                )
+        app = create_app(live, demo=demo)
         config = uvicorn.Config(
             app,
             host=live.host,
@@ -224,7 +114,12 @@ def serve(host: str | None, port: int | None, demo: bool, drain: float | None) -
             # uvicorn types this as int but only hands it to asyncio.wait_for (seconds).
             timeout_graceful_shutdown=live.shutdown_drain_s,  # type: ignore[arg-type]
         )
-        run_until_stopped(draining_server(config, app))
+
+        def ready(port: int) -> None:
+            lines = banner(live.host, port, keys, time.monotonic() - STARTED)
+            click.echo("\n".join(lines))
+
+        run_until_stopped(draining_server(config, app, on_ready=ready))
 
 
 @main.group()
@@ -233,6 +128,7 @@ def keys() -> None:
 
 
 @keys.command("create")
+@database_options
 @click.option("--role", type=click.Choice(["storefront", "merchant"]), required=True)
 @click.option("--name", required=True, help="Who or what uses the key.")
 def keys_create(role: str, name: str) -> None:
@@ -253,18 +149,43 @@ def keys_create(role: str, name: str) -> None:
 
 
 @keys.command("list")
-def keys_list() -> None:
+@database_options
+@json_option
+def keys_list(as_json: bool) -> None:
     """List keys (never their values)."""
     from shopfront.platform.keys import list_keys
 
     with database(load_settings()) as live:
         records = run_with_store(live, list_keys)
+    rows = [
+        {
+            "id": k.id,
+            "role": k.role.value,
+            "name": k.name,
+            "created_at": k.created_at.isoformat(),
+            "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+            "state": "active" if k.active else "revoked",
+        }
+        for k in records
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = new_table("Id", "Role", "Name", "Created", "State", "Revoked")
     for k in records:
-        state = "revoked " + k.revoked_at.isoformat() if k.revoked_at else "active"
-        click.echo(f"{k.id}  {k.role.value:<10}  {k.name:<30}  {k.created_at:%Y-%m-%d}  {state}")
+        table.add_row(
+            k.id,
+            k.role.value,
+            k.name,
+            cell(k.created_at),
+            "active" if k.active else "revoked",
+            cell(k.revoked_at),
+        )
+    print_table(table)
 
 
 @keys.command("revoke")
+@database_options
 @click.argument("key")
 def keys_revoke(key: str) -> None:
     """Revoke a key by id, or every active key with this name."""
@@ -279,6 +200,7 @@ def keys_revoke(key: str) -> None:
 
 
 @main.command("import")
+@database_options
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--format",
@@ -327,6 +249,7 @@ def import_command(file: Path, fmt: str | None) -> None:
 
 
 @main.command()
+@database_options
 @click.option("--demo", is_flag=True, help="Load the demo data set (the only seed there is).")
 @click.option("--force", is_flag=True, help="Seed even if the catalog already has products.")
 def seed(demo: bool, force: bool) -> None:
@@ -381,9 +304,6 @@ def report() -> None:
     """Experiment results and strategy performance, as a table, CSV or JSON."""
 
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
 def _format_option(f: F) -> F:
     option = click.option(
         "--format",
@@ -393,17 +313,18 @@ def _format_option(f: F) -> F:
         show_default=True,
         help="A table for people, CSV or JSON for tools.",
     )
-    return option(f)
+    return option(json_option(f))
 
 
 def _pct(x: float | None, digits: int = 2) -> str:
-    return "-" if x is None else f"{x:.{digits}%}"
+    return EMPTY if x is None else f"{x:.{digits}%}"
 
 
 @report.command("experiment")
+@database_options
 @click.argument("experiment_id")
 @_format_option
-def report_experiment(experiment_id: str, fmt: str) -> None:
+def report_experiment(experiment_id: str, fmt: str, as_json: bool) -> None:
     """Per variant: exposed shoppers, CTR, conversion and revenue with 95% intervals, lift
     against the control, significance and sample ratio mismatch."""
     import csv
@@ -426,7 +347,7 @@ def report_experiment(experiment_id: str, fmt: str) -> None:
             )
         except ExperimentError as exc:
             raise click.ClickException(str(exc)) from None
-    if fmt == "json":
+    if fmt == "json" or as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
     if fmt == "csv":
@@ -436,18 +357,11 @@ def report_experiment(experiment_id: str, fmt: str) -> None:
         writer.writerows(report_rows(result))
         return
     from rich.console import Console
-    from rich.table import Table
 
     def money(m: Any) -> str:
-        return "-" if m is None else str(m.format())
+        return EMPTY if m is None else str(m.format())
 
-    table = Table(
-        title=f"{result.name} ({result.status}, {result.currency}), "
-        f"{result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M}"
-        if result.start
-        else f"{result.name} ({result.status}): not started",
-    )
-    for heading in (
+    headings = (
         "Variant",
         "Exposed",
         "Clicks",
@@ -459,8 +373,15 @@ def report_experiment(experiment_id: str, fmt: str) -> None:
         "Revenue/shopper (95% CI)",
         "AOV",
         "Verdict",
-    ):
-        table.add_column(heading, justify="left" if heading in ("Variant", "Verdict") else "right")
+    )
+    table = new_table(
+        *headings,
+        title=f"{result.name} ({result.status}, {result.currency}), "
+        f"{result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M}"
+        if result.start
+        else f"{result.name} ({result.status}): not started",
+        right=[h for h in headings if h not in ("Variant", "Verdict")],
+    )
     for v in result.variants:
         conv_ci = v.conversion_rate_ci
         lift_ci = v.lift_ci
@@ -475,14 +396,14 @@ def report_experiment(experiment_id: str, fmt: str) -> None:
             + (f" [{_pct(conv_ci.low)}, {_pct(conv_ci.high)}]" if conv_ci else ""),
             _pct(v.lift_vs_control, 1)
             + (f" [{_pct(lift_ci.low, 1)}, {_pct(lift_ci.high, 1)}]" if lift_ci else ""),
-            "-" if v.conversion_p_value is None else f"{v.conversion_p_value:.3g}",
+            EMPTY if v.conversion_p_value is None else f"{v.conversion_p_value:.3g}",
             money(v.revenue_per_shopper)
             + (f" [{money(rps_ci.low)}, {money(rps_ci.high)}]" if rps_ci else ""),
             money(v.average_order_value),
             v.verdict + (" *" if v.significant else ""),
         )
+    print_table(table)
     console = Console()
-    console.print(table)
     srm = "yes" if result.sample_ratio_mismatch else "no"
     p = "" if result.srm_p_value is None else f" (chi-square p = {result.srm_p_value:.3g})"
     console.print(f"Sample ratio mismatch: {srm}{p}")
@@ -491,6 +412,7 @@ def report_experiment(experiment_id: str, fmt: str) -> None:
 
 
 @report.command("strategies")
+@database_options
 @click.option(
     "--from", "start", type=click.DateTime(), required=True, help="Start (UTC), inclusive."
 )
@@ -499,7 +421,7 @@ def report_experiment(experiment_id: str, fmt: str) -> None:
     "--currency", default=None, help="Revenue currency (default SHOPFRONT_REPORT_CURRENCY)."
 )
 @_format_option
-def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> None:
+def report_strategies(start: Any, end: Any, currency: str | None, fmt: str, as_json: bool) -> None:
     """Impressions, clicks, CTR, add-to-cart and conversion rates, attributed revenue and
     revenue per thousand impressions, per strategy and per slot."""
     import csv
@@ -537,7 +459,7 @@ def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> N
         for kind, group in (("strategy", perf.by_strategy), ("slot", perf.by_slot))
         for r in group
     ]
-    if fmt == "json":
+    if fmt == "json" or as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     if fmt == "csv":
@@ -547,11 +469,7 @@ def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> N
         writer.writeheader()
         writer.writerows(rows)
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Strategy performance {start:%Y-%m-%d} to {end:%Y-%m-%d} ({code})")
-    for heading in (
+    headings = (
         "Kind",
         "Name",
         "Impr.",
@@ -561,8 +479,12 @@ def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> N
         "Conv. rate",
         "Revenue",
         "RPM",
-    ):
-        table.add_column(heading, justify="left" if heading in ("Kind", "Name") else "right")
+    )
+    table = new_table(
+        *headings,
+        title=f"Strategy performance {start:%Y-%m-%d} to {end:%Y-%m-%d} ({code})",
+        right=headings[2:],
+    )
     for kind, group in (("strategy", perf.by_strategy), ("slot", perf.by_slot)):
         for r in group:
             rpm = r.revenue_per_mille
@@ -575,32 +497,9 @@ def report_strategies(start: Any, end: Any, currency: str | None, fmt: str) -> N
                 _pct(r.add_to_cart_rate),
                 _pct(r.conversion_rate),
                 r.revenue.format(),
-                rpm.format() if rpm else "-",
+                rpm.format() if rpm else EMPTY,
             )
-    Console().print(table)
-
-
-@contextlib.contextmanager
-def stage_progress() -> Iterator[Callable[[str, float], None]]:
-    """A rich progress bar per training stage; yields the ``(stage, fraction)`` callback."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bars = Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(),
-        transient=False,
-    )
-    tasks: dict[str, Any] = {}
-
-    def report(stage: str, fraction: float) -> None:
-        if stage not in tasks:
-            tasks[stage] = bars.add_task(stage, total=1.0)
-        bars.update(tasks[stage], completed=fraction)
-
-    with bars:
-        yield report
+    print_table(table)
 
 
 @main.command()
@@ -610,17 +509,31 @@ def stage_progress() -> Iterator[Callable[[str, float], None]]:
     default=None,
     help="Rewrite the settings table in this README instead of printing it.",
 )
-def settings(update_readme: Path | None) -> None:
-    """Print every setting (variable, default, description) as a Markdown table."""
+@click.option("--markdown", is_flag=True, help="Print the README's Markdown table.")
+@json_option
+def settings(update_readme: Path | None, markdown: bool, as_json: bool) -> None:
+    """Every setting: variable, default (as you would write it) and what it does."""
     from shopfront.platform.config import describe
 
-    rows = [
-        f"| `{name}` | {f'`{default}`' if default else '—'} | {doc} |"
-        for name, default, doc in describe()
-    ]
+    described = describe()
+    if as_json:
+        print_json(
+            [
+                {"variable": name, "default": default.strip("`") or None, "description": doc}
+                for name, default, doc in described
+            ]
+        )
+        return
+    rows = [f"| `{name}` | {default or EMPTY} | {doc} |" for name, default, doc in described]
     table = ["| Variable | Default | What it does |", "| --- | --- | --- |", *rows]
-    if update_readme is None:
+    if update_readme is None and markdown:
         click.echo("\n".join(table))
+        return
+    if update_readme is None:
+        shown = new_table("Variable", "Default", "What it does")
+        for name, default, doc in described:
+            shown.add_row(name, default.replace("`", "") or EMPTY, doc.replace("`", ""))
+        print_table(shown)
         return
     lines = update_readme.read_text().splitlines()
     try:
@@ -641,6 +554,7 @@ def coupons() -> None:
 
 
 @coupons.command("export")
+@database_options
 @click.argument("campaign")
 @click.option(
     "--out",
@@ -698,6 +612,7 @@ EXPORT_TIMEOUT_MS = 600_000
 
 
 @main.command()
+@database_options
 @click.option(
     "--window-days",
     type=click.IntRange(min=1),
@@ -715,53 +630,99 @@ EXPORT_TIMEOUT_MS = 600_000
     is_flag=True,
     help="Also measure offline metrics on a temporal split (fits twice) and store them.",
 )
-def train(window_days: int | None, activate: bool, with_metrics: bool) -> None:
+@click.option(
+    "--tune",
+    is_flag=True,
+    help="Also choose slot strategies and blend weights on a time-based holdout and save "
+    "them with the version (fits twice).",
+)
+@click.option(
+    "--schedule",
+    is_flag=True,
+    help="Keep running: retrain every SHOPFRONT_TRAINING_INTERVAL_MINUTES under the database "
+    "lease lock (one trainer at a time across instances); for a dedicated training process.",
+)
+def train(
+    window_days: int | None, activate: bool, with_metrics: bool, tune: bool, schedule: bool
+) -> None:
     """Fit every recommender on the catalog and events; store a new model version."""
-    from shopfront.recommend.evaluation import evaluate_shop
-    from shopfront.recommend.training import builtin_recommenders
-    from shopfront.recommend.training import train as run_training
+    from shopfront.jobs import train_and_save
 
     settings = load_settings(training_window_days=window_days)
-
-    async def work(store: Store) -> Any:
-        with stage_progress() as report:
-            metrics = None
-            if with_metrics:
-                rows = await evaluate_shop(store, settings, progress=report)
-                metrics = {str(r["name"]): _numbers(r) for r in rows}
-            recommenders = builtin_recommenders(settings, store)
-            return await run_training(
-                store,
-                settings,
-                recommenders,
-                progress=report,
-                activate_version=activate,
-                metrics=metrics,
-            )
-
+    if schedule:
+        _train_on_schedule(settings, with_metrics=with_metrics, tune=tune)
+        return
     with database(settings) as live:
         try:
-            result = run_with_store(live, work)
+            result = run_with_store(
+                live,
+                lambda store: train_and_save(
+                    store, settings, activate=activate, with_metrics=with_metrics, tune=tune
+                ),
+            )
         except ConfigError as exc:
             raise click.ClickException(f"configuration: {exc}") from None
+        except TimeoutError as exc:
+            raise click.ClickException(str(exc)) from None
+    _print_training(result)
+
+
+def _print_training(result: Any) -> None:
     v = result.version
     click.echo(
         f"model version {v.version} ({v.status}): {v.sizes.get('products', 0)} products, "
         f"{v.sizes.get('events', 0)} events, {len(v.artifacts)} strategies, "
-        f"{result.total_seconds:.1f}s"
+        f"{result.total_seconds:.1f}s, peak memory {result.peak_memory_mb:.0f} MB"
     )
+    table = new_table("Strategy", "Size (MB)", "Fit (s)", right=("Size (MB)", "Fit (s)"))
     for artifact in v.artifacts:
-        click.echo(
-            f"  {artifact.strategy:<22} {artifact.bytes / 1e6:8.2f} MB  "
-            f"fit {artifact.fit_seconds:7.2f}s"
+        table.add_row(
+            artifact.strategy, f"{artifact.bytes / 1e6:.2f}", f"{artifact.fit_seconds:.2f}"
+        )
+    print_table(table)
+    if result.tuning is not None:
+        click.echo("tuning saved with this version:")
+        for line in result.tuning.report():
+            click.echo(f"  {line}")
+
+
+def _train_on_schedule(settings: Settings, *, with_metrics: bool, tune: bool) -> None:
+    """Retrain every ``training_interval_minutes`` when this process holds the lease lock;
+    serving instances pick each new version up by polling the model registry."""
+    from shopfront.jobs import train_and_save
+    from shopfront.recommend.training import TrainingLock, train_under_lock
+
+    if settings.training_interval_minutes <= 0:
+        raise click.UsageError(
+            "--schedule needs SHOPFRONT_TRAINING_INTERVAL_MINUTES > 0 (minutes between runs)"
         )
 
+    async def forever(store: Store) -> None:
+        lock = TrainingLock(store, "training", settings.training_lock_lease_s)
+        while True:
+            try:
+                result = await train_under_lock(
+                    lock,
+                    settings.training_lock_lease_s,
+                    lambda: train_and_save(
+                        store, settings, activate=True, with_metrics=with_metrics, tune=tune
+                    ),
+                )
+            except Exception as exc:  # the served version stays; try again next time
+                click.echo(f"training failed: {type(exc).__name__}: {exc}", err=True)
+            else:
+                if result is None:
+                    click.echo("another trainer holds the lock; waiting", err=True)
+                else:
+                    click.echo(f"model version {result.version.version} saved", err=True)
+            await asyncio.sleep(settings.training_interval_minutes * 60)
 
-def _numbers(row: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in row.items() if isinstance(v, int | float) and k != "name"}
+    with database(settings) as live:
+        run_with_store(live, forever)
 
 
 @main.command()
+@database_options
 @click.option(
     "--split",
     type=click.Choice(["time", "user"]),
@@ -778,13 +739,55 @@ def _numbers(row: dict[str, Any]) -> dict[str, float]:
     help="Keep products the shopper already interacted with (credits repeat purchases).",
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
-def evaluate(split: str, test_fraction: float, users: int, include_seen: bool, fmt: str) -> None:
+@click.option(
+    "--tune",
+    is_flag=True,
+    help="Choose each personalized slot's strategies and blend weights on a time-based "
+    "holdout, say what was chosen and why, then train and activate a version that serves it.",
+)
+@json_option
+def evaluate(
+    split: str,
+    test_fraction: float,
+    users: int,
+    include_seen: bool,
+    fmt: str,
+    tune: bool,
+    as_json: bool,
+) -> None:
     """Offline metrics per strategy and for the blend, on a temporal split of the events."""
     import json
 
+    from shopfront.jobs import train_and_save
     from shopfront.recommend.evaluation import evaluate_shop
 
     settings = load_settings()
+    if tune:
+        with database(settings) as live:
+            try:
+                result = run_with_store(
+                    live,
+                    lambda store: train_and_save(
+                        store, settings, activate=True, with_metrics=False, tune=True
+                    ),
+                )
+            except ConfigError as exc:
+                raise click.ClickException(f"configuration: {exc}") from None
+            except TimeoutError as exc:
+                raise click.ClickException(str(exc)) from None
+        if fmt == "json" or as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "version": result.version.version,
+                        "tuning": result.tuning.to_doc() if result.tuning else None,
+                    },
+                    indent=2,
+                )
+            )
+        else:
+            _print_training(result)
+        return
 
     async def work(store: Store) -> Any:
         with stage_progress() as report:
@@ -800,19 +803,19 @@ def evaluate(split: str, test_fraction: float, users: int, include_seen: bool, f
 
     with database(settings) as live:
         rows = run_with_store(live, work)
-    if fmt == "json":
+    if fmt == "json" or as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Offline evaluation ({split} split, {test_fraction:.0%} test)")
     columns = ["name", "ndcg@10", "hr@10", "recall@20", "map@10", "coverage", "fit_seconds"]
-    for column in [*columns, "users"]:
-        table.add_column(column, justify="left" if column == "name" else "right")
+    table = new_table(
+        *columns,
+        "users",
+        title=f"Offline evaluation ({split} split, {test_fraction:.0%} test)",
+        right=[*columns[1:], "users"],
+    )
     for row in rows:
-        table.add_row(*(str(row.get(c, "")) for c in [*columns, "users"]))
-    Console().print(table)
+        table.add_row(*(cell(row.get(c)) for c in [*columns, "users"]))
+    print_table(table)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -38,6 +38,7 @@ from shopfront.shoppers.events import EventHooks
 from shopfront.shoppers.privacy import PrivacyHooks
 from shopfront.shoppers.profile_view import Profile
 from shopfront.storefront.composer import Storefront
+from shopfront.storefront.slots import configured_slots
 from shopfront.storefront.sources import FunctionProfileSource, ProfileSource
 
 ProfileLoader = Callable[[str, datetime], Awaitable[Profile | None]]
@@ -151,6 +152,9 @@ async def start_components(
     for hosted in host.strategies(StrategyKind.RECOMMENDER):
         if hosted.obj is not None:
             registry.attach(hosted.name, hosted.obj)
+    # Scheduled training tunes the configured slots; every request serves the loaded tuning.
+    registry.slots = tuple(configured_slots(composer.slots))
+    composer.tuning = lambda: registry.tuning
     await registry.start()  # also retrains on SHOPFRONT_TRAINING_INTERVAL_MINUTES, if set
     runtime.models = registry
 

@@ -196,6 +196,7 @@ coupons { code title expiresAt strategy reason { code text strategy } }
 cart { currency subtotal { amount currency } discountTotal { amount currency }
        shipping { amount currency } total { amount currency }
        lines { index productId quantity discount { amount currency } total { amount currency } }
+       errors { index productId quantity code message }
        appliedPromotions { name title amount { amount currency } }
        notApplied { name reason code }
        nudges { promotion text productIds } }

@@ -1,1 +1,1 @@
-pytest_plugins = ["shopfront.testing"]
+pytest_plugins = ["shopfront.testing", "tests.demo_service"]

@@ -6,6 +6,7 @@ The CLI runs its own event loop (`asyncio.run`), so async tests call it in a wor
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,16 @@ def cli(mongo_uri: str, settings: Settings) -> CliRunner:
     )
 
 
+def table_rows(text: str) -> list[list[str]]:
+    """The cells of a rich table's header and rows, as printed."""
+    rows = []
+    for line in text.splitlines():
+        line = line.replace("┃", "│")
+        if line.startswith("│"):
+            rows.append([c.strip() for c in line.strip("│").split("│")])
+    return rows
+
+
 async def invoke(cli: CliRunner, *args: str) -> Result:
     return await asyncio.to_thread(cli.invoke, main, list(args), catch_exceptions=False)
 
@@ -49,9 +60,25 @@ async def test_keys_create_list_revoke(
 
     listed = await invoke(cli, "keys", "list")
     assert listed.exit_code == 0
-    [line] = listed.stdout.splitlines()
-    assert "storefront" in line and "web shop" in line and line.endswith("active")
+    assert listed.stderr.splitlines()[0].startswith("database: ")
+    header, cells = table_rows(listed.stdout)
+    assert header == [
+        "Id",
+        "Role",
+        "Name",
+        "Created",
+        "State",
+        "Revoked",
+    ]
+    assert cells[1:3] == ["storefront", "web shop"] and cells[4:] == ["active", "—"]
     assert key not in listed.output
+    as_json = await invoke(cli, "keys", "list", "--json")
+    [record] = json.loads(as_json.stdout)
+    assert (record["role"], record["name"], record["revoked_at"]) == (
+        "storefront",
+        "web shop",
+        None,
+    )
 
     revoked = await invoke(cli, "keys", "revoke", "web shop")
     assert revoked.exit_code == 0 and revoked.stdout.startswith("revoked ")

@@ -21,6 +21,7 @@ measured on what the shopper pays for the goods so far, after earlier discounts.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -244,6 +245,32 @@ class Definition:
         if found is not None and found.nudge is not None:
             return with_nudge(found, self, found.nudge)
         return found
+
+
+class DefinedPromotion(ABC):
+    """The shared shape of the built-in promotion types: a stored `Definition` gives the
+    terms and the conditions every type checks first (currency, window, channel, segment,
+    minimum spend); a type only says what it takes off a cart that meets them (`evaluate`)."""
+
+    definition: Definition
+
+    @property
+    def terms(self) -> PromotionTerms:
+        return self.definition.terms
+
+    async def apply(
+        self, ctx: RequestContext, cart: PricedCart, priced_so_far: PricedCart
+    ) -> PromotionOutcome:
+        if (unmet := self.definition.unmet(ctx, cart)) is not None:
+            return unmet
+        return self.evaluate(ctx, cart, priced_so_far)
+
+    @abstractmethod
+    def evaluate(
+        self, ctx: RequestContext, cart: PricedCart, priced_so_far: PricedCart
+    ) -> PromotionOutcome:
+        """The outcome on ``priced_so_far`` (the cart after the promotions before this one),
+        once the definition's conditions hold."""
 
 
 def _promotion_class(name: str, field: str) -> PromotionClass:

@@ -25,7 +25,6 @@ from shopfront import (
     PromotionClass,
     PromotionOutcome,
     PromotionSpec,
-    PromotionTerms,
     RequestContext,
     RuleError,
     StrategySetup,
@@ -37,6 +36,7 @@ from shopfront import (
 from shopfront.plugins.promotions.base import (
     NO_ELIGIBLE_ITEMS,
     NOTHING_TO_DISCOUNT,
+    DefinedPromotion,
     Definition,
     applied,
     max_applications,
@@ -49,21 +49,15 @@ MAX_ITEMS = 20
 
 
 @dataclass(frozen=True)
-class Bundle:
+class Bundle(DefinedPromotion):
     definition: Definition
     items: Mapping[str, int]  # product id -> units per set
     price: Money
     max_applications: int
 
-    @property
-    def terms(self) -> PromotionTerms:
-        return self.definition.terms
-
-    async def apply(
+    def evaluate(
         self, ctx: RequestContext, cart: PricedCart, priced_so_far: PricedCart
     ) -> PromotionOutcome:
-        if (unmet := self.definition.unmet(ctx, cart)) is not None:
-            return unmet
         in_cart = {pid: 0 for pid in self.items}
         for line in priced_so_far.lines:
             if line.product_id in in_cart:

@@ -26,7 +26,6 @@ from shopfront import (
     PromotionClass,
     PromotionOutcome,
     PromotionSpec,
-    PromotionTerms,
     RequestContext,
     StrategySetup,
     describe_scope,
@@ -36,6 +35,7 @@ from shopfront import (
 )
 from shopfront.plugins.promotions.base import (
     NO_ELIGIBLE_ITEMS,
+    DefinedPromotion,
     Definition,
     applied,
     eligible_lines,
@@ -49,7 +49,7 @@ from shopfront.plugins.promotions.base import (
 
 
 @dataclass(frozen=True)
-class BuyXGetY:
+class BuyXGetY(DefinedPromotion):
     definition: Definition
     buy: int
     get: int
@@ -58,15 +58,9 @@ class BuyXGetY:
     get_percent: Decimal
     max_applications: int
 
-    @property
-    def terms(self) -> PromotionTerms:
-        return self.definition.terms
-
-    async def apply(
+    def evaluate(
         self, ctx: RequestContext, cart: PricedCart, priced_so_far: PricedCart
     ) -> PromotionOutcome:
-        if (unmet := self.definition.unmet(ctx, cart)) is not None:
-            return unmet
         buy_lines = eligible_lines(ctx, priced_so_far.lines, self.scope)
         get_lines = eligible_lines(ctx, priced_so_far.lines, self.get_scope)
         discounted = self._discounted_units(buy_lines, get_lines)

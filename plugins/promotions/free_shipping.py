@@ -17,7 +17,6 @@ from shopfront import (
     PromotionClass,
     PromotionOutcome,
     PromotionSpec,
-    PromotionTerms,
     RequestContext,
     StrategySetup,
     optional_money,
@@ -25,6 +24,7 @@ from shopfront import (
 from shopfront.plugins.promotions.base import (
     MIN_SPEND_NOT_MET,
     NOTHING_TO_DISCOUNT,
+    DefinedPromotion,
     Definition,
     applied,
     not_applied,
@@ -35,19 +35,13 @@ from shopfront.plugins.promotions.base import (
 
 
 @dataclass(frozen=True)
-class FreeShipping:
+class FreeShipping(DefinedPromotion):
     definition: Definition
     threshold: Money | None
 
-    @property
-    def terms(self) -> PromotionTerms:
-        return self.definition.terms
-
-    async def apply(
+    def evaluate(
         self, ctx: RequestContext, cart: PricedCart, priced_so_far: PricedCart
     ) -> PromotionOutcome:
-        if (unmet := self.definition.unmet(ctx, cart)) is not None:
-            return unmet
         shipping_left = priced_so_far.shipping.amount - priced_so_far.shipping_discount.amount
         if shipping_left <= 0:
             return not_applied("shipping is already free", NOTHING_TO_DISCOUNT)

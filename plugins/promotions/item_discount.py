@@ -18,7 +18,6 @@ from shopfront import (
     PromotionClass,
     PromotionOutcome,
     PromotionSpec,
-    PromotionTerms,
     RequestContext,
     StrategySetup,
     describe_scope,
@@ -26,6 +25,7 @@ from shopfront import (
 )
 from shopfront.plugins.promotions.base import (
     NO_ELIGIBLE_ITEMS,
+    DefinedPromotion,
     Definition,
     Discount,
     applied,
@@ -38,20 +38,14 @@ from shopfront.plugins.promotions.base import (
 
 
 @dataclass(frozen=True)
-class ItemDiscount:
+class ItemDiscount(DefinedPromotion):
     definition: Definition
     discount: Discount
     scope: ProductScope
 
-    @property
-    def terms(self) -> PromotionTerms:
-        return self.definition.terms
-
-    async def apply(
+    def evaluate(
         self, ctx: RequestContext, cart: PricedCart, priced_so_far: PricedCart
     ) -> PromotionOutcome:
-        if (unmet := self.definition.unmet(ctx, cart)) is not None:
-            return unmet
         lines = eligible_lines(ctx, priced_so_far.lines, self.scope)
         if not lines:
             return not_applied(f"for {describe_scope(self.scope)} only", NO_ELIGIBLE_ITEMS)

@@ -15,7 +15,6 @@ from shopfront import (
     PromotionClass,
     PromotionOutcome,
     PromotionSpec,
-    PromotionTerms,
     RequestContext,
     RuleError,
     StrategySetup,
@@ -25,6 +24,7 @@ from shopfront import (
 )
 from shopfront.plugins.promotions.base import (
     NO_ELIGIBLE_ITEMS,
+    DefinedPromotion,
     Definition,
     applied,
     cheapest_units,
@@ -41,22 +41,16 @@ FREE = Decimal(100)
 
 
 @dataclass(frozen=True)
-class NForM:
+class NForM(DefinedPromotion):
     definition: Definition
     n: int
     m: int
     scope: ProductScope
     max_applications: int
 
-    @property
-    def terms(self) -> PromotionTerms:
-        return self.definition.terms
-
-    async def apply(
+    def evaluate(
         self, ctx: RequestContext, cart: PricedCart, priced_so_far: PricedCart
     ) -> PromotionOutcome:
-        if (unmet := self.definition.unmet(ctx, cart)) is not None:
-            return unmet
         lines = eligible_lines(ctx, priced_so_far.lines, self.scope)
         offer = f"{self.n} for the price of {self.m} on {describe_scope(self.scope)}"
         count = units(lines)

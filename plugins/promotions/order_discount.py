@@ -16,11 +16,11 @@ from shopfront import (
     PromotionClass,
     PromotionOutcome,
     PromotionSpec,
-    PromotionTerms,
     RequestContext,
     StrategySetup,
 )
 from shopfront.plugins.promotions.base import (
+    DefinedPromotion,
     Definition,
     Discount,
     applied,
@@ -31,19 +31,13 @@ from shopfront.plugins.promotions.base import (
 
 
 @dataclass(frozen=True)
-class OrderDiscount:
+class OrderDiscount(DefinedPromotion):
     definition: Definition
     discount: Discount
 
-    @property
-    def terms(self) -> PromotionTerms:
-        return self.definition.terms
-
-    async def apply(
+    def evaluate(
         self, ctx: RequestContext, cart: PricedCart, priced_so_far: PricedCart
     ) -> PromotionOutcome:
-        if (unmet := self.definition.unmet(ctx, cart)) is not None:
-            return unmet
         lines = priced_so_far.lines
         amount = self.discount.off(remaining(lines), cart.currency)
         return applied(spread(lines, amount))

@@ -25,7 +25,6 @@ from shopfront import (
     PromotionClass,
     PromotionOutcome,
     PromotionSpec,
-    PromotionTerms,
     RequestContext,
     RuleError,
     StrategySetup,
@@ -36,6 +35,7 @@ from shopfront import (
 from shopfront.plugins.promotions.base import (
     MIN_SPEND_NOT_MET,
     NO_ELIGIBLE_ITEMS,
+    DefinedPromotion,
     Definition,
     Discount,
     applied,
@@ -57,20 +57,14 @@ class Tier:
 
 
 @dataclass(frozen=True)
-class TieredSpend:
+class TieredSpend(DefinedPromotion):
     definition: Definition
     tiers: tuple[Tier, ...]  # thresholds strictly increasing
     scope: ProductScope
 
-    @property
-    def terms(self) -> PromotionTerms:
-        return self.definition.terms
-
-    async def apply(
+    def evaluate(
         self, ctx: RequestContext, cart: PricedCart, priced_so_far: PricedCart
     ) -> PromotionOutcome:
-        if (unmet := self.definition.unmet(ctx, cart)) is not None:
-            return unmet
         lines = eligible_lines(ctx, priced_so_far.lines, self.scope)
         if not lines:
             return not_applied(f"for {describe_scope(self.scope)} only", NO_ELIGIBLE_ITEMS)

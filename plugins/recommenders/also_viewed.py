@@ -89,7 +89,10 @@ class AlsoViewed(TrainedRecommender[NeighbourState]):
             seeds = [(s.product_id, s.weight) for s in history]
             actions = [s.action for s in history]
         exclude = frozenset(line.product_id for line in ctx.cart_lines)
-        scored = state.neighbours.aggregate(seeds, exclude, pool_size(slot))
+        # Seeds from the shopper's history stay eligible (the blend decides about owned ones).
+        scored = state.neighbours.aggregate(
+            seeds, exclude, pool_size(slot), include_seeds=not ctx.product_id
+        )
         if not scored:
             return []
         names = await titles(ctx, [seeds[s.best_seed][0] for s in scored])

@@ -68,7 +68,10 @@ class BoughtTogether(TrainedRecommender[NeighbourState]):
         else:
             return []
         exclude = frozenset(line.product_id for line in ctx.cart_lines)
-        scored = state.neighbours.aggregate(seeds, exclude, pool_size(slot))
+        # Past purchases seed and stay eligible (the blend decides about owned products).
+        scored = state.neighbours.aggregate(
+            seeds, exclude, pool_size(slot), include_seeds=not (ctx.product_id or ctx.cart_lines)
+        )
         if not scored:
             return []
         names = await titles(ctx, [seeds[s.best_seed][0] for s in scored])

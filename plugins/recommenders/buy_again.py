@@ -2,11 +2,13 @@
 due the next purchase is.
 
 For repeat-purchase catalogs (groceries, consumables, cosmetics) a shopper's own purchase
-frequency is often the strongest signal there is. Training learns each product's typical
-repurchase interval (the median gap between one shopper's consecutive purchases of it, across
-all shoppers); serving scores each past purchase by ``log(1 + times bought)`` times how close
-today is to that interval since the last purchase. Products with no learned interval decay with
-``half_life_days`` since their last purchase instead.
+frequency is often the strongest signal there is. Serving scores each past purchase by
+``log(1 + times bought)`` times how due it is: how close the days since the last purchase are
+to the shopper's **own** repurchase interval for it (their average gap, from the first and last
+purchase and the count), pulled towards the shop's typical interval for the product while they
+have few repeats. Training learns those typical intervals (the median gap between one
+shopper's consecutive purchases, across all shoppers). A product bought once, with no learned
+interval, decays with ``half_life_days`` since its purchase instead.
 
 Whether an item may be shown again so soon is the blend's decision (its per-category
 ``repeatable_categories``), not this strategy's. Personal: nothing without consent.
@@ -22,7 +24,7 @@ from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
-from shopfront import KIND, Candidate, RequestContext, Slot, StrategySetup, TrainingData
+from shopfront import KIND, Candidate, Purchase, RequestContext, Slot, StrategySetup, TrainingData
 from shopfront.plugins.recommenders.base import (
     Arrays,
     TrainedRecommender,
@@ -35,6 +37,7 @@ from shopfront.plugins.recommenders.history import personal
 
 NAME = "buy_again"
 DAY = 86_400.0
+MIN_INTERVAL_DAYS = 1.0  # several purchases in one day are one restock
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,14 @@ class BuyAgainConfig:
         0.7,
         "How far (log scale) from the usual interval a purchase still counts as due.",
         min=0.05,
+    )
+    due_floor: float = knob(
+        0.25, "Share of the score a product keeps when it is not due (0 to 1).", min=0, max=1
+    )
+    shop_interval_weight: float = knob(
+        2.0,
+        "How many of the shopper's own repeats the shop's typical interval is worth.",
+        min=0.0,
     )
 
 
@@ -108,19 +119,20 @@ class BuyAgain(TrainedRecommender[BuyAgainState]):
     async def recommend(self, ctx: RequestContext, slot: Slot) -> Sequence[Candidate]:
         if not personal(ctx) or ctx.profile is None:
             return []
-        intervals = self.state.intervals if self.state else {}
+        learned = self.state.intervals if self.state else {}
         scored: list[tuple[float, str, str]] = []
         for pid, purchase in ctx.profile.purchases.items():
             elapsed = max((ctx.now - purchase.last_at).total_seconds() / DAY, 0.0)
-            interval = intervals.get(pid)
+            interval = self.interval(purchase, learned.get(pid))
             frequency = math.log1p(purchase.count)
-            if interval:
+            if interval is not None:
                 due = self.due(elapsed, interval)
-                score = frequency * (0.25 + 0.75 * due)
-                if elapsed >= 0.8 * interval:
-                    text = f"Time to restock? You last bought this {elapsed:.0f} days ago"
-                else:
-                    text = self.bought_text(purchase.count)
+                score = frequency * (self.config.due_floor + (1 - self.config.due_floor) * due)
+                text = (
+                    f"Time to restock? You usually buy this every {interval:.0f} days"
+                    if elapsed >= 0.8 * interval
+                    else self.bought_text(purchase.count)
+                )
             else:
                 score = frequency * 0.5 ** (elapsed / self.config.half_life_days)
                 text = self.bought_text(purchase.count)
@@ -130,6 +142,18 @@ class BuyAgain(TrainedRecommender[BuyAgainState]):
             candidate(pid, score, "BUY_AGAIN", text)
             for score, pid, text in scored[: pool_size(slot)]
         ]
+
+    def interval(self, purchase: Purchase, learned: float | None) -> float | None:
+        """Days this shopper usually waits before buying it again: their own average gap,
+        pulled towards the shop's typical gap for the product while they have few repeats."""
+        own = purchase.interval_days
+        if own is None:
+            return learned
+        repeats = purchase.count - 1
+        if learned is not None:
+            prior = self.config.shop_interval_weight
+            own = (own * repeats + learned * prior) / (repeats + prior)
+        return max(own, MIN_INTERVAL_DAYS)
 
     def due(self, elapsed_days: float, interval_days: float) -> float:
         """1.0 when the usual interval has just passed, falling off on a log scale."""

@@ -3,7 +3,8 @@
 Recent actions say more about what a shopper wants next than old ones: a seed's weight decays
 with its recency rank (0 = most recent) as ``floor + (1 - floor) * 0.5 ** (rank / half_life)``.
 Sources, in the order they count: the request's cart, this session's views, the profile's
-recently viewed products, purchases (newest first) and ratings (no order: they get ``floor``).
+recently viewed products, purchases (newest first) and ratings above two stars (no order:
+they get ``floor``).
 
 Only used with personalization consent: without it there is no history.
 """
@@ -17,6 +18,8 @@ from shopfront import RequestContext
 
 # How much each kind of action says about taste, before recency.
 ACTION_WEIGHTS: dict[str, float] = {"carted": 1.0, "bought": 1.0, "rated": 1.0, "viewed": 0.8}
+# Ratings of this many stars or fewer say "not for me": never a seed.
+LOW_RATING = 2
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,8 @@ def shopper_seeds(
         offer(profile.recently_viewed, "viewed")
         by_recency = sorted(profile.purchases, key=lambda p: profile.purchases[p].last_at)
         offer(by_recency[::-1], "bought")
-        offer(list(profile.ratings), "rated", ranked_source=False)
+        liked = [pid for pid, stars in profile.ratings.items() if stars > LOW_RATING]
+        offer(liked, "rated", ranked_source=False)
     seeds = [
         Seed(pid, action, ACTION_WEIGHTS[action] * recency_weight(rank, half_life, floor))
         for pid, (rank, action) in ranked.items()

@@ -17,11 +17,17 @@ def shopper_items(
 ) -> sp.csr_matrix:
     """Shoppers x items: each cell holds the strongest weighted event between the two.
 
-    ``max_per_shopper`` > 0 keeps only each shopper's most recent distinct items, so one
-    crawler-like shopper cannot dominate the co-occurrences (or the training time).
+    A cell with any negative event (a low star rating) stays empty: the shopper said they do
+    not like the product, whatever else they did with it. ``max_per_shopper`` > 0 keeps only
+    each shopper's most recent distinct items, so one crawler-like shopper cannot dominate the
+    co-occurrences (or the training time).
     """
     weight = events.kind_weights(weights)
     keep = (weight > 0) & (events.item != NONE)
+    disliked = (weight < 0) & (events.item != NONE)
+    if disliked.any():
+        cells = events.user.astype(np.int64) * max(events.n_items, 1) + events.item
+        keep &= ~np.isin(cells, cells[disliked])
     if not keep.any():
         return sp.csr_matrix((events.n_users, events.n_items), dtype=np.float32)
     user, item, w, when = events.user[keep], events.item[keep], weight[keep], events.timestamp[keep]

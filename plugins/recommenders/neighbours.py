@@ -66,9 +66,12 @@ class NeighbourTable:
         seeds: Sequence[tuple[str, float]],
         exclude: frozenset[str] = frozenset(),
         limit: int = 200,
+        *,
+        include_seeds: bool = False,
     ) -> list[Scored]:
         """The ``limit`` best products of the sum of the seeds' neighbour rows, each row scaled
-        by its seed's weight. ``exclude`` (and the seeds themselves) never appear.
+        by its seed's weight. ``exclude`` never appears; nor do the seeds themselves, unless
+        ``include_seeds`` (a model whose rows score re-buying a seed from the other seeds).
 
         Work is proportional to the seeds' stored neighbours, not to the catalog.
         """
@@ -92,9 +95,8 @@ class NeighbourTable:
         else:
             items, inverse = np.unique(idx, return_inverse=True)
             totals = np.bincount(inverse, weights=contrib, minlength=len(items))
-        skip = {
-            self._index[pid] for pid in exclude | {pid for pid, _ in seeds} if pid in self._index
-        }
+        skipped = exclude if include_seeds else exclude | {pid for pid, _ in seeds}
+        skip = {self._index[pid] for pid in skipped if pid in self._index}
         wanted = min(len(items), limit + len(skip))
         top = (
             np.argpartition(-totals, wanted - 1)[:wanted]

@@ -14,7 +14,9 @@ content strategies still cover them). Each row of ``B`` then keeps its ``neighbo
 weights by magnitude, negative ones included: that keeps the artifact small (8 bytes per
 entry) while losing almost no accuracy.
 
-A shopper with no history yet (cold start) gets the most popular products of the categories
+Products the shopper already has are scored like any other (a re-buy is the best prediction
+in a grocery shop): the blend decides, from the shop's learned repeatability, whether they are
+shown. A shopper with no history yet (cold start) gets the most popular products of the categories
 they told us they like (stated preferences), then of their strongest category affinities, then
 of the whole shop. Personal: nothing without consent.
 """
@@ -156,9 +158,10 @@ class RecommendedForYou(TrainedRecommender[RecommendedForYouState]):
         seeds = [(s.product_id, s.weight) for s in history if s.product_id in state.weights]
         if not seeds:
             return self.cold_start(ctx, slot, state)
-        owned = set(ctx.profile.purchases) | set(ctx.profile.ratings) if ctx.profile else set()
-        owned |= {line.product_id for line in ctx.cart_lines}
-        ranked = state.weights.aggregate(seeds, frozenset(owned), pool_size(slot))
+        # Only the cart is left out here: whether a product the shopper owns may come back is
+        # the blend's decision (the shop's learned repeatability), never this strategy's.
+        carted = frozenset(line.product_id for line in ctx.cart_lines)
+        ranked = state.weights.aggregate(seeds, carted, pool_size(slot), include_seeds=True)
         scored = [s for s in ranked if s.score > 0]  # negative: evidence against
         if not scored:
             return self.cold_start(ctx, slot, state)

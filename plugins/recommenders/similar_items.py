@@ -187,7 +187,10 @@ class SimilarItems(TrainedRecommender[SimilarItemsState]):
         if ctx.product_id and ctx.product_id not in state.neighbours:
             return self.new_product_fallback(ctx, slot, state)
         exclude = frozenset(line.product_id for line in ctx.cart_lines)
-        scored = state.neighbours.aggregate(seeds, exclude, pool_size(slot))
+        # Seeds from the shopper's history stay eligible (the blend decides about owned ones).
+        scored = state.neighbours.aggregate(
+            seeds, exclude, pool_size(slot), include_seeds=not ctx.product_id
+        )
         if not scored:
             return []
         names = await titles(ctx, [seeds[s.best_seed][0] for s in scored])

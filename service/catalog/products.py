@@ -296,11 +296,16 @@ class ProductFilter:
     currency: str | None = None
     in_stock: bool | None = None
     include_inactive: bool = False
+    # Case-insensitive substring of the title. Not served by an index: the merchant console
+    # asks for it, bounded by the page size; the storefront never does.
+    title_contains: str | None = None
 
     def to_query(self) -> dict[str, Any]:
         query: dict[str, Any] = {}
         if not self.include_inactive:
             query["active"] = True
+        if self.title_contains:
+            query["title"] = {"$regex": re.escape(self.title_contains), "$options": "i"}
         if self.ids is not None:
             query["id"] = {"$in": [str(i) for i in self.ids]}
         if self.category_path:
@@ -328,6 +333,8 @@ class ProductFilter:
         if not self.include_inactive and not p.active:
             return False
         if self.ids is not None and p.id not in self.ids:
+            return False
+        if self.title_contains and self.title_contains.casefold() not in p.title.casefold():
             return False
         if self.category_path and tuple(p.category_path[: len(self.category_path)]) != tuple(
             self.category_path

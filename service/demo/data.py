@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,18 +29,6 @@ from shopfront.shoppers import events
 
 CURRENCY = "EUR"
 HISTORY_DAYS = 90
-EVENT_TYPES = (
-    "view",
-    "click",
-    "add_to_cart",
-    "remove_from_cart",
-    "purchase",
-    "search",
-    "impression",
-    "rating",
-    "review",
-    "not_interested",
-)
 EVENT_FIELDS = (
     "event_id",
     "type",
@@ -699,15 +687,25 @@ class SeedSummary:
         return self.products_created + self.products_updated
 
 
+HISTORY_BATCH = 2000  # events ingested per call while seeding, so progress can be shown
+
+
 async def seed_demo(
-    store: Store, settings: Settings, *, seed: int = 7, shoppers: int | None = None
+    store: Store,
+    settings: Settings,
+    *,
+    seed: int = 7,
+    shoppers: int | None = None,
+    progress: Callable[[str, float], None] | None = None,
 ) -> SeedSummary:
     """Write the demo catalog through `catalog.upsert_products`, in batches.
 
     Idempotent: seeding again updates the same ``sku-*`` products and leaves other products
     alone. Raises `DemoError` if any product is rejected (the generator must only make valid
-    products, and a half-loaded demo would mislead).
+    products, and a half-loaded demo would mislead). ``progress(stage, fraction)`` hears of
+    each batch (stages "catalog" and "shoppers' history").
     """
+    report = progress or (lambda stage, done: None)
     products = generate_catalog(seed)
     batch = min(500, settings.max_upsert_batch)
     created = updated = 0
@@ -719,6 +717,7 @@ async def seed_demo(
             raise DemoError(f"{len(rejected)} demo products were rejected: {reasons}")
         created += sum(r.status is catalog.UpsertStatus.CREATED for r in results)
         updated += sum(r.status is catalog.UpsertStatus.UPDATED for r in results)
+        report("catalog", min(1.0, (start + batch) / len(products)))
     # The shoppers' history goes through the same ingestion as live events, so their
     # profiles, popularity counts and plugin hooks are built exactly as in production.
     # Ordered by shopper (then time): each batch then touches few profiles, which is what
@@ -731,7 +730,12 @@ async def seed_demo(
         ),
         key=lambda e: (e["user_id"] or "", e["timestamp"]),
     )
-    ingested = await events.ingest_events(store, settings, history)
+    ingested: list[events.EventResult] = []
+    for start in range(0, len(history), HISTORY_BATCH):
+        chunk = history[start : start + HISTORY_BATCH]
+        ingested += await events.ingest_events(store, settings, chunk)
+        report("shoppers' history", len(ingested) / len(history))
+    report("shoppers' history", 1.0)
     return SeedSummary(
         products_created=created,
         products_updated=updated,

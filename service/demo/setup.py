@@ -7,6 +7,7 @@ data folder; a second start reuses them while they are still valid, else makes n
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +29,12 @@ class DemoKeys:
 
 
 def read_keys_file(path: Path) -> dict[str, str]:
+    """The ``NAME=value`` lines of a keys file (with or without a leading ``export``)."""
     values: dict[str, str] = {}
     if not path.exists():
         return values
     for line in path.read_text().splitlines():
-        name, sep, value = line.partition("=")
+        name, sep, value = line.strip().removeprefix("export ").partition("=")
         if sep and not name.startswith("#"):
             values[name.strip()] = value.strip()
     return values
@@ -57,30 +59,45 @@ async def ensure_demo_keys(store: Store, data_dir: Path) -> DemoKeys:
     assert storefront is not None and merchant is not None
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{STOREFRONT_VAR}={storefront}\n{MERCHANT_VAR}={merchant}\n")
+    # `export` so that `source demo-keys.env` hands the keys to child processes (curl, node).
+    tmp.write_text(f"export {STOREFRONT_VAR}={storefront}\nexport {MERCHANT_VAR}={merchant}\n")
     tmp.chmod(0o600)
     tmp.replace(path)
     return DemoKeys(storefront, merchant, path)
 
 
-async def prepare_demo(store: Store, settings: Settings) -> DemoKeys:
+async def prepare_demo(
+    store: Store, settings: Settings, *, progress: Callable[[str, float], None] | None = None
+) -> DemoKeys:
+    """Load the demo on an empty database (reporting ``progress(stage, fraction)``), then
+    make sure the demo keys are valid and written."""
     from shopfront.demo.data import seed_demo
     from shopfront.demo.experiment import simulate_experiment
     from shopfront.offers.promotions import seed_demo_promotions
     from shopfront.recommend.training import builtin_recommenders, train
 
+    report = progress or (lambda stage, done: None)
     if await store.products.estimated_document_count() == 0:
         log.info("loading the demo data set (catalog, shoppers' history, an experiment)...")
-        summary = await seed_demo(store, settings)
+        summary = await seed_demo(store, settings, progress=report)
         log.info(
             "demo: %d products, %d shoppers, %d events",
             summary.products,
             summary.shoppers,
             summary.events_accepted,
         )
+        report("promotions", 0.0)
         await seed_demo_promotions(store, settings)
+        report("promotions", 1.0)
         # Train once, so the demo serves model-based recommendations from the first request.
-        result = await train(store, settings, builtin_recommenders(settings, store))
+        result = await train(
+            store,
+            settings,
+            builtin_recommenders(settings, store),
+            progress=lambda stage, done: report(f"training: {stage}", done),
+        )
         log.info("demo: trained model version %s", result.version.version)
+        report("experiment", 0.0)
         await simulate_experiment(store, shoppers=min(settings.demo_shoppers, 300))
+        report("experiment", 1.0)
     return await ensure_demo_keys(store, settings.data_dir)

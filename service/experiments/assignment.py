@@ -32,6 +32,7 @@ from shopfront.experiments.definitions import (
     SLOT_PREFIX,
     STRATEGY_PREFIX,
     Experiment,
+    ExperimentError,
     ExperimentStatus,
     Variant,
     VariantOverride,
@@ -191,6 +192,29 @@ class ExperimentRegistry:
 
     def experiment(self, experiment_id: str) -> Experiment | None:
         return self._snapshot.active.get(experiment_id)
+
+    def assign_chosen(
+        self, shopper_key: str | None, now: datetime, chosen: Mapping[str, str]
+    ) -> list[Assignment]:
+        """`assign`, with the variant of some running experiments chosen by the caller
+        (experiment name or id -> variant name): a chosen experiment replaces the shopper's
+        assignment in its layer. The merchant console's preview uses it; nothing is stored.
+        Raises `ExperimentError` for an experiment that is not running or an unknown variant.
+        """
+        placed = {a.layer: a for a in self.assign(shopper_key, now)}
+        running = [e for _, exps in self._snapshot.layers for e in exps if e.is_live(now)]
+        for wanted, variant_name in chosen.items():
+            exp = next((e for e in running if wanted in (e.name, e.id)), None)
+            if exp is None:
+                raise ExperimentError(f"no running experiment {wanted!r}")
+            variant = next((v for v in exp.variants if v.name == variant_name), None)
+            if variant is None:
+                names = ", ".join(v.name for v in exp.variants)
+                raise ExperimentError(
+                    f"experiment {exp.name!r} has no variant {variant_name!r} (it has {names})"
+                )
+            placed[exp.layer] = Assignment.of(exp, variant)
+        return list(placed.values())
 
     @property
     def active(self) -> list[Experiment]:

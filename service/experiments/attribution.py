@@ -385,7 +385,7 @@ async def strategy_performance(
     Money.zero(currency)  # validates the currency
     window = {"$gte": start, "$lt": end}
     impressions = await aggregate(
-        store.collection(EXPOSURES),
+        store.batch_collection(EXPOSURES),
         [
             {"$match": {"at": window}},
             {
@@ -413,7 +413,7 @@ async def strategy_performance(
         ],
     )
     funnel = await aggregate(
-        store.collection(ATTRIBUTIONS),
+        store.batch_collection(ATTRIBUTIONS),
         [
             {"$match": {"timestamp": window}},
             {
@@ -430,7 +430,9 @@ async def strategy_performance(
             },
         ],
     )
-    coupons = await aggregate(store.collection(REDEMPTIONS), _coupon_pipeline(window, currency))
+    coupons = await aggregate(
+        store.batch_collection(REDEMPTIONS), _coupon_pipeline(window, currency)
+    )
     shown = impressions[0] if impressions else {}
     counted = funnel[0] if funnel else {}
 

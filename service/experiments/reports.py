@@ -261,7 +261,7 @@ class _Outcome:
 async def _count_by_variant(
     store: Store, collection: str, pipeline: list[dict[str, Any]]
 ) -> dict[str, float]:
-    rows = await aggregate(store.collection(collection), pipeline)
+    rows = await aggregate(store.batch_collection(collection), pipeline)
     return {str(r["_id"]): r["n"] for r in rows if r["_id"] is not None}
 
 
@@ -331,7 +331,7 @@ async def _outcomes(
             }
         },
     ]
-    rows = await aggregate(store.collection(EVENTS), pipeline)
+    rows = await aggregate(store.batch_collection(EVENTS), pipeline)
     return {
         str(r["_id"]): _Outcome(
             converters=int(r["converters"]),

@@ -42,12 +42,13 @@ from shopfront.catalog.snapshot import CatalogSnapshot
 from shopfront.offers.contract import ProductScope, Promotion, PromotionSpec
 from shopfront.offers.coupon_service import CouponService
 from shopfront.offers.pricing import CartPricer, NudgePolicy, shipping_fees
-from shopfront.offers.rules import RuleError, optional_datetime, text_value
+from shopfront.offers.rules import RuleError, Segment, optional_datetime, text_value
 from shopfront.platform.config import Settings
 from shopfront.platform.money import Money
 from shopfront.platform.store import ReturnDocument, Store
 from shopfront.platform.strategy_setup import StrategySetup
 from shopfront.shoppers.context import RequestContext
+from shopfront.shoppers.profile_view import Profile
 
 log = logging.getLogger(__name__)
 
@@ -514,3 +515,66 @@ async def seed_demo_promotions(store: Store, settings: Settings) -> None:
         await coupons.create_campaign(DEMO_CAMPAIGN)
     with contextlib.suppress(CouponError):  # the code is already there
         await coupons.add_shared_code(DEMO_CAMPAIGN["id"], DEMO_CODE)
+
+
+async def set_promotion_active(
+    store: Store, promotion_id: str, active: bool
+) -> StoredPromotion | None:
+    """Switch a stored promotion on or off, its definition unchanged; None when there is no
+    such promotion. Bumps the revision so every instance picks the change up."""
+    if active:
+        others = await store.collection(COLLECTION).count_documents(
+            {"active": True, "id": {"$ne": str(promotion_id)}}
+        )
+        if others >= MAX_PROMOTIONS:
+            raise PromotionError(f"active: at most {MAX_PROMOTIONS} promotions can be active")
+    doc = await store.collection(COLLECTION).find_one_and_update(
+        {"id": str(promotion_id)},
+        {"$set": {"active": active, "updated_at": datetime.now(UTC)}},
+        return_document=ReturnDocument.AFTER,
+        projection={"_id": 0},
+    )
+    if doc is None:
+        return None
+    await bump_revision(store)
+    return StoredPromotion.from_doc(doc)
+
+
+@dataclass(frozen=True)
+class SegmentMembership:
+    """Whether a shopper is in the segment of one promotion or coupon campaign."""
+
+    kind: str  # "promotion" or "coupon_campaign"
+    id: str
+    title: str
+    member: bool
+    reason: str | None  # why not, shopper-readable (None for members)
+
+
+async def segment_memberships(
+    store: Store, settings: Settings, profile: Profile | None, now: datetime
+) -> list[SegmentMembership]:
+    """The active promotions and coupon campaigns that target a segment, each with whether
+    this shopper is in it, decided by the same `Segment.unmet` the pricing engine uses."""
+    personalized = profile.personalized if profile is not None else False
+    found: list[SegmentMembership] = []
+    for promotion in await list_promotions(store, active=True, first=MAX_PROMOTIONS):
+        conditions = promotion.config.get("conditions") or {}
+        raw = conditions.get("segment") if isinstance(conditions, Mapping) else None
+        if not raw:
+            continue
+        segment = Segment.from_doc(raw)
+        if segment.everyone:
+            continue
+        why = segment.unmet(profile, now, personalized)
+        title = str(promotion.config.get("title") or promotion.id)
+        found.append(SegmentMembership("promotion", promotion.id, title, why is None, why))
+    campaigns = await CouponService(store, settings).list_campaigns(active=True, first=1000)
+    for campaign in campaigns:
+        if campaign.segment.everyone:
+            continue
+        why = campaign.segment.unmet(profile, now, personalized)
+        found.append(
+            SegmentMembership("coupon_campaign", campaign.id, campaign.title, why is None, why)
+        )
+    return found

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from shopfront.platform.money import Money, is_currency
+from shopfront.platform.vocabulary import EVENT_TYPES
 
 PREFIX = "SHOPFRONT_"
 
@@ -26,19 +28,6 @@ class ConfigError(ValueError):
     """A setting has a value the service cannot run with."""
 
 
-# Behaviour event types, as stored (GraphQL's EventType enum names them in upper case).
-EVENT_TYPES: tuple[str, ...] = (
-    "view",
-    "click",
-    "add_to_cart",
-    "remove_from_cart",
-    "purchase",
-    "search",
-    "impression",
-    "rating",
-    "review",
-    "not_interested",
-)
 DEFAULT_EVENT_WEIGHTS = (
     "view=1,click=2,add_to_cart=4,purchase=8,rating=3,review=3,search=0.5,"
     "remove_from_cart=-1,not_interested=-5,impression=0"
@@ -108,8 +97,12 @@ class Settings:
         metadata=_meta("Deadline for a single database operation.", min=1),
     )
     data_dir: Path = field(
-        default=Path(".shopfront"),
-        metadata=_meta("Local data folder: embedded database files and demo keys."),
+        default_factory=lambda: default_data_dir(),
+        metadata=_meta(
+            "Local data folder: embedded database files and demo keys (every command takes "
+            "`--data-dir` too).",
+            shown_default="`.shopfront/` of the source checkout, else `~/.local/share/shopfront`",
+        ),
     )
     host: str = field(default="127.0.0.1", metadata=_meta("Address `shopfront serve` binds."))
     port: int = field(default=8000, metadata=_meta("Port `shopfront serve` binds.", min=0))
@@ -449,6 +442,29 @@ class Settings:
     training_window_days: int = field(
         default=180, metadata=_meta("Days of events the models are trained on.", min=1)
     )
+    batch_read_preference: Literal[
+        "primary", "primaryPreferred", "secondary", "secondaryPreferred", "nearest"
+    ] = field(
+        default="secondaryPreferred",
+        metadata=_meta(
+            "Where batch jobs (training, evaluation, reports) read from: a secondary keeps their "
+            "scans off the primary that serves shoppers (a single node serves them itself)."
+        ),
+    )
+    training_deadline_s: float = field(
+        default=3600.0,
+        metadata=_meta(
+            "Deadline of one training job, reads included (its own: not the request timeout).",
+            min=1,
+        ),
+    )
+    training_tune: bool = field(
+        default=True,
+        metadata=_meta(
+            "Scheduled training also chooses slot strategies and blend weights on a time-based "
+            "holdout (fits the models twice)."
+        ),
+    )
     training_lock_lease_s: float = field(
         default=900.0,
         metadata=_meta(
@@ -548,12 +564,71 @@ def setting_names() -> list[str]:
 
 
 def describe() -> list[tuple[str, str, str]]:
-    """(variable, default, description) rows for the README's settings table."""
+    """(variable, default, description) rows for the README's settings table.
+
+    The default is written as an operator would set it (``true``, ``a,b``, empty for none),
+    in backticks; a computed default is described in words instead.
+    """
     rows = []
     for f in dataclasses.fields(Settings):
-        default = "" if f.default is None else str(f.default)
+        shown = f.metadata.get("shown_default")
+        default = str(shown) if shown else _env_value(f.default)
+        if default and not shown:
+            default = f"`{default}`"
         rows.append((env_name(f), default, str(f.metadata.get("doc", ""))))
     return rows
+
+
+def _env_value(value: Any) -> str:
+    """``value`` as it would be written in the environment variable ("" for unset)."""
+    if value is None or value is dataclasses.MISSING:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+PROJECT_NAME = "shopfront"
+DATA_FOLDER = ".shopfront"
+
+
+def source_checkout() -> Path | None:
+    """The Shopfront source tree this code runs from (an editable install), if any.
+
+    Found as the nearest folder above this file with a ``pyproject.toml`` naming the project,
+    so that every command of a checkout uses the checkout's data folder from any directory.
+    """
+    for folder in Path(__file__).resolve().parents:
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                text = pyproject.read_text(encoding="utf-8")
+            except OSError:
+                return None
+            return folder if f'name = "{PROJECT_NAME}"' in text else None
+    return None
+
+
+def user_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The per-user data folder: ``$XDG_DATA_HOME/shopfront`` (``~/.local/share/shopfront``),
+    ``~/Library/Application Support/shopfront`` on macOS, ``%LOCALAPPDATA%\\shopfront``."""
+    env = os.environ if environ is None else environ
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / PROJECT_NAME
+    if sys.platform == "win32" and env.get("LOCALAPPDATA"):
+        return Path(env["LOCALAPPDATA"]) / PROJECT_NAME
+    xdg = env.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / PROJECT_NAME
+
+
+def default_data_dir() -> Path:
+    """Where the data lives when neither ``--data-dir`` nor SHOPFRONT_DATA_DIR says: the
+    checkout's ``.shopfront/`` when running from source (``make run``), else per user."""
+    checkout = source_checkout()
+    return checkout / DATA_FOLDER if checkout is not None else user_data_dir()
 
 
 def _literal_choices(tp: Any) -> tuple[Any, ...]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractContextManager, asynccontextmanager
 from typing import Any, Literal, TypeVar
 
 import pymongo
@@ -20,6 +20,7 @@ from pymongo import (
     DESCENDING,
     IndexModel,
     InsertOne,
+    ReadPreference,
     ReturnDocument,
     UpdateOne,
     monitoring,
@@ -90,6 +91,14 @@ def is_unavailable(exc: BaseException) -> bool:
 
 # One place declares every collection's indexes; `Store.ensure_indexes` applies them at start-up.
 # Unique indexes carry correctness (ids, hashes); creating them again is a no-op.
+_READ_PREFERENCES: dict[str, Any] = {
+    "primary": ReadPreference.PRIMARY,
+    "primaryPreferred": ReadPreference.PRIMARY_PREFERRED,
+    "secondary": ReadPreference.SECONDARY,
+    "secondaryPreferred": ReadPreference.SECONDARY_PREFERRED,
+    "nearest": ReadPreference.NEAREST,
+}
+
 INDEXES: dict[str, list[IndexModel]] = {
     "products": [
         IndexModel([("id", ASCENDING)], name="id_1", unique=True),
@@ -401,6 +410,12 @@ class Store:
     def collection(self, name: str) -> Collection:
         return self.db[name]
 
+    def batch_collection(self, name: str) -> Collection:
+        """``name`` for a batch job's scans: read from ``SHOPFRONT_BATCH_READ_PREFERENCE``
+        (a secondary by default), so training and reports leave the primary to shoppers."""
+        mode = _READ_PREFERENCES[self.settings.batch_read_preference]
+        return self.db[name].with_options(read_preference=mode)
+
     @property
     def products(self) -> Collection:
         return self.db["products"]
@@ -414,7 +429,10 @@ class Store:
         return names
 
     async def drop_database(self) -> None:
-        await self.client.drop_database(self.db.name)
+        # Dropping a database with many collections and indexes is slow on a loaded server:
+        # it gets its own deadline, not a request's operation timeout.
+        with deadline(DROP_DEADLINE_S):
+            await self.client.drop_database(self.db.name)
 
     # -- transactions ----------------------------------------------------------------------
 
@@ -443,6 +461,15 @@ class Store:
         from motor.motor_asyncio import AsyncIOMotorGridFSBucket
 
         return AsyncIOMotorGridFSBucket(self.db, bucket_name=bucket)
+
+
+DROP_DEADLINE_S = 60.0
+
+
+def deadline(seconds: float) -> AbstractContextManager[None]:
+    """Operations started inside get ``seconds`` in all instead of the client's per-operation
+    ``timeoutMS`` (a batch job's own deadline, not a request's)."""
+    return pymongo.timeout(seconds)
 
 
 def redact(uri: str) -> str:

@@ -112,6 +112,67 @@ def split_per_user(
     return Split(events.where(keep), {u: frozenset(test[u]) for u in now}, now)
 
 
+def split_next_basket(events: Interactions, min_baskets: int = 2) -> Split:
+    """Each shopper's last basket is their test: the products of their latest order (an
+    order id, else a shopper-day of purchases), asked for at that order's time. Shoppers with
+    fewer than ``min_baskets`` baskets are left out; everything from the basket on is removed
+    from training. The repeat-purchase protocol (``bench/repeat_purchase.py``)."""
+    bought = np.flatnonzero(events.of_kinds("purchase"))
+    if not len(bought):
+        return Split(events, {}, {})
+    user = events.user[bought].astype(np.int64)
+    day = (events.timestamp[bought] // 86_400).astype(np.int64)
+    order = events.order[bought].astype(np.int64)
+    basket = np.where(order != NONE, order, -1 - day)  # loose purchases: one basket a day
+    start = np.full(events.n_users, np.inf)
+    first_row = np.full(events.n_users, len(events), dtype=np.int64)
+    last_basket: dict[int, int] = {}
+    baskets: dict[int, set[int]] = defaultdict(set)
+    for u, b in zip(user.tolist(), basket.tolist(), strict=True):
+        baskets[u].add(b)
+        last_basket[u] = b  # rows are in time order: the last one seen is the latest basket
+    for row, u, b in zip(bought.tolist(), user.tolist(), basket.tolist(), strict=True):
+        if b == last_basket[u] and row < first_row[u]:
+            first_row[u] = row
+            start[u] = float(events.timestamp[row])
+    test: dict[int, set[int]] = defaultdict(set)
+    for row, u, b in zip(bought.tolist(), user.tolist(), basket.tolist(), strict=True):
+        if len(baskets[u]) >= min_baskets and b == last_basket[u]:
+            test[u].add(int(events.item[row]))
+    keep = np.arange(len(events)) < first_row[events.user]
+    return Split(
+        events.where(keep),
+        {u: frozenset(items) for u, items in test.items()},
+        {u: float(start[u]) for u in test},
+    )
+
+
+def split_first_basket_after(events: Interactions, test_fraction: float = 0.2) -> Split:
+    """A time-based holdout for shops that sell in baskets: train on the events before the
+    time that leaves ``test_fraction`` of events after it; each shopper known before the cut
+    is tested on their first basket after it (an order id, else a shopper-day), asked for at
+    that basket's time: what they bought on their next visit."""
+    if not len(events):
+        return Split(events, {}, {})
+    cut = float(np.quantile(events.timestamp, 1.0 - test_fraction))
+    before = events.timestamp < cut
+    known = np.zeros(events.n_users, dtype=bool)
+    known[events.user[before]] = True
+    after = np.flatnonzero(~before & events.of_kinds("purchase") & known[events.user])
+    day = (events.timestamp[after] // 86_400).astype(np.int64)
+    order = events.order[after].astype(np.int64)
+    basket = np.where(order != NONE, order, -1 - day)
+    first: dict[int, int] = {}
+    now: dict[int, float] = {}
+    test: dict[int, set[int]] = defaultdict(set)
+    for row, b in zip(after.tolist(), basket.tolist(), strict=True):
+        user = int(events.user[row])
+        if first.setdefault(user, b) == b:
+            now.setdefault(user, float(events.timestamp[row]) - 1.0)
+            test[user].add(int(events.item[row]))
+    return Split(events.where(before), {u: frozenset(i) for u, i in test.items()}, now)
+
+
 # -- test cases ----------------------------------------------------------------------------
 
 
@@ -163,7 +224,7 @@ def build_cases(
             if kind == KIND["purchase"]:
                 known = purchases.get(pid)
                 purchases[pid] = Purchase(
-                    (known.count if known else 0) + 1, known.last_at if known else when
+                    (known.count if known else 0) + 1, known.last_at if known else when, when
                 )
             if kind == KIND["rating"]:
                 ratings.setdefault(pid, int(train.rating[row]) or 5)

@@ -20,21 +20,12 @@ from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
+from shopfront.platform.vocabulary import EVENT_TYPES
 
-EVENT_TYPES: tuple[str, ...] = (
-    "view",
-    "click",
-    "add_to_cart",
-    "remove_from_cart",
-    "purchase",
-    "search",
-    "impression",
-    "rating",
-    "review",
-    "not_interested",
-)
 KIND: Mapping[str, int] = {name: code for code, name in enumerate(EVENT_TYPES)}
 NONE = -1  # "no product / order / session" in an index column
+# A rating event's weight factor by its stars (index 0: no stars given, the type's weight).
+STAR_FACTORS: npt.NDArray[np.float64] = np.array([1.0, -1.0, -0.5, 0.25, 1.0, 1.5])
 
 IntArray = npt.NDArray[np.int32]
 FloatArray = npt.NDArray[np.float64]
@@ -148,11 +139,13 @@ class Interactions(Sequence[Mapping[str, Any]]):
         return mask
 
     def kind_weights(self, weights: Mapping[str, float]) -> FloatArray:
-        """Each event's weight by its type (types not in ``weights`` weigh 0)."""
+        """Each event's weight by its type (types not in ``weights`` weigh 0), a rating's also
+        scaled by its stars (`STAR_FACTORS`: one or two stars turn it negative, evidence
+        against the product; five make it a strong positive)."""
         table = np.zeros(len(EVENT_TYPES), dtype=np.float64)
         for name, weight in weights.items():
             table[KIND[name]] = weight
-        result: FloatArray = table[self.kind.astype(np.intp)]
+        result: FloatArray = table[self.kind.astype(np.intp)] * STAR_FACTORS[self.rating]
         return result
 
     # -- building ----------------------------------------------------------------------------

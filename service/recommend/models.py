@@ -7,7 +7,8 @@ collection::
 
     {version, status: "active" | "inactive", trained_at, activated_at, window_start,
      window_end, sizes: {...}, metrics: {strategy: {metric: value}},
-     strategies: {name: {file_id, bytes, fit_seconds}}}
+     strategies: {name: {file_id, bytes, fit_seconds}},
+     tuning: {repeatability: {...}, slots: [...], holdout: {...}}}
 
 Exactly one version serves: the ``active`` one with the latest ``activated_at`` (activation
 marks the others inactive; if an instance dies between the two writes, the latest activation
@@ -38,6 +39,8 @@ import numpy as np
 import numpy.typing as npt
 from shopfront.platform.config import Settings
 from shopfront.platform.store import DESCENDING, PyMongoError, ReturnDocument, Store
+from shopfront.recommend.contract import Slot
+from shopfront.recommend.tuning import Tuning
 
 log = logging.getLogger("shopfront.models")
 
@@ -111,6 +114,8 @@ class ModelVersion:
     sizes: Mapping[str, int] = field(default_factory=dict)
     metrics: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     artifacts: tuple[Artifact, ...] = ()
+    # What training chose for serving with these models (`service.tuning.Tuning.to_doc`).
+    tuning: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> ModelVersion:
@@ -127,6 +132,7 @@ class ModelVersion:
                 Artifact(name, a["file_id"], int(a["bytes"]), float(a["fit_seconds"]))
                 for name, a in sorted(doc.get("strategies", {}).items())
             ),
+            tuning=dict(doc.get("tuning") or {}),
         )
 
 
@@ -144,6 +150,7 @@ async def save_version(
     window_end: datetime,
     sizes: Mapping[str, int],
     metrics: Mapping[str, Mapping[str, float]] | None = None,
+    tuning: Mapping[str, Any] | None = None,
     now: datetime | None = None,
 ) -> ModelVersion:
     """Upload each strategy's artifact, then record the version (inactive until activated).
@@ -173,6 +180,7 @@ async def save_version(
         "sizes": dict(sizes),
         "metrics": {k: dict(v) for k, v in (metrics or {}).items()},
         "strategies": strategies,
+        "tuning": dict(tuning or {}),
     }
     await store.collection(COLLECTION).insert_one(doc)
     return ModelVersion.from_doc(doc)
@@ -243,6 +251,9 @@ class ModelRegistry:
         self.settings = settings or store.settings
         self._strategies: dict[str, list[PersistentModel]] = {}
         self._loaded: ModelVersion | None = None
+        self._tuning = Tuning()
+        # The configured slots scheduled training tunes (set by the storefront at start-up).
+        self.slots: tuple[Slot, ...] = ()
         self._tasks: list[asyncio.Task[None]] = []
         self._refresh_lock = asyncio.Lock()
         self.last_error: str | None = None
@@ -264,6 +275,12 @@ class ModelRegistry:
     def loaded(self) -> ModelVersion | None:
         """The version being served, or None before the first one loads."""
         return self._loaded
+
+    @property
+    def tuning(self) -> Tuning:
+        """What training chose for serving the loaded version (empty before one loads): the
+        storefront serves each configured slot as ``registry.tuning.apply(slot)``."""
+        return self._tuning
 
     async def start(self) -> None:
         """Load the active version (a failure is logged, not fatal: the service serves
@@ -305,6 +322,7 @@ class ModelRegistry:
                     for strategy in strategies:
                         strategy.load_model(artifacts[name])
             self._loaded = active
+            self._tuning = Tuning.from_doc(active.tuning)
             self.last_error = None
             log.info("serving model version %s", active.version)
             return True

@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import secrets
 import socket
+import sys
 import time
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,10 +31,13 @@ from typing import TYPE_CHECKING, Any
 from shopfront.catalog.products import Product
 from shopfront.platform.config import ConfigError, Settings
 from shopfront.platform.store import DuplicateKeyError, ReturnDocument, Store
+from shopfront.platform.store import deadline as deadline_of
 from shopfront.platform.strategy_setup import StrategySetup
-from shopfront.recommend.contract import Recommender, Trainable, TrainingData
-from shopfront.recommend.interactions import EVENT_TYPES, InteractionsBuilder
+from shopfront.platform.vocabulary import EVENT_TYPES
+from shopfront.recommend.contract import Recommender, Slot, Trainable, TrainingData
+from shopfront.recommend.interactions import InteractionsBuilder
 from shopfront.recommend.models import ModelVersion, PersistentModel, activate, prune, save_version
+from shopfront.recommend.tuning import Tuning, tune
 
 if TYPE_CHECKING:
     from shopfront.recommend.models import ModelRegistry
@@ -56,9 +61,65 @@ class TrainResult:
     version: ModelVersion
     fit_seconds: Mapping[str, float]
     total_seconds: float
+    peak_memory_mb: float = 0.0  # the process's peak resident memory so far
+    tuning: Tuning | None = None
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident set size, in MB (Linux reports KB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e6 if sys.platform == "darwin" else peak / 1e3
 
 
 # -- data ----------------------------------------------------------------------------------
+
+
+class TrainingDeadlineExceeded(TimeoutError):
+    """A training job ran past ``SHOPFRONT_TRAINING_DEADLINE_S``."""
+
+
+class Deadline:
+    """The job's own deadline: each read gets what is left of it (as ``pymongo.timeout``),
+    instead of the per-request ``SHOPFRONT_MONGO_OPERATION_TIMEOUT_MS``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+
+    def left(self, step: str) -> float:
+        remaining = self.ends - time.monotonic()
+        if remaining <= 0:
+            raise TrainingDeadlineExceeded(
+                f"training passed its deadline of {self.seconds:.0f}s while reading {step}; "
+                "raise SHOPFRONT_TRAINING_DEADLINE_S or shorten SHOPFRONT_TRAINING_WINDOW_DAYS"
+            )
+        return remaining
+
+
+async def _batches(
+    collection: Any,
+    query: Mapping[str, Any],
+    projection: Mapping[str, Any],
+    key: str,
+    deadline: Deadline,
+    step: str,
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """``query``'s documents in batches of `BATCH`, by ascending ``key`` (unique, and kept by
+    ``projection``): each batch
+    is its own short query from the last key seen, so no cursor outlives a read timeout."""
+    last: Any = None
+    while True:
+        page = dict(query)
+        if last is not None:
+            page[key] = {"$gt": last}
+        with deadline_of(deadline.left(step)):
+            batch = await collection.find(page, projection).sort(key, 1).limit(BATCH).to_list(None)
+        if not batch:
+            return
+        last = batch[-1][key]
+        yield batch
+        if len(batch) < BATCH:
+            return
 
 
 async def load_training_data(
@@ -67,28 +128,35 @@ async def load_training_data(
     window_days: int,
     now: datetime | None = None,
     progress: Progress | None = None,
+    deadline_s: float | None = None,
 ) -> TrainingData:
-    """The whole catalog and the window's events, streamed in batches into columns."""
+    """The whole catalog and the window's events, read in batches into columns, within the
+    job's deadline (``deadline_s``, default ``SHOPFRONT_TRAINING_DEADLINE_S``)."""
     end = now or datetime.now(UTC)
     start = end - timedelta(days=window_days)
     report = progress or (lambda stage, done: None)
-    total_products = max(await store.products.count_documents({}), 1)
+    deadline = Deadline(deadline_s or store.settings.training_deadline_s)
+    with deadline_of(deadline.left("the catalog size")):
+        total_products = max(await store.products.count_documents({}), 1)
     products: list[Product] = []
-    async for doc in store.products.find({}, {"_id": 0}).sort("id", 1).batch_size(BATCH):
-        products.append(Product.from_doc(doc))
-        if len(products) % BATCH == 0:
-            report("products", len(products) / total_products)
+    async for batch in _batches(
+        store.batch_collection("products"), {}, {"_id": 0}, "id", deadline, "products"
+    ):
+        products.extend(Product.from_doc(doc) for doc in batch)
+        report("products", len(products) / total_products)
     report("products", 1.0)
     query = {"timestamp": {"$gte": start, "$lt": end}, "type": {"$in": TRAINING_EVENT_TYPES}}
-    total_events = max(await store.collection("events").count_documents(query), 1)
+    events = store.batch_collection("events")
+    with deadline_of(deadline.left("the event count")):
+        total_events = max(await events.count_documents(query), 1)
     builder = InteractionsBuilder([p.id for p in products])
-    projection = {"_id": 0, **dict.fromkeys(EVENT_FIELDS, 1)}
+    projection = dict.fromkeys(EVENT_FIELDS, 1)
     seen = 0
-    async for doc in store.collection("events").find(query, projection).batch_size(BATCH):
-        builder.add(doc)
-        seen += 1
-        if seen % BATCH == 0:
-            report("events", seen / total_events)
+    async for batch in _batches(events, query, projection, "_id", deadline, "events"):
+        for doc in batch:
+            builder.add(doc)
+        seen += len(batch)
+        report("events", seen / total_events)
     report("events", 1.0)
     return TrainingData(
         products=products,
@@ -140,8 +208,10 @@ async def train(
     progress: Progress | None = None,
     activate_version: bool = True,
     metrics: Mapping[str, Mapping[str, float]] | None = None,
+    tuning: Tuning | None = None,
 ) -> TrainResult:
-    """Fit ``recommenders`` and save (and by default activate) a new model version."""
+    """Fit ``recommenders`` and save (and by default activate) a new model version, with the
+    ``tuning`` chosen for it (`tune_shop`), if any."""
     started = time.perf_counter()
     if data is None:
         data = await load_training_data(
@@ -165,13 +235,37 @@ async def train(
         window_end=data.window_end,
         sizes=data_sizes(data),
         metrics=metrics,
+        tuning=tuning.to_doc() if tuning is not None else None,
         now=now,
     )
     if activate_version:
         version = await activate(store, version.version)
     await prune(store, settings.model_keep_versions)
     report("save", 1.0)
-    return TrainResult(version, fit_seconds, time.perf_counter() - started)
+    return TrainResult(
+        version, fit_seconds, time.perf_counter() - started, peak_memory_mb(), tuning
+    )
+
+
+async def tune_shop(
+    store: Store,
+    settings: Settings,
+    data: TrainingData,
+    slots: Sequence[Slot],
+    *,
+    max_users: int = 500,
+) -> Tuning:
+    """Choose how to serve ``slots`` from ``data`` (`service.tuning.tune`), fitting fresh
+    built-in recommenders on a time-based holdout (the serving ones are not touched)."""
+    from shopfront.recommend.evaluation import configured_policy
+
+    return await tune(
+        data,
+        builtin_recommenders(settings, store),
+        slots,
+        policy=configured_policy(settings),
+        max_users=max_users,
+    )
 
 
 # -- the built-in strategies, outside the service ------------------------------------------
@@ -250,6 +344,24 @@ class TrainingLock:
         )
 
 
+async def train_under_lock(
+    lock: TrainingLock, lease_s: float, work: Callable[[], Awaitable[TrainResult]]
+) -> TrainResult | None:
+    """Run one training ``work`` if this process gets the lease lock (renewed while it runs,
+    released after); None when another trainer holds it. A trainer that crashes stops
+    renewing, so its lease expires and the next one takes over."""
+    if not await lock.acquire():
+        return None
+    renewer = asyncio.create_task(_keep_renewing(lock, lease_s))
+    try:
+        return await work()
+    finally:
+        renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await renewer
+        await lock.release()
+
+
 async def scheduled_training(registry: ModelRegistry) -> None:
     """Every ``training_interval_minutes``: if this instance gets the lock, retrain the
     registry's attached strategies, save and activate the version, and serve it."""
@@ -258,19 +370,23 @@ async def scheduled_training(registry: ModelRegistry) -> None:
     while True:
         await asyncio.sleep(settings.training_interval_minutes * 60)
         try:
-            if not await lock.acquire():
-                continue
-            renewer = asyncio.create_task(_keep_renewing(lock, settings.training_lock_lease_s))
-            try:
+
+            async def run() -> TrainResult:
                 recommenders = {n: s[0] for n, s in registry.attached.items() if s}
-                result = await train(registry.store, settings, recommenders)
+                data = await load_training_data(
+                    registry.store, window_days=settings.training_window_days
+                )
+                tuning = (
+                    await tune_shop(registry.store, settings, data, registry.slots)
+                    if settings.training_tune and registry.slots
+                    else None
+                )
+                return await train(registry.store, settings, recommenders, data=data, tuning=tuning)
+
+            result = await train_under_lock(lock, settings.training_lock_lease_s, run)
+            if result is not None:
                 await registry.refresh(force=True)  # every attached copy serves it
                 log.info("scheduled training saved version %s", result.version.version)
-            finally:
-                renewer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await renewer
-                await lock.release()
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -48,9 +48,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from shopfront.platform.config import EVENT_TYPES, Settings
+from shopfront.platform.config import Settings
 from shopfront.platform.money import Money, MoneyError
 from shopfront.platform.store import BulkWriteError, DuplicateKeyError, Store, UpdateOne
+from shopfront.platform.vocabulary import EVENT_TYPES
 from shopfront.shoppers import privacy, profiles
 
 log = logging.getLogger(__name__)
@@ -62,22 +63,6 @@ MAX_POSITION = 10_000
 MAX_QUERY_LEN = 500
 MAX_REVIEW_LEN = 5_000
 _DUPLICATE_KEY = 11000
-
-
-class EventType(StrEnum):
-    VIEW = "view"
-    CLICK = "click"
-    ADD_TO_CART = "add_to_cart"
-    REMOVE_FROM_CART = "remove_from_cart"
-    PURCHASE = "purchase"
-    SEARCH = "search"
-    IMPRESSION = "impression"
-    RATING = "rating"
-    REVIEW = "review"
-    NOT_INTERESTED = "not_interested"
-
-
-assert tuple(EventType) == EVENT_TYPES, "EventType and config.EVENT_TYPES must agree"
 
 
 class PageType(StrEnum):
@@ -272,7 +257,7 @@ def validate_event(raw: Mapping[str, Any], settings: Settings, now: datetime) ->
         "rating": _whole(raw, "rating", 1, 5),
         "review": _text(raw, "review", MAX_REVIEW_LEN),
         "recommendation_id": _id(raw, "recommendation_id"),
-        "position": _whole(raw, "position", 0, MAX_POSITION),
+        "position": _whole(raw, "position", 1, MAX_POSITION),  # 1-based, as served
         "page_type": page_type,
     }
     allowed = _REQUIRED[kind] | _OPTIONAL[kind]
@@ -704,3 +689,14 @@ async def identify(
             {"_id": token}, {"$set": {"done": True}}
         )
     return IdentifyResult(session_id, user_id, linked=True, merged_events=claimed.modified_count)
+
+
+async def recent_events(store: Store, user_id: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The shopper's newest stored events first (the merchant console's timeline)."""
+    cursor = (
+        store.collection("events")
+        .find({"user_id": user_id}, {"_id": 0, "batch": 0})
+        .sort("timestamp", -1)
+        .limit(limit)
+    )
+    return list(await cursor.to_list(None))

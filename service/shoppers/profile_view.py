@@ -17,10 +17,18 @@ from shopfront.platform.money import Money
 
 @dataclass(frozen=True)
 class Purchase:
-    """How often and when the shopper last bought one product."""
+    """How often the shopper bought one product, and when first and last."""
 
     count: int
     last_at: datetime
+    first_at: datetime | None = None  # None in profiles stored before it was recorded
+
+    @property
+    def interval_days(self) -> float | None:
+        """The shopper's own average days between purchases of it (None below two)."""
+        if self.count < 2 or self.first_at is None:
+            return None
+        return max((self.last_at - self.first_at).total_seconds(), 0.0) / 86_400 / (self.count - 1)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ Stored document (field names are short because every storefront request reads on
         s, h                     the era's start (Unix seconds) and half-life (seconds)
         c.<key>, b.<key>, t.<key>  category-path prefixes, brands, tags
     recent                       [{p, t}] recently viewed, newest first, distinct, bounded
-    purchases.<pid>              {n: times bought, last: last purchase time}
+    purchases.<pid>              {n: times bought, first / last: first and last purchase time}
     not_interested               [pid]
     cart.<pid>, cart_updated_at  {q: quantity, t: last change} as last seen from cart events
     ratings.<pid>                {r: 1..5, t: when}; the latest rating wins
@@ -247,6 +247,7 @@ def _counter_fields(
             key = encode_key(pid)
             inc[f"purchases.{key}.n"] += 1
             _keep(high, f"purchases.{key}.last", t, max)
+            _keep(low, f"purchases.{key}.first", t, min)
             _keep(high, "last_purchase_at", t, max)
             price = event.get("price")
             if price:
@@ -481,7 +482,9 @@ def profile_from_doc(
         for brand in set(preferences.brands):
             sums["b"][brand] += boost
     purchases = {
-        decode_key(k): Purchase(count=int(v.get("n", 0)), last_at=v["last"])
+        decode_key(k): Purchase(
+            count=int(v.get("n", 0)), last_at=v["last"], first_at=v.get("first")
+        )
         for k, v in (doc.get("purchases") or {}).items()
         if v.get("last") is not None
     }

@@ -12,6 +12,7 @@ from shopfront.offers.contract import (
     PricedCart,
 )
 from shopfront.recommend.contract import Reason
+from shopfront.storefront.cart_lines import CartLineError
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class StorefrontResult:
     slots: tuple[SlotResult, ...]
     coupons: tuple[CouponOffer, ...]
     cart: PricedCart | None
-    cart_error: str | None  # why the cart could not be priced (a product is unavailable, ...)
+    cart_error: str | None  # why the cart could not be priced at all (database down, ...)
     products: Mapping[str, Product]  # the cart's and the nudges' products
     degraded: tuple[Degradation, ...]
     experiments: tuple[tuple[str, str], ...] = ()  # (experiment name, variant) that served it
+    cart_line_errors: tuple[CartLineError, ...] = ()  # lines left out of the priced cart

@@ -31,7 +31,8 @@ from typing import Any
 
 from shopfront.catalog.products import Product
 from shopfront.catalog.snapshot import CatalogSnapshot
-from shopfront.experiments.assignment import ExperimentRegistry
+from shopfront.experiments.assignment import Assignment, ExperimentRegistry
+from shopfront.experiments.definitions import ExperimentError
 from shopfront.experiments.exposure import ExposureRecorder, ServedItem, ServedOffer, ServedSlot
 from shopfront.experiments.overrides import StorefrontOverrides, apply_overrides
 from shopfront.extend.config import ConfigFile
@@ -55,11 +56,18 @@ from shopfront.platform.config import Settings
 from shopfront.platform.money import Money
 from shopfront.platform.store import DatabaseUnavailable, PyMongoError, Store
 from shopfront.recommend.contract import Candidate, Slot, SlotFilter
-from shopfront.shoppers.context import RequestContext
+from shopfront.recommend.tuning import Tuning
+from shopfront.shoppers.context import PageType, RequestContext
 from shopfront.shoppers.profile_view import Profile
 from shopfront.storefront.answer import SlotItem, SlotResult, StorefrontResult
+from shopfront.storefront.cart_lines import check_lines, to_request_indices
 from shopfront.storefront.nudges import RecommendedCompletions
-from shopfront.storefront.request import StorefrontInputError, StorefrontRequest, validate_request
+from shopfront.storefront.request import (
+    PRODUCT_NOT_FOUND,
+    StorefrontInputError,
+    StorefrontRequest,
+    validate_request,
+)
 from shopfront.storefront.served_log import RecommendationLog
 from shopfront.storefront.slots import (
     SlotConfig,
@@ -120,11 +128,17 @@ class Storefront:
         self._fallback: OrderedDict[tuple[str, ...], tuple[SlotResult, ...]] = OrderedDict()
         # Set by the app to its health monitor's view; always up without one.
         self.database_up: Callable[[], bool] = lambda: True
+        # What training chose for serving the loaded model version (the model registry's
+        # `tuning`); configured slots are served through it.
+        self.tuning: Callable[[], Tuning] = Tuning
 
     def resolve_slots(self, req: StorefrontRequest) -> list[Slot]:
         page_slots = self.slots[req.page]
+        tuning = self.tuning()
+        tuned: set[str] = set()  # slots served as configured: the tuning applies
         if req.slots is None:
             chosen = list(page_slots)
+            tuned = {c.name for c in chosen}
         else:
             by_name = {s.name: s for page in self.slots.values() for s in page}
             by_name.update({s.name: s for s in page_slots})
@@ -139,10 +153,12 @@ class Storefront:
                     base = SlotConfig(o.name, humanize(o.name), (o.strategy or "",))
                 elif o.strategy is not None:
                     base = replace(base, strategies=(o.strategy,), weights={})
+                else:
+                    tuned.add(o.name)
                 if o.limit is not None:
                     base = replace(base, limit=o.limit)
                 chosen.append(base)
-        return [
+        slots = [
             Slot(
                 name=c.name,
                 title=c.title,
@@ -154,6 +170,7 @@ class Storefront:
             )
             for c in chosen
         ]
+        return [tuning.apply(s) if s.name in tuned else s for s in slots]
 
     async def _profile(
         self, user_id: str | None, now: datetime, degraded: list[Degradation]
@@ -245,9 +262,7 @@ class Storefront:
         currency = req.currency or self.settings.default_currency
         now = now or datetime.now(UTC)
         # Experiments: assignment is in-memory hashing, no database round trip.
-        assignments = (
-            self.experiments.assign(req.user_id or req.session_id, now) if self.experiments else []
-        )
+        assignments = self._assign(req, now)
         overrides: StorefrontOverrides | None = None
         if assignments:
             overrides = apply_overrides(
@@ -264,10 +279,19 @@ class Storefront:
         page_ids = [req.product_id] if req.product_id else []
         page_ids += [line.product_id for line in req.cart_lines]
         products, profile = await asyncio.gather(
-            catalog.load_all(page_ids), self._profile(req.user_id, now, degraded)
+            catalog.load_all([pid for pid in page_ids if pid]),
+            self._profile(req.user_id, now, degraded),
         )
+        if req.page is PageType.PRODUCT and req.product_id not in products:
+            raise StorefrontInputError(
+                f"productId: there is no product {req.product_id!r}", code=PRODUCT_NOT_FOUND
+            )
+        # Lines that cannot be priced are reported by index; strategies and promotions see
+        # only the others.
+        checked = check_lines(req.cart_lines, products, currency)
+        cart_lines = checked.lines(req.cart_lines)
         recent = [req.product_id] if req.product_id else []
-        recent += [line.product_id for line in reversed(req.cart_lines)]
+        recent += [line.product_id for line in reversed(cart_lines)]
         ctx = RequestContext(
             request_id=request_id,
             now=now,
@@ -279,7 +303,7 @@ class Storefront:
             product_id=req.product_id,
             category_path=req.category_path,
             search_query=req.search_query,
-            cart_lines=req.cart_lines,
+            cart_lines=cart_lines,
             coupon_codes=req.coupon_codes,
             profile=profile,
             personalized=(profile.personalized if profile is not None else True)
@@ -304,6 +328,8 @@ class Storefront:
             self._offers(ctx, degraded, overrides),
             self._price(ctx, degraded, overrides),
         )
+        if cart is not None:
+            cart = to_request_indices(cart, checked.priceable)
         by_slot: list[dict[str, Sequence[Candidate]]] = [{} for _ in slots]
         for (i, name), result in zip(calls, results, strict=True):
             if result.problem is not None:
@@ -332,9 +358,10 @@ class Storefront:
                 ranked = blended if blended is not None else merge_by_score(slot, candidates)
                 items = enforce_rules(ranked, slot_products, slot.limit)
             slot_results.append(SlotResult(slot.name, slot.title, uuid.uuid4().hex, items))
-        self._record(req, request_id, now, slots, slot_results, overrides)
-        if overrides is not None:
-            self._record_exposure(req, request_id, now, slot_results, offers, overrides)
+        if not req.preview:  # a merchant looking is not a shopper seeing
+            self._record(req, request_id, now, slots, slot_results, overrides)
+            if overrides is not None:
+                self._record_exposure(req, request_id, now, slot_results, offers, overrides)
         return StorefrontResult(
             request_id=request_id,
             currency=currency,
@@ -342,6 +369,7 @@ class Storefront:
             coupons=offers,
             cart=cart,
             cart_error=cart_error,
+            cart_line_errors=checked.errors,
             products=known,
             degraded=tuple(dict.fromkeys(degraded)),
             experiments=tuple(
@@ -349,6 +377,17 @@ class Storefront:
                 for a in (overrides.assignments if overrides is not None else ())
             ),
         )
+
+    def _assign(self, req: StorefrontRequest, now: datetime) -> list[Assignment]:
+        shopper = req.user_id or req.session_id
+        if not req.variants:
+            return self.experiments.assign(shopper, now) if self.experiments else []
+        if self.experiments is None:
+            raise StorefrontInputError("preview.variants: no experiment is running")
+        try:
+            return self.experiments.assign_chosen(shopper, now, dict(req.variants))
+        except ExperimentError as exc:
+            raise StorefrontInputError(f"preview.variants: {exc}") from None
 
     async def _offers(
         self,

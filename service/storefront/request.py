@@ -16,10 +16,19 @@ MAX_COUPON_CODES = 20
 MAX_ID_LEN = 200
 MAX_QUERY_LEN = 500
 MAX_CATEGORY_DEPTH = 10
+MAX_PREVIEW_VARIANTS = 10  # experiments whose variant one preview may choose
 
 
 class StorefrontInputError(ValueError):
-    """The storefront request is invalid; the message names the field."""
+    """The storefront request is invalid; the message names the field, ``code`` is the
+    GraphQL error code (BAD_USER_INPUT unless a more precise one applies)."""
+
+    def __init__(self, message: str, code: str = "BAD_USER_INPUT") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+PRODUCT_NOT_FOUND = "PRODUCT_NOT_FOUND"  # a PRODUCT page for a product the catalog lacks
 
 
 # -- the request and the answer -----------------------------------------------------------
@@ -47,6 +56,10 @@ class StorefrontRequest:
     coupon_codes: tuple[str, ...] = ()
     currency: str | None = None
     slots: tuple[SlotOverride, ...] | None = None
+    # A merchant's preview (the console): nothing is recorded as served or exposed, and
+    # ``variants`` (experiment name or id, variant) replace the shopper's own assignments.
+    preview: bool = False
+    variants: tuple[tuple[str, str], ...] = ()
 
 
 def _text(value: str | None, name: str, max_len: int = MAX_ID_LEN) -> str | None:
@@ -82,12 +95,14 @@ def validate_request(req: StorefrontRequest, settings: Settings) -> StorefrontRe
     search_query = _text(req.search_query, "searchQuery", MAX_QUERY_LEN)
     if len(req.cart_lines) > MAX_CART_LINES:
         raise StorefrontInputError(f"cart.lines: at most {MAX_CART_LINES} lines")
+    # A bad line (blank id, quantity out of range) is reported on that line when the cart is
+    # priced (storefront.cart_lines), not as an error of the whole request.
     lines = []
     for i, line in enumerate(req.cart_lines):
-        pid = _text(line.product_id, f"cart.lines[{i}].productId") or ""
-        if not 1 <= line.quantity <= MAX_QUANTITY:
+        pid = line.product_id.strip()
+        if len(pid) > MAX_ID_LEN:
             raise StorefrontInputError(
-                f"cart.lines[{i}].quantity must be from 1 to {MAX_QUANTITY}, got {line.quantity}"
+                f"cart.lines[{i}].productId is longer than {MAX_ID_LEN} characters"
             )
         lines.append(CartLine(pid, line.quantity))
     if len(req.coupon_codes) > MAX_COUPON_CODES:
@@ -114,8 +129,20 @@ def validate_request(req: StorefrontRequest, settings: Settings) -> StorefrontRe
         names = [s.name for s in slots]
         if len(set(names)) != len(names):
             raise StorefrontInputError("slots: each slot name may appear once")
+    if len(req.variants) > MAX_PREVIEW_VARIANTS:
+        raise StorefrontInputError(f"preview.variants: at most {MAX_PREVIEW_VARIANTS}")
+    variants = tuple(
+        (
+            _text(exp, f"preview.variants[{i}].experiment", 100) or "",
+            _text(variant, f"preview.variants[{i}].variant", 100) or "",
+        )
+        for i, (exp, variant) in enumerate(req.variants)
+    )
+    if len({exp for exp, _ in variants}) != len(variants):
+        raise StorefrontInputError("preview.variants: each experiment may appear once")
     return replace(
         req,
+        variants=variants,
         user_id=user_id,
         session_id=session_id,
         product_id=product_id,

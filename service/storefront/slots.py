@@ -99,6 +99,18 @@ def slots_from_config(
     return slots
 
 
+def configured_slots(pages: Mapping[PageType, Sequence[SlotConfig]]) -> list[Slot]:
+    """Every configured slot once (by name, first page first), as the tuner sees it."""
+    found: dict[str, Slot] = {}
+    for page in pages.values():
+        for c in page:
+            found.setdefault(
+                c.name,
+                Slot(c.name, c.title, c.strategies, c.limit, dict(c.weights), params=c.params),
+            )
+    return list(found.values())
+
+
 def _slot_config(entry: Mapping[str, Any], where: str) -> SlotConfig:
     name = entry.get("name")
     if not isinstance(name, str) or not name.strip():

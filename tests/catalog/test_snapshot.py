@@ -128,3 +128,5 @@ def test_filter_in_memory_matches_the_query() -> None:
     assert ProductFilter(in_stock=False, min_price=500, max_price=500).matches(shoe)
     assert not ProductFilter(currency="USD").matches(shoe)
     assert not ProductFilter(ids=("x",)).matches(shoe)
+    assert ProductFilter(title_contains="PRODUCT s").matches(shoe)
+    assert not ProductFilter(title_contains="boot").matches(shoe)

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from shopfront.catalog import products as catalog
 from shopfront.demo.data import (
     EVENT_FIELDS,
-    EVENT_TYPES,
     HISTORY_DAYS,
     REPEAT_CATEGORIES,
     category_key,
@@ -22,6 +21,7 @@ from shopfront.demo.data import (
 )
 from shopfront.platform.config import Settings
 from shopfront.platform.store import Store
+from shopfront.platform.vocabulary import EVENT_TYPES
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

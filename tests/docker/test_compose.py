@@ -37,26 +37,59 @@ def test_service_environment_names_existing_settings(compose: dict[str, Any]) ->
     assert set(env) == set(names), "the service's environment should hold only SHOPFRONT_*"
 
 
-def test_service_points_at_the_mongo_replica_set(compose: dict[str, Any]) -> None:
+MONGO_MEMBERS = ("mongo1", "mongo2", "mongo3")
+
+
+def test_service_points_at_the_three_member_replica_set(compose: dict[str, Any]) -> None:
     services = compose["services"]
     uri = environment(services["shopfront"])["SHOPFRONT_MONGODB_URI"]
-    mongo = services["mongo"]
-    replset = mongo["command"][mongo["command"].index("--replSet") + 1]
-    assert uri.startswith("mongodb://mongo:27017/") and f"replicaSet={replset}" in uri
-    assert services["shopfront"]["depends_on"]["mongo"]["condition"] == "service_healthy"
+    hosts = uri.removeprefix("mongodb://").split("/")[0].split(",")
+    assert hosts == [f"{m}:27017" for m in MONGO_MEMBERS]
+    replsets = {
+        services[m]["command"][services[m]["command"].index("--replSet") + 1] for m in MONGO_MEMBERS
+    }
+    assert len(replsets) == 1 and f"replicaSet={replsets.pop()}" in uri
+    assert services["shopfront"]["depends_on"]["mongo1"]["condition"] == "service_healthy"
     build = services["shopfront"]["build"]
     context = (DOCKER / build["context"]).resolve()
     assert (context / "pyproject.toml").exists()
     assert (context / build["dockerfile"]).resolve() == DOCKER / "Dockerfile"
 
 
-def test_mongo_is_a_healthy_persistent_replica_set(compose: dict[str, Any]) -> None:
-    mongo = compose["services"]["mongo"]
-    assert mongo["image"].startswith("mongo:")
-    volume = mongo["volumes"][0].split(":")
-    assert volume[1] == "/data/db" and volume[0] in compose["volumes"]
-    check = " ".join(mongo["healthcheck"]["test"])
-    assert "rs.initiate" in check and "isWritablePrimary" in check
+def test_mongo_members_persist_and_the_set_is_initiated_with_all(
+    compose: dict[str, Any],
+) -> None:
+    for member in MONGO_MEMBERS:
+        mongo = compose["services"][member]
+        assert mongo["image"].startswith("mongo:")
+        volume = mongo["volumes"][0].split(":")
+        assert volume[1] == "/data/db" and volume[0] in compose["volumes"]
+    check = " ".join(compose["services"]["mongo1"]["healthcheck"]["test"])
+    assert "rs.initiate" in check
+    assert all(f"host: '{m}:27017'" in check for m in MONGO_MEMBERS)
+
+
+def test_serving_replicas_scale_behind_the_proxy(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    shop = services["shopfront"]
+    assert shop["deploy"]["replicas"] >= 2
+    assert "ports" not in shop, "a fixed host port would stop `--scale shopfront=N`"
+    proxy = services["proxy"]
+    conf_host, conf_target = proxy["volumes"][0].split(":")[:2]
+    conf = (DOCKER / conf_host).read_text()
+    assert conf_target == "/etc/nginx/nginx.conf"
+    assert "server shopfront:8000 resolve" in conf and "resolver 127.0.0.11" in conf
+    assert "proxy_pass http://shopfront;" in conf
+    assert all(p.startswith("127.0.0.1:") for p in proxy["ports"])
+
+
+def test_one_dedicated_trainer_on_a_schedule(compose: dict[str, Any]) -> None:
+    trainer = compose["services"]["trainer"]
+    assert trainer["command"] == ["shopfront", "train", "--schedule"]
+    assert float(environment(trainer)["SHOPFRONT_TRAINING_INTERVAL_MINUTES"]) > 0
+    assert "deploy" not in trainer  # one process; the lease lock covers accidents
+    unknown = sorted(set(environment(trainer)) - set(setting_names()))
+    assert unknown == []
 
 
 @pytest.fixture(scope="module")

@@ -3,13 +3,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from shopfront.platform.config import ConfigError, Settings, setting_names
+from shopfront.platform.config import (
+    ConfigError,
+    Settings,
+    describe,
+    setting_names,
+    user_data_dir,
+)
 
 
 def test_defaults() -> None:
     s = Settings.from_env({})
     assert s.port == 8000
-    assert s.data_dir == Path(".shopfront")
+    # Tests run from the source checkout: its .shopfront/ folder, whatever the current folder.
+    assert s.data_dir == Path(__file__).resolve().parents[2] / ".shopfront"
     assert s.mongo_driver == "motor"
     assert s.embedded and not s.introspection_enabled
 
@@ -48,7 +55,7 @@ def test_every_setting_has_the_prefix() -> None:
 
 
 def test_event_weights_default_and_partial_override() -> None:
-    from shopfront.platform.config import EVENT_TYPES
+    from shopfront.platform.vocabulary import EVENT_TYPES
 
     defaults = Settings.from_env({}).event_weight_map
     assert set(defaults) == set(EVENT_TYPES)
@@ -89,3 +96,20 @@ def test_bad_event_weights_are_explained(value: str, problem: str) -> None:
 def test_event_settings_have_lower_bounds(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError, match=next(iter(env))):
         Settings.from_env(env)
+
+
+def test_per_user_data_dir_follows_xdg(tmp_path: Path) -> None:
+    assert user_data_dir({"XDG_DATA_HOME": str(tmp_path)}) == tmp_path / "shopfront"
+    assert user_data_dir({"XDG_DATA_HOME": "relative"}) == (
+        Path.home() / ".local" / "share" / "shopfront"
+    )
+
+
+def test_settings_table_defaults_read_as_environment_values() -> None:
+    defaults = {name: default for name, default, _ in describe()}
+    assert defaults["SHOPFRONT_RATE_LIMIT_ENABLED"] == "`true`"
+    assert defaults["SHOPFRONT_PLUGINS_STRICT"] == "`false`"
+    assert defaults["SHOPFRONT_PLUGINS_ALLOW"] == ""
+    assert defaults["SHOPFRONT_PORT"] == "`8000`"
+    assert "~/.local/share/shopfront" in defaults["SHOPFRONT_DATA_DIR"]
+    assert not any("()" in d or "True" in d or "None" in d for d in defaults.values())

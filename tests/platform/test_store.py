@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from shopfront.platform.config import Settings
@@ -111,6 +112,21 @@ async def test_ttl_follows_the_retention_setting(mongo_uri: str) -> None:
     finally:
         await store.drop_database()
         await store.close()
+
+
+async def test_batch_jobs_read_where_the_setting_says(driver_store: Store) -> None:
+    """Training and reports scan through `batch_collection`: a secondary by default (the
+    single-node embedded set answers from its primary), the primary when configured."""
+    from pymongo import ReadPreference
+
+    events = driver_store.batch_collection("events")
+    assert events.read_preference == ReadPreference.SECONDARY_PREFERRED
+    assert driver_store.collection("events").read_preference == ReadPreference.PRIMARY
+    await driver_store.collection("events").insert_one({"event_id": "e1"})
+    assert await events.count_documents({}) == 1
+    primary = replace(driver_store.settings, batch_read_preference="primary")
+    driver_store.settings = primary
+    assert driver_store.batch_collection("events").read_preference == ReadPreference.PRIMARY
 
 
 def test_user_data_collections_are_indexed_by_their_user_field() -> None:

@@ -4,6 +4,7 @@ hot reload while queries run, rollback, the training lock, and the CLI."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from shopfront.recommend.training import (
     builtin_recommenders,
     load_training_data,
     train,
+    train_under_lock,
 )
 
 from tests.plugins.recommenders.kit import NOW, event, product, request, setup, slot
@@ -230,6 +232,38 @@ async def test_only_one_of_many_concurrent_trainers_gets_the_lock(store: Store) 
     assert sum(won) == 1
 
 
+async def test_trainers_on_many_instances_train_one_at_a_time(
+    store: Store, settings: Settings
+) -> None:
+    await seed(store, shop_events("sock1"))
+    locks = [TrainingLock(store, "training", lease_s=60, owner=f"i{k}") for k in range(3)]
+    held = TrainingLock(store, "training", lease_s=60, owner="crashed")
+    assert await held.acquire()  # a trainer that died holding the lease
+
+    async def work() -> Any:
+        return await train(store, settings, {"trending": trending.create(setup("trending"))})
+
+    blocked = await asyncio.gather(*(train_under_lock(lock, 60, work) for lock in locks))
+    assert blocked == [None, None, None]
+    # Its lease runs out (no renewals): exactly one of the others trains, then releases.
+    await store.collection(TrainingLock.COLLECTION).update_one(
+        {"_id": "training"}, {"$set": {"expires_at": NOW - timedelta(days=1)}}
+    )
+    results = await asyncio.gather(*(train_under_lock(lock, 60, work) for lock in locks))
+    assert sum(r is not None for r in results) == 1
+    assert await store.collection(TrainingLock.COLLECTION).count_documents({}) == 0
+
+
+def test_cli_train_schedule_needs_an_interval(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOPFRONT_MONGODB_URI", settings.mongodb_uri)
+    monkeypatch.setenv("SHOPFRONT_TRAINING_INTERVAL_MINUTES", "0")
+    result = CliRunner().invoke(main, ["train", "--schedule"])
+    assert result.exit_code == 2
+    assert "SHOPFRONT_TRAINING_INTERVAL_MINUTES" in result.output
+
+
 def test_cli_train_and_evaluate(
     store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -254,9 +288,14 @@ def test_cli_train_and_evaluate(
     result = runner.invoke(main, ["train", "--evaluate"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "model version" in result.output and "recommended_for_you" in result.output
+    assert "Strategy" in result.output and "Fit (s)" in result.output  # a table with headers
     evaluated = runner.invoke(main, ["evaluate", "--format", "json"], catch_exceptions=False)
     assert evaluated.exit_code == 0, evaluated.output
     assert '"ndcg@10"' in evaluated.output and '"blend"' in evaluated.output
+    as_json = runner.invoke(main, ["evaluate", "--json"], catch_exceptions=False)
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)[0]["name"]
+    table = runner.invoke(main, ["evaluate"], catch_exceptions=False)
+    assert table.exit_code == 0 and "ndcg@10" in table.stdout and "None" not in table.stdout
 
 
 async def _seed_in_new_loop(settings: Settings, events: list[dict[str, Any]]) -> None:

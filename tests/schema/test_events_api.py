@@ -81,7 +81,7 @@ async def test_track_events_reports_each_event(
     shop: Store, graphql: GraphQLCall, storefront_key: str
 ) -> None:
     batch = [
-        event("e1", pageType="PRODUCT", sessionId="s1", recommendationId="r1", position=0),
+        event("e1", pageType="PRODUCT", sessionId="s1", recommendationId="r1", position=1),
         event(
             "e2",
             "PURCHASE",

@@ -214,19 +214,42 @@ async def test_a_spinning_plugin_does_not_hold_up_other_requests(
         spin.release.set()
 
 
-async def test_an_unpriceable_cart_is_an_error_on_cart_only(
+async def test_bad_cart_lines_are_reported_on_their_line_and_the_rest_is_priced(
     catalog: None, storefront_client: StorefrontClientFactory
 ) -> None:
     sf = await storefront_client([("good", GOOD)])
-    body = await sf.raw(
-        {"userId": "u", "page": "CART", "cart": {"lines": [{"productId": "nope", "quantity": 1}]}}
-    )
-    assert body["data"]["storefront"]["cart"] is None
-    assert body["data"]["storefront"]["slots"][0]["name"] == "complete_your_order"
+    lines = [
+        {"productId": "p1", "quantity": -1},
+        {"productId": "p2", "quantity": 2},
+        {"productId": "nope", "quantity": 1},
+        {"productId": "  ", "quantity": 1},
+        {"productId": "p3", "quantity": 1},
+    ]
+    body = await sf.raw({"userId": "u", "page": "CART", "cart": {"lines": lines}})
+    assert "errors" not in body, body
+    out = body["data"]["storefront"]
+    assert out["slots"][0]["name"] == "complete_your_order"
+    cart = out["cart"]
+    assert [(line["index"], line["productId"]) for line in cart["lines"]] == [(1, "p2"), (4, "p3")]
+    assert cart["subtotal"] == {"amount": 3000, "currency": "EUR"}  # 2 x 1000 + 1000
+    assert [(e["index"], e["productId"], e["code"]) for e in cart["errors"]] == [
+        (0, "p1", "INVALID_QUANTITY"),
+        (2, "nope", "PRODUCT_NOT_FOUND"),
+        (3, "", "INVALID_PRODUCT_ID"),
+    ]
+    assert "cart.lines[0].quantity must be from 1 to 999, got -1" in cart["errors"][0]["message"]
+
+
+async def test_an_unknown_product_on_a_product_page_is_a_clear_error(
+    catalog: None, storefront_client: StorefrontClientFactory
+) -> None:
+    sf = await storefront_client([("good", GOOD)])
+    body = await sf.raw({"userId": "u", "page": "PRODUCT", "productId": "sku-gone"})
     [error] = body["errors"]
-    assert error["path"] == ["storefront", "cart"]
-    assert error["extensions"]["code"] == "BAD_USER_INPUT"
-    assert "'nope' is not available" in error["message"]
+    assert error["extensions"]["code"] == "PRODUCT_NOT_FOUND"
+    assert "sku-gone" in error["message"] and error["path"] == ["storefront"]
+    known = await sf.raw({"userId": "u", "page": "PRODUCT", "productId": "p1"})
+    assert "errors" not in known
 
 
 @pytest.mark.parametrize(
@@ -248,7 +271,7 @@ async def test_bad_input_is_a_clear_user_error(
 
 
 async def test_missing_strategies_are_reported_not_loaded(
-    storefront_client: StorefrontClientFactory,
+    catalog: None, storefront_client: StorefrontClientFactory
 ) -> None:
     sf = await storefront_client()
     out = await sf.query({"sessionId": "s", "page": "PRODUCT", "productId": "p1"})

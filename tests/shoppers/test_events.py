@@ -97,7 +97,12 @@ REJECTIONS: list[tuple[str, Callable[[], dict[str, Any]], str]] = [
         "product_id: not used by",
     ),
     ("order on a view", lambda: ev("x", order_id="o-9"), "order_id: not used by view events"),
-    ("negative position", lambda: ev("x", position=-1), "position: must be a whole number from 0"),
+    ("negative position", lambda: ev("x", position=-1), "position: must be a whole number from 1"),
+    (
+        "position 0 (1-based)",
+        lambda: ev("x", position=0),
+        "position: must be a whole number from 1",
+    ),
     ("bad page type", lambda: ev("x", page_type="blog"), "page_type: 'blog' is not a page type"),
     ("unknown field", lambda: ev("x", colour="red"), "colour: not an event field"),
 ]
@@ -469,9 +474,9 @@ async def test_profile_writes_for_a_batch_apply_once(shop: Store) -> None:
 
 
 def test_event_types_match_the_settings() -> None:
-    from shopfront.platform.config import EVENT_TYPES
+    from shopfront.platform.vocabulary import EVENT_TYPES, EventType
 
-    assert tuple(events.EventType) == EVENT_TYPES
+    assert tuple(EventType) == tuple(EventType(t) for t in EVENT_TYPES)
     assert set(Settings().event_weight_map) == set(EVENT_TYPES)
     assert {str(t) for t in events.PageType} == {"home", "product", "category", "cart"} | {
         "search",

@@ -239,17 +239,25 @@ async def test_cart_is_priced_through_the_chain_and_fails_closed(
     assert result.slots == ()
 
 
-async def test_an_unavailable_cart_product_is_reported_not_priced(
+async def test_an_unavailable_cart_product_is_reported_on_its_line(
     host: PluginHost, store: Store, settings: Settings
 ) -> None:
     sf = composer(host, store, settings, CountingProfiles())
     req = StorefrontRequest(
-        PageType.CART, user_id="u", cart_lines=(CartLine("p1", 1), CartLine("p5", 1))
+        PageType.CART,
+        user_id="u",
+        cart_lines=(CartLine("p5", 1), CartLine("p1", 2), CartLine("nope", 1)),
     )
     result = await sf.compose(req, request_id="r")
-    assert result.cart is None
-    assert result.cart_error is not None and "cart.lines[1]" in result.cart_error
-    assert "p5" in result.cart_error
+    assert result.cart is not None and result.cart_error is None
+    # The priced line keeps its index in the request (1), not its place among priced lines.
+    assert [(line.index, line.product_id, line.quantity) for line in result.cart.lines] == [
+        (1, "p1", 2)
+    ]
+    assert [(e.index, e.product_id, e.code) for e in result.cart_line_errors] == [
+        (0, "p5", "PRODUCT_UNAVAILABLE"),
+        (2, "nope", "PRODUCT_NOT_FOUND"),
+    ]
 
 
 async def test_a_failing_profile_store_serves_the_page_anonymously(
@@ -288,7 +296,7 @@ async def test_slot_overrides(host: PluginHost, store: Store, settings: Settings
         ({"page": PageType.PRODUCT}, "productId is required on a PRODUCT page"),
         ({"page": PageType.CATEGORY}, "categoryPath is required on a CATEGORY page"),
         ({"currency": "EURO"}, "currency 'EURO' is not an ISO 4217 code"),
-        ({"cart_lines": (CartLine("p1", 0),)}, r"cart.lines\[0\].quantity must be from 1"),
+        ({"cart_lines": (CartLine("x" * 201, 1),)}, r"cart.lines\[0\].productId is longer"),
         ({"slots": (SlotOverride("a", limit=51),)}, r"slots\[0\].limit must be from 1 to 50"),
         ({"slots": (SlotOverride("a", "x"), SlotOverride("a", "y"))}, "each slot name"),
         ({"cart_lines": (CartLine("p1", 1),) * 101}, "at most 100 lines"),

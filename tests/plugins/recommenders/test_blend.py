@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from shopfront.catalog.products import Product
 from shopfront.plugins.recommenders.blend import BlendPolicy, Pin, Rule, blend, parse_policy
 from shopfront.recommend.contract import Candidate, Reason, SlotFilter
-from shopfront.shoppers.profile_view import Profile, Purchase
+from shopfront.shoppers.profile_view import Profile, Purchase, StatedPreferences
 
 from tests.plugins.recommenders.kit import NOW, ids, product, request, slot
 
@@ -150,11 +151,87 @@ def test_repeat_purchase_can_lead_with_the_buy_again_weight() -> None:
 
 def test_slot_params_override_the_policy() -> None:
     candidates = {"x": cands(("a", 1.0), ("b", 0.9), ("c", 0.8))}
-    capped = slot("x", params={"max_per_brand": 1})
+    capped = slot("x", limit=2, params={"max_per_brand": 1})
     assert ids(blend(request(list(CATALOG.values())), capped, candidates, CATALOG, NO_CAPS)) == [
         "a",
         "c",
     ]
+    learned = slot("x", params={"repeatable_categories": ["*"]})
+    profile = Profile("me", NOW, purchases={"a": Purchase(1, NOW - timedelta(days=2))})
+    ctx = request(list(CATALOG.values()), profile=profile)
+    assert "a" not in ids(blend(ctx, slot("x"), candidates, CATALOG, NO_CAPS))
+    assert ids(blend(ctx, learned, candidates, CATALOG, NO_CAPS))[0] == "a"
+
+
+def test_caps_shape_a_slot_but_never_shrink_it() -> None:
+    # One category, one brand, caps of 1: a slot of 3 still shows 3 products, best first.
+    shop = {
+        p.id: p
+        for p in [product(pid, category=("Grocery",), brand="Farm") for pid in "wxyz"]
+        + [product("v", category=("Bakery",), brand="Bake")]
+    }
+    candidates = {"x": cands(("w", 1.0), ("x", 0.9), ("y", 0.8), ("v", 0.1))}
+    capped = BlendPolicy(max_per_category=1, max_per_brand=1)
+    out = blend(request(list(shop.values())), slot("x", limit=3), candidates, shop, capped)
+    assert ids(out) == ["w", "x", "v"]  # diversity first (v), then the best capped-out one
+    everything = blend(request(list(shop.values())), slot("x", limit=10), candidates, shop, capped)
+    assert ids(everything) == ["w", "x", "y", "v"]
+
+
+def test_tastes_rank_and_explain_for_a_shopper_with_history() -> None:
+    shop = {
+        p.id: p
+        for p in [
+            product("n1", "Trail One", category=("Shoes", "Trail"), brand="Northpace"),
+            product("o1", "Road One", category=("Shoes", "Road"), brand="Other"),
+            product(
+                "o2",
+                "Road Two",
+                category=("Shoes", "Road"),
+                brand="Other",
+                attributes={"size": "44"},
+            ),
+        ]
+    }
+    candidates = {"trending": cands(("o1", 1.0), ("n1", 0.9), ("o2", 0.8))}
+    anonymous = blend(request(list(shop.values())), slot("trending"), candidates, shop, NO_CAPS)
+    assert ids(anonymous) == ["o1", "n1", "o2"]
+    fan = Profile(
+        "me",
+        NOW,
+        brand_affinities=(("Northpace", 5.0), ("Other", 0.5)),
+        category_affinities=(("Shoes", 6.0), ("Shoes > Trail", 5.0), ("Shoes > Road", 0.5)),
+        preferences=StatedPreferences(sizes=("44",)),
+    )
+    out = blend(
+        request(list(shop.values()), profile=fan), slot("trending"), candidates, shop, NO_CAPS
+    )
+    assert ids(out) == ["o2", "n1", "o1"]
+    texts = {c.product_id: [r.text for r in c.reasons] for c in out}
+    assert "Because you like Northpace" in texts["n1"]
+    assert "In your size (44)" in texts["o2"]
+    assert not any("like" in t for t in texts["o1"])
+    withheld = Profile(
+        "me", NOW, consent_personalization=False, brand_affinities=fan.brand_affinities
+    )
+    assert ids(
+        blend(
+            request(list(shop.values()), profile=withheld),
+            slot("trending"),
+            candidates,
+            shop,
+            NO_CAPS,
+        )
+    ) == ["o1", "n1", "o2"]
+
+
+def test_low_ratings_exclude_and_rated_products_count_as_owned() -> None:
+    candidates = {"x": cands(("a", 1.0), ("b", 0.9), ("c", 0.8))}
+    profile = Profile("me", NOW, ratings={"a": 1, "b": 5})
+    ctx = request(list(CATALOG.values()), profile=profile)
+    assert ids(blend(ctx, slot("x"), candidates, CATALOG, NO_CAPS)) == ["c"]
+    repeat = slot("x", params={"repeatable_categories": ["Shoes"]})
+    assert ids(blend(ctx, repeat, candidates, CATALOG, NO_CAPS)) == ["b", "c"]
 
 
 def test_hook_implementation_uses_the_configured_policy() -> None:
@@ -162,11 +239,11 @@ def test_hook_implementation_uses_the_configured_policy() -> None:
     try:
         out = builtin.blend_candidates(
             ctx=request(list(CATALOG.values())),
-            slot=slot("x"),
-            candidates={"x": cands(("a", 1.0), ("b", 0.9))},
+            slot=slot("x", limit=2),
+            candidates={"x": cands(("a", 1.0), ("b", 0.9), ("c", 0.8))},
             products=CATALOG,
         )
-        assert ids(out) == ["a"]
+        assert ids(out) == ["a", "c"]
     finally:
         builtin.startup({})
 
@@ -273,10 +350,16 @@ def test_property_exclusions_and_diversity_hold(
         assert c.reasons
     categories = [by_id[c.product_id].category_path[:2] for c in out]
     brands = [by_id[c.product_id].brand for c in out]
-    if per_category:
-        assert all(categories.count(k) <= per_category for k in categories if k)
-    if per_brand:
-        assert all(brands.count(b) <= per_brand for b in brands if b)
+    # Caps shape the slot but never shrink it: it holds as many products as it would with
+    # no caps at all, and it breaks a cap only when the capped picks could not fill it.
+    uncapped = dataclasses.replace(policy, max_per_category=0, max_per_brand=0)
+    eligible = blend(ctx, slot("s1", "s2", "trending", limit=limit), candidates, by_id, uncapped)
+    assert len(out) == len(eligible)
+    over_cap = (
+        per_category and any(categories.count(k) > per_category for k in categories if k)
+    ) or (per_brand and any(brands.count(b) > per_brand for b in brands if b))
+    if over_cap:
+        assert len(out) == limit or len(out) == len(proposed & set(ids(eligible)))
 
 
 @settings(max_examples=100, deadline=None)

@@ -7,12 +7,16 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shopfront.plugins.recommenders.matrices import shopper_items
 from shopfront.plugins.recommenders.neighbours import (
     NeighbourTable,
     cosine_neighbours,
     top_k_dense,
     top_k_sparse,
 )
+from shopfront.plugins.recommenders.popularity import decayed_scores
+
+from tests.plugins.recommenders.kit import event, product, training
 
 
 @st.composite
@@ -86,3 +90,22 @@ def test_cosine_neighbours_with_min_support() -> None:
     table = NeighbourTable.from_rows(["a", "b", "c"], cosine_neighbours(baskets, 5, min_support=2))
     assert [pid for pid, _ in table.neighbours("a")] == ["b"]  # a-c co-occur once only
     assert table.neighbours("b")[0][1] == pytest.approx(2 / np.sqrt(3 * 2))
+
+
+def test_stars_weight_the_interactions() -> None:
+    catalog = [product(p) for p in ("liked", "hated", "meh", "seen")]
+    events = [
+        event("rating", "u1", "liked", rating=5),
+        event("view", "u1", "hated"),
+        event("rating", "u1", "hated", rating=1),
+        event("rating", "u1", "meh", rating=3),
+        event("view", "u1", "seen"),
+    ]
+    data = training(catalog, events)
+    matrix = shopper_items(data.interactions, {"view": 0.5, "rating": 1.0}).toarray()
+    by_item = dict(zip(data.interactions.item_ids, matrix[0].tolist(), strict=True))
+    # Five stars is the strongest evidence, three stars a weak one, a one-star rating wipes
+    # out the view before it.
+    assert by_item == {"liked": 1.5, "hated": 0.0, "meh": 0.25, "seen": 0.5}
+    scores = decayed_scores(data, {"view": 1.0, "rating": 2.0}, half_life_days=1000)
+    assert scores[data.product_index["hated"]] < 0 < scores[data.product_index["meh"]]

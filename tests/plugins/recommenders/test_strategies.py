@@ -116,8 +116,38 @@ async def test_buy_again_ranks_by_own_frequency_and_due_date() -> None:
     )
     found = await strategy.recommend(request(CATALOG, profile=profile), slot("buy_again"))
     assert ids(found) == ["bottle", "sock1", "cap1"]
-    assert found[0].reasons[0].text == "Time to restock? You last bought this 10 days ago"
+    assert found[0].reasons[0].text == "Time to restock? You usually buy this every 10 days"
     assert found[1].reasons[0].text == "You bought this before"
+
+
+async def test_buy_again_follows_each_shoppers_own_rhythm() -> None:
+    strategy = await fitted(buy_again, "buy_again", [])  # no shop-wide intervals learned
+
+    def bought(count: int, every: int, last: int) -> Purchase:
+        last_at = NOW - timedelta(days=last)
+        return Purchase(count, last_at, last_at - timedelta(days=every * (count - 1)))
+
+    # Same counts; only the rhythm differs: the one due today leads, then the lapsed one (five
+    # intervals late), then the one bought yesterday (not due for a month).
+    profile = Profile(
+        "me",
+        NOW,
+        purchases={
+            "bottle": bought(5, every=30, last=1),
+            "sock1": bought(5, every=7, last=7),
+            "cap1": bought(5, every=7, last=35),
+        },
+    )
+    found = await strategy.recommend(request(CATALOG, profile=profile), slot("buy_again"))
+    assert ids(found) == ["sock1", "cap1", "bottle"]
+    assert found[0].reasons[0].text == "Time to restock? You usually buy this every 7 days"
+    other = Profile(
+        "you",
+        NOW,
+        purchases={"bottle": bought(5, every=30, last=30), "sock1": bought(5, every=7, last=1)},
+    )
+    found = await strategy.recommend(request(CATALOG, profile=other), slot("buy_again"))
+    assert ids(found)[0] == "bottle"  # another shopper, another rhythm
 
 
 # -- similar items -------------------------------------------------------------------------
