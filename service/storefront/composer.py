@@ -583,6 +583,10 @@ class Storefront:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.served.flush()
+        # ... including what went to the instance's background writer.
+        exposure_writer = self.exposures.writer if self.exposures is not None else None
+        for writer in dict.fromkeys(w for w in (self.served.writer, exposure_writer) if w):
+            await writer.flush()
 
     async def close(self) -> None:
         if self._background:
