@@ -150,7 +150,8 @@ def serve(uri: str, database: str, port: int) -> None:
     )
     builtin_home = "shopfront.plugins.recommenders" in BUILTIN_PLUGINS
     config = config_from_mapping({} if builtin_home else {"slots": BENCH_SLOTS})
-    app = create_app(settings, plugins=[("bench", storefront_plugin)], plugin_config=config)
+    plugins = [] if builtin_home else [("bench", storefront_plugin)]
+    app = create_app(settings, plugins=plugins, plugin_config=config)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 

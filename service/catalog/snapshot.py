@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 Mode = Literal["starting", "change_stream", "polling", "stopped"]
 _RETRY_S = 1.0  # after a broken stream: reload and reopen after this long
+LOAD_PAGE = 5000  # products per read when loading the whole catalog
 
 
 def _compact(doc: Mapping[str, Any]) -> Product:
@@ -199,12 +200,22 @@ class CatalogSnapshot:
         by_id: dict[str, Product] = {}
         key_of: dict[Any, str] = {}
         last: datetime | None = None
-        async for doc in self._store.products.find({}):
-            p = _compact(doc)
-            by_id[p.id] = p
-            key_of[doc["_id"]] = p.id
-            if p.updated_at is not None and (last is None or p.updated_at > last):
-                last = p.updated_at
+        after: Any = None
+        # In pages by _id, each its own operation: a large catalog is never one read that
+        # must finish within the per-operation deadline.
+        while True:
+            query = {"_id": {"$gt": after}} if after is not None else {}
+            cursor = self._store.products.find(query).sort("_id", 1).limit(LOAD_PAGE)
+            docs = await cursor.to_list(None)
+            for doc in docs:
+                p = _compact(doc)
+                by_id[p.id] = p
+                key_of[doc["_id"]] = p.id
+                if p.updated_at is not None and (last is None or p.updated_at > last):
+                    last = p.updated_at
+            if len(docs) < LOAD_PAGE:
+                break
+            after = docs[-1]["_id"]
         self._by_id, self._key_of, self._last_update = by_id, key_of, last
         self._sorted = self._priced = None
         self._changed.set()

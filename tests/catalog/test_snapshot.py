@@ -130,3 +130,18 @@ def test_filter_in_memory_matches_the_query() -> None:
     assert not ProductFilter(ids=("x",)).matches(shoe)
     assert ProductFilter(title_contains="PRODUCT s").matches(shoe)
     assert not ProductFilter(title_contains="boot").matches(shoe)
+
+
+async def test_the_load_reads_in_pages(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shopfront.catalog import snapshot as snapshot_module
+
+    monkeypatch.setattr(snapshot_module, "LOAD_PAGE", 2)
+    await upsert_products(store, [product(f"p{i}") for i in range(5)])
+    snapshot = CatalogSnapshot(store, change_streams=False, poll_interval_s=3600)
+    await snapshot.start()
+    try:
+        assert sorted(p.id for p in snapshot.page(ProductFilter(), 10).items) == [
+            f"p{i}" for i in range(5)
+        ]
+    finally:
+        await snapshot.close()
