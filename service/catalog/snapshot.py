@@ -200,22 +200,14 @@ class CatalogSnapshot:
         by_id: dict[str, Product] = {}
         key_of: dict[Any, str] = {}
         last: datetime | None = None
-        after: Any = None
-        # In pages by _id, each its own operation: a large catalog is never one read that
-        # must finish within the per-operation deadline.
-        while True:
-            query = {"_id": {"$gt": after}} if after is not None else {}
-            cursor = self._store.products.find(query).sort("_id", 1).limit(LOAD_PAGE)
-            docs = await cursor.to_list(None)
-            for doc in docs:
-                p = _compact(doc)
-                by_id[p.id] = p
-                key_of[doc["_id"]] = p.id
-                if p.updated_at is not None and (last is None or p.updated_at > last):
-                    last = p.updated_at
-            if len(docs) < LOAD_PAGE:
-                break
-            after = docs[-1]["_id"]
+        # Batches of LOAD_PAGE, each getMore its own operation under the per-operation
+        # deadline; no sort (the embedded server would sort the whole catalog in memory).
+        async for doc in self._store.products.find({}).batch_size(LOAD_PAGE):
+            p = _compact(doc)
+            by_id[p.id] = p
+            key_of[doc["_id"]] = p.id
+            if p.updated_at is not None and (last is None or p.updated_at > last):
+                last = p.updated_at
         self._by_id, self._key_of, self._last_update = by_id, key_of, last
         self._sorted = self._priced = None
         self._changed.set()
