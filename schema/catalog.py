@@ -46,9 +46,15 @@ class CatalogQuery:
     @storefront_field(description="One active product by id (merchant keys also see inactive).")
     async def product(self, info: Info[Context, Any], id: strawberry.ID) -> Product | None:
         ctx = info.context
-        found = await catalog.get_product(
-            ctx.runtime.store, str(id), include_inactive=ctx.role is Role.MERCHANT
-        )
+        snapshot = ctx.runtime.catalog
+        if snapshot is None:
+            found = await catalog.get_product(
+                ctx.runtime.store, str(id), include_inactive=ctx.role is Role.MERCHANT
+            )
+        else:
+            found = snapshot.get(str(id)) or (await snapshot.lookup([str(id)])).get(str(id))
+            if found is not None and not found.active and ctx.role is not Role.MERCHANT:
+                found = None
         return Product.of(found) if found else None
 
     @storefront_field(description="Products in id order, filtered, with cursor pagination.")
@@ -83,7 +89,11 @@ class CatalogQuery:
             title_contains=title,
         )
         try:
-            page = await catalog.list_products(ctx.runtime.store, flt, first, after)
+            snapshot = ctx.runtime.catalog
+            if snapshot is None:
+                page = await catalog.list_products(ctx.runtime.store, flt, first, after)
+            else:
+                page = snapshot.page(flt, first, after)
         except catalog.CursorError as exc:
             raise bad_input(str(exc)) from None
         edges = [Edge(cursor=catalog.encode_cursor(p.id), node=Product.of(p)) for p in page.items]
@@ -109,6 +119,8 @@ class CatalogMutation:
         if len(products) > limit:
             raise bad_input(f"products: {len(products)} items; at most {limit} per call")
         results = await catalog.upsert_products(ctx.runtime.store, [p.to_raw() for p in products])
+        if ctx.runtime.catalog is not None:  # this instance's next answer shows the write
+            await ctx.runtime.catalog.refresh([r.id for r in results if r.id is not None])
         await _index_new_products(ctx.runtime, [r.id for r in results if r.id and not r.reason])
         return [
             ProductUpsertResult(
@@ -125,6 +137,8 @@ class CatalogMutation:
         if len(ids) > info.context.runtime.settings.max_upsert_batch:
             raise bad_input("productIds: too many ids in one call")
         deleted = await catalog.delete_products(info.context.runtime.store, [str(i) for i in ids])
+        if info.context.runtime.catalog is not None:
+            await info.context.runtime.catalog.refresh([str(i) for i in ids])
         return DeleteProductsResult(deleted=deleted)
 
 
@@ -134,7 +148,7 @@ async def _index_new_products(runtime: Any, ids: Sequence[str]) -> None:
     from shopfront.extend.records import StrategyKind
     from shopfront.recommend.catalog_updates import index_products
 
-    host = runtime.components.get("plugins")
+    host = runtime.plugins
     if host is None or not ids:
         return
     learners = [h.obj for h in host.strategies(StrategyKind.RECOMMENDER) if h.obj is not None]

@@ -55,8 +55,6 @@ from shopfront.schema.storefront_types import PricedCart
 from shopfront.schema.types import Money, MoneyInput
 from shopfront.shoppers import privacy
 from shopfront.shoppers.context import RequestContext
-from shopfront.shoppers.erased import erased_ids_of
-from shopfront.storefront.composer import Storefront
 from strawberry.types import Info
 
 log = logging.getLogger(__name__)
@@ -446,7 +444,7 @@ def _checks(cart: PricedCartModel, codes: list[str]) -> list[CouponCheck]:
 
 
 def _coupons(info: Info[Context, Any]) -> svc.CouponService:
-    return svc.coupon_service(info.context.runtime)
+    return info.context.runtime.coupons
 
 
 @strawberry.type
@@ -487,7 +485,7 @@ class CouponsQuery:
         if len(codes) > MAX_CODES:
             raise user_error(f"codes: at most {MAX_CODES} codes per call")
         user = acting_shopper(info, _user(user_id))
-        erased = erased_ids_of(info.context.runtime.components)
+        erased = info.context.runtime.erased
         if erased is not None and erased.any_erased(user):
             raise user_error(ERASED, code=ErrorCode.USER_ERASED)
         ctx, _ = await cart_context(info, cart, user, codes)
@@ -604,8 +602,8 @@ class CouponsMutation:
 async def price_order(info: Info[Context, Any], ctx: RequestContext) -> PricedCartModel:
     """The cart priced by the storefront's own engine (`Storefront.price_order`): the same
     promotions, stacking, shipping and experiment overrides as the storefront answer."""
-    composer = info.context.runtime.components.get("storefront")
-    if not isinstance(composer, Storefront):
+    composer = info.context.runtime.storefront
+    if composer is None:
         raise user_error("the storefront is not running", ErrorCode.SERVICE_UNAVAILABLE)
     try:
         return await composer.price_order(ctx)

@@ -229,7 +229,7 @@ class EventsMutation:
                 runtime.store,
                 runtime.settings,
                 [raws[i] for i in admitted],
-                listeners=events_service.event_hooks(runtime.components).listeners,
+                listeners=runtime.event_hooks.listeners,
             )
             results = sorted(
                 [
@@ -283,9 +283,8 @@ class EventsMutation:
             raise user_error(str(exc)) from None
         if result.linked:
             from shopfront.experiments.assignment import inherit_assignments
-            from shopfront.runtime import REGISTRY_COMPONENT
 
-            registry = runtime.components.get(REGISTRY_COMPONENT)
+            registry = runtime.experiments
             await inherit_assignments(
                 runtime.store,
                 result.session_id,

@@ -9,14 +9,12 @@ from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
-from shopfront.experiments import assignment as experiments_assignment
 from shopfront.experiments import attribution, reports
 from shopfront.experiments import definitions as experiments_definitions
 from shopfront.experiments import lifecycle as experiments_lifecycle
-from shopfront.experiments.definitions import ExperimentError, KnownStrategies
+from shopfront.experiments.definitions import ExperimentError
 from shopfront.platform.money import Money as MoneyModel
 from shopfront.platform.money import is_currency
-from shopfront.runtime import REGISTRY_COMPONENT
 from shopfront.schema.context import Context
 from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.pagination import (
@@ -491,8 +489,8 @@ def _now() -> datetime:
 
 
 async def _refresh_registry(ctx: Context) -> None:
-    registry = ctx.runtime.components.get(REGISTRY_COMPONENT)
-    if isinstance(registry, experiments_assignment.ExperimentRegistry):
+    registry = ctx.runtime.experiments
+    if registry is not None:
         await registry.refresh()
 
 
@@ -611,14 +609,14 @@ class ExperimentsMutation:
         self, info: Info[Context, Any], input: CreateExperimentInput
     ) -> Experiment:
         runtime = info.context.runtime
-        known = runtime.components.get(experiments_definitions.KNOWN_STRATEGIES)
+        known = runtime.known_strategies
         try:
             raw = _raw(input, runtime.settings.report_currency)
             created = await experiments_lifecycle.create_experiment(
                 runtime.store,
                 raw,
                 now=_now(),
-                known=known if isinstance(known, KnownStrategies) else None,
+                known=known,
             )
         except ExperimentError as exc:
             raise _error(exc) from None

@@ -26,12 +26,10 @@ from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
 from shopfront.platform import keys as auth
 from shopfront.platform.health import health_of
-from shopfront.platform.keycache import COMPONENT as KEY_CACHE
 from shopfront.platform.keycache import KeyCache
 from shopfront.platform.logs import current_request
 from shopfront.platform.metrics import metrics_of
-from shopfront.platform.ratelimit import COMPONENT as RATE_LIMITER
-from shopfront.platform.ratelimit import RateLimited, RateLimiter
+from shopfront.platform.ratelimit import RateLimited
 from shopfront.platform.store import is_unavailable
 from shopfront.schema.context import Context
 from shopfront.schema.errors import ErrorCode, coded_error, unavailable_error
@@ -79,7 +77,7 @@ async def authenticate(ctx: Context) -> GraphQLError | None:
         ctx.loaders[_AUTHENTICATED] = True
         return None
     runtime = ctx.runtime
-    cache = runtime.components.get(KEY_CACHE)
+    cache = runtime.key_cache
     health = health_of(runtime)
     principal = None
     if health is not None and not health.database_up:
@@ -88,7 +86,7 @@ async def authenticate(ctx: Context) -> GraphQLError | None:
             return unavailable_error(ctx.request_id, KEY_STORE_UNAVAILABLE)
     else:
         try:
-            principal = await auth.authenticate(runtime.store, token)
+            principal = await auth.authenticate(runtime.store, token, runtime.api_keys)
         except Exception as exc:
             if not is_unavailable(exc):
                 log.exception("key lookup failed (request %s)", ctx.request_id)
@@ -119,15 +117,11 @@ async def authenticate(ctx: Context) -> GraphQLError | None:
     return None
 
 
-TOKENS_COMPONENT = "shopper_tokens"
-
-
 def shopper_tokens(ctx: Context) -> ShopperTokens:
     """The runtime's token signer/verifier, made from the settings on first use."""
-    tokens = ctx.runtime.components.get(TOKENS_COMPONENT)
-    if not isinstance(tokens, ShopperTokens):
-        tokens = ShopperTokens.from_settings(ctx.runtime.settings)
-        ctx.runtime.components[TOKENS_COMPONENT] = tokens
+    tokens = ctx.runtime.shopper_tokens
+    if tokens is None:
+        tokens = ctx.runtime.shopper_tokens = ShopperTokens.from_settings(ctx.runtime.settings)
     return tokens
 
 
@@ -178,8 +172,8 @@ class RequestGate(SchemaExtension):
             return problem
         read_shopper_token(ctx)
         runtime = ctx.runtime
-        limiter = runtime.components.get(RATE_LIMITER)
-        if ctx.principal is not None and isinstance(limiter, RateLimiter):
+        limiter = runtime.limiter
+        if ctx.principal is not None and limiter is not None:
             info = current_request()
             address = info.client if info is not None else None
             tokens = limiter.tokens(charge.cost)

@@ -72,8 +72,7 @@ class ModelVersion:
 
 
 def _registry(info: Info[Context, Any]) -> models.ModelRegistry | None:
-    registry = info.context.runtime.components.get("models")
-    return registry if isinstance(registry, models.ModelRegistry) else None
+    return info.context.runtime.models
 
 
 def _loaded(info: Info[Context, Any]) -> str | None:

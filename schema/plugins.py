@@ -7,8 +7,7 @@ from enum import Enum
 from typing import Any
 
 import strawberry
-from shopfront.extend import host as ph
-from shopfront.extend import records, reload
+from shopfront.extend import records
 from shopfront.extend.isolation import BreakerState as BreakerStateModel
 from shopfront.platform.config_schema import SettingInfo
 from shopfront.schema.context import Context
@@ -172,8 +171,8 @@ class PluginConfigStatus:
 class PluginsQuery:
     @merchant_field(description="Loaded plugins with their strategies, config and health.")
     def plugins(self, info: Info[Context, Any]) -> list[Plugin]:
-        host = info.context.runtime.components.get("plugins")
-        if not isinstance(host, ph.PluginHost):
+        host = info.context.runtime.plugins
+        if host is None:
             raise user_error("the plugin host is not running", code=ErrorCode.SERVICE_UNAVAILABLE)
         return [Plugin.of(r) for r in host.report()]
 
@@ -182,7 +181,7 @@ class PluginsQuery:
         "refused."
     )
     def plugin_config(self, info: Info[Context, Any]) -> PluginConfigStatus:
-        follower = reload.follower_of(info.context.runtime.components)
+        follower = info.context.runtime.plugin_config
         if follower is None:
             raise user_error("the plugin host is not running", ErrorCode.SERVICE_UNAVAILABLE)
         s = follower.status

@@ -12,7 +12,6 @@ from shopfront.schema.permissions import merchant_field, merchant_mutation, stor
 from shopfront.schema.profiles import checked_user_id, shopper_of
 from shopfront.schema.scalars import JSON
 from shopfront.shoppers import privacy
-from shopfront.shoppers.erased import erased_ids_of
 from strawberry.types import Info
 
 
@@ -72,7 +71,7 @@ class PrivacyQuery:
         data = await privacy.export_user_data(
             runtime.store,
             checked_user_id(user_id),
-            exporters=privacy.privacy_hooks(runtime.components).exporters,
+            exporters=runtime.privacy_hooks.exporters,
         )
         return JSON(data)
 
@@ -109,9 +108,9 @@ class PrivacyMutation:
         report = await privacy.erase_user(
             runtime.store,
             checked_user_id(user_id),
-            erasers=privacy.privacy_hooks(runtime.components).erasers,
+            erasers=runtime.privacy_hooks.erasers,
         )
-        erased = erased_ids_of(runtime.components)
+        erased = runtime.erased
         if erased is not None:  # this instance refuses writes for them from now on
             erased.add([report.user_id, *report.sessions])
             erased.sweep_later(report.user_id, report.sessions)

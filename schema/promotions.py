@@ -500,13 +500,15 @@ class _StoreCatalog:
         self.runtime = runtime
 
     async def get_many(self, ids: Sequence[str]) -> Mapping[str, catalog.Product]:
+        if self.runtime.catalog is not None:  # the in-memory catalog
+            return await self.runtime.catalog.lookup(ids)
         return await catalog.get_products(self.runtime.store, ids)
 
 
 async def load_profile(runtime: Runtime, user_id: str | None, now: datetime) -> Profile | None:
-    """The shopper's profile through the runtime's ``profile_loader`` component (an async
+    """The shopper's profile through ``runtime.profile_loader`` (an async
     ``(user_id, now) -> Profile | None``), or None without one."""
-    loader = runtime.components.get("profile_loader")
+    loader = runtime.profile_loader
     if user_id is None or loader is None:
         return None
     profile: Profile | None = await loader(user_id, now)
@@ -523,7 +525,7 @@ async def cart_context(
     lines = cart.cart_lines()
     if len(lines) > 200:
         raise user_error("cart.lines: at most 200 lines")
-    products = await catalog.get_products(runtime.store, [line.product_id for line in lines])
+    products = dict(await _StoreCatalog(runtime).get_many([line.product_id for line in lines]))
     now = datetime.now(UTC)
     profile = await load_profile(runtime, user_id, now)
     ctx = RequestContext(
@@ -587,7 +589,7 @@ class PromotionsQuery:
 
     @merchant_field(description="The promotion types promotions can be created from.")
     async def promotion_types(self, info: Info[Context, Any]) -> list[PromotionType]:
-        types = store_promotions.promotion_book(info.context.runtime).types
+        types = info.context.runtime.promotion_book.types
         return [
             PromotionType(name=name, description=types.get(name).description)
             for name in types.names
@@ -602,7 +604,7 @@ class PromotionsMutation:
     )
     async def upsert_promotion(self, info: Info[Context, Any], input: PromotionInput) -> Promotion:
         runtime = info.context.runtime
-        book = store_promotions.promotion_book(runtime)
+        book = runtime.promotion_book
         try:
             stored = await store_promotions.upsert_promotion(
                 runtime.store, book.types, runtime.settings, input.to_raw()
@@ -627,7 +629,7 @@ class PromotionsMutation:
             raise _bad(exc) from None
         if stored is None:
             raise user_error(f"promotionId: no promotion {str(id)!r}", code=ErrorCode.NOT_FOUND)
-        store_promotions.promotion_book(runtime).invalidate()
+        runtime.promotion_book.invalidate()
         return Promotion.of(stored)
 
     @merchant_mutation(description="Delete a promotion; returns whether it existed.")
@@ -635,5 +637,5 @@ class PromotionsMutation:
         id = input.promotion_id
         runtime = info.context.runtime
         deleted = await store_promotions.delete_promotion(runtime.store, str(id))
-        store_promotions.promotion_book(runtime).invalidate()
+        runtime.promotion_book.invalidate()
         return deleted

@@ -11,7 +11,6 @@ from shopfront.schema.context import Context
 from shopfront.schema.errors import ErrorCode, user_error
 from shopfront.schema.permissions import acting_shopper, checked_session, storefront_field
 from shopfront.schema.storefront_types import Storefront, StorefrontInput
-from shopfront.storefront import composer as sf
 from shopfront.storefront import request, sources
 from strawberry.types import Info
 
@@ -38,12 +37,14 @@ class StorefrontQuery:
             raise user_error("preview needs a merchant key", ErrorCode.FORBIDDEN)
         user = acting_shopper(info, _text(input.user_id))
         session = checked_session(info, _text(input.session_id), "sessionId")
-        composer = ctx.runtime.components.get("storefront")
-        if not isinstance(composer, sf.Storefront):
+        composer = ctx.runtime.storefront
+        if composer is None:
             raise user_error("the storefront is not running", code=ErrorCode.SERVICE_UNAVAILABLE)
         loader = ctx.loaders.get("products")
         if loader is None:
-            loader = ctx.loaders["products"] = sources.product_loader(ctx.runtime.store)
+            loader = ctx.loaders["products"] = sources.product_loader(
+                ctx.runtime.store, ctx.runtime.catalog
+            )
         try:
             result = await composer.compose(
                 replace(input.to_request(), user_id=user, session_id=session),

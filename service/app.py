@@ -21,7 +21,6 @@ admission gates) turn the HTTP status into 429 / 503 with ``Retry-After`` as wel
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 import time
@@ -35,7 +34,6 @@ from cross_web import HTTPException
 from shopfront.console import console_routes
 from shopfront.extend.config import ConfigFile
 from shopfront.platform import admission, health, keycache, ratelimit
-from shopfront.platform import metrics as metrics_module
 from shopfront.platform.client_address import ClientAddresses
 from shopfront.platform.config import Settings, cors_origin_patterns
 from shopfront.platform.logs import RequestInfo, bind_request, current_request, log_request
@@ -52,7 +50,6 @@ from shopfront.schema import build_schema
 from shopfront.schema.context import Context
 from shopfront.schema.errors import HTTP_STATUS_FOR_CODE, ErrorCode
 from shopfront.schema.gate import bearer_token, rate_limited_error
-from shopfront.storefront.composer import Storefront
 from shopfront.storefront.sources import ProfileSource
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -451,21 +448,16 @@ class ShopfrontGraphQL(GraphQL[Context, None]):
 
 
 async def close_components(runtime: Runtime, budget_s: float) -> None:
-    """Give components with an ``aclose()`` (pending-write buffers, ...) a chance to flush,
-    newest first, within the shutdown drain budget."""
+    """Give ``runtime.closables`` (pending-write buffers, ...) a chance to flush, newest
+    first, within the shutdown drain budget."""
     deadline = time.monotonic() + budget_s
-    for name, component in reversed(list(runtime.components.items())):
-        close = getattr(component, "aclose", None)
-        if close is None or not callable(close):
-            continue
+    for component in reversed(runtime.closables):
         remaining = max(0.1, deadline - time.monotonic())
         try:
-            result = close()
-            if inspect.isawaitable(result):
-                async with asyncio.timeout(remaining):
-                    await result
+            async with asyncio.timeout(remaining):
+                await component.aclose()
         except Exception:
-            log.exception("component %s failed to close cleanly", name)
+            log.exception("component %s failed to close cleanly", type(component).__name__)
 
 
 # What a browser storefront may send: its key, the shopper's token, a request id to correlate.
@@ -522,19 +514,20 @@ def create_app(
             database,
             listeners=[CommandTimer(metrics.observe_db_command), *command_listeners],
         )
-        runtime = Runtime(settings=settings, store=store)
         monitor = health.HealthMonitor(
             store,
             interval_s=settings.health_check_interval_s,
             timeout_s=settings.health_check_timeout_s,
             metrics=metrics,
         )
-        runtime.components[metrics_module.COMPONENT] = metrics
-        runtime.components[ratelimit.COMPONENT] = limiter
-        runtime.components[keycache.COMPONENT] = keycache.KeyCache(settings.key_cache_max_age_s)
-        runtime.components[health.COMPONENT] = monitor
-        runtime.components[admission.INGESTION_COMPONENT] = admission.ingestion_gate_for(
-            settings, metrics
+        runtime = Runtime(
+            settings=settings,
+            store=store,
+            metrics=metrics,
+            limiter=limiter,
+            key_cache=keycache.KeyCache(settings.key_cache_max_age_s),
+            health=monitor,
+            ingestion=admission.ingestion_gate_for(settings, metrics),
         )
         try:
             await start_components(
@@ -547,11 +540,11 @@ def create_app(
         app.state.runtime = runtime
         monitor.start()
         registry = await start_experiments(runtime)
-        composer = runtime.components.get("storefront")
-        if isinstance(composer, Storefront):
+        composer = runtime.storefront
+        if composer is not None:
             composer.database_up = lambda: monitor.database_up
             composer.experiments = registry
-            composer.exposures = runtime.components.get("exposures")
+            composer.exposures = runtime.exposures
         log.info("shopfront ready (database %s, driver %s)", store.db.name, store.driver)
         try:
             yield

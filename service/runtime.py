@@ -7,40 +7,103 @@ runs (domain modules never start anything themselves).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
+from shopfront.catalog.snapshot import CatalogSnapshot
 from shopfront.experiments.assignment import ExperimentRegistry
+from shopfront.experiments.definitions import KnownStrategies
 from shopfront.experiments.exposure import ExposureRecorder
 from shopfront.extend.config import ConfigFile
 from shopfront.extend.host import PluginHost
 from shopfront.extend.records import CallObservation, StrategyKind
-from shopfront.extend.reload import COMPONENT as PLUGIN_CONFIG
 from shopfront.extend.reload import ConfigFollower, ReloadError
+from shopfront.offers.campaigns import CAMPAIGNS, CODES
+from shopfront.offers.coupon_service import CouponService
+from shopfront.offers.pricing import CartPricer
+from shopfront.offers.promotions import PromotionBook, PromotionTypes, build_cart_pricer
+from shopfront.platform.admission import AdmissionGate
+from shopfront.platform.batch_writer import BatchWriter
 from shopfront.platform.config import Settings
-from shopfront.platform.metrics import metrics_of
+from shopfront.platform.health import HealthMonitor
+from shopfront.platform.keycache import KeyCache
+from shopfront.platform.metrics import Metrics
 from shopfront.platform.money import Money
+from shopfront.platform.ratelimit import RateLimiter
 from shopfront.platform.store import Store
-from shopfront.shoppers.erased import COMPONENT as ERASED_IDS
+from shopfront.platform.watched import WatchedCollection
+from shopfront.recommend.models import ModelRegistry
 from shopfront.shoppers.erased import ErasedIds
+from shopfront.shoppers.events import EventHooks
+from shopfront.shoppers.identity import ShopperTokens
+from shopfront.shoppers.privacy import PluginExport, PrivacyHooks
 from shopfront.shoppers.profile_view import Profile
 from shopfront.storefront.composer import Storefront
 from shopfront.storefront.slots import configured_slots
 from shopfront.storefront.sources import FunctionProfileSource, ProfileSource
 
+ProfileLoader = Callable[[str, datetime], Awaitable[Profile | None]]
+
+
+class Closable(Protocol):
+    """Something holding pending writes that shutdown flushes (`app.close_components`)."""
+
+    def aclose(self) -> Awaitable[None]: ...
+
 
 @dataclass
 class Runtime:
-    """What the app's lifespan opens: settings, the store, and components that later modules
-    register under a name (plugin host, model registry, ...) so the app stays the only owner
-    of their lifecycle."""
+    """The running service's parts, typed. The app's lifespan builds it (`start_components`,
+    `start_experiments`) and tears it down (`stop_experiments`, `stop_components`); domain
+    modules are handed the one part they need, never the runtime.
+
+    Fields that stay None were not started (a runtime built by a unit test)."""
 
     settings: Settings
     store: Store
-    components: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics | None = None
+    limiter: RateLimiter | None = None
+    key_cache: KeyCache | None = None
+    # API keys in memory (by key hash), current on every instance: no lookup per request.
+    api_keys: WatchedCollection | None = None
+    health: HealthMonitor | None = None
+    ingestion: AdmissionGate | None = None
+    catalog: CatalogSnapshot | None = None
+    plugins: PluginHost | None = None
+    storefront: Storefront | None = None
+    # Served slots, exposures and assignments are written through it, off the request path.
+    writer: BatchWriter | None = None
+    models: ModelRegistry | None = None
+    experiments: ExperimentRegistry | None = None
+    exposures: ExposureRecorder | None = None
+    # Strategy names experiment definitions are checked against; None skips the check.
+    known_strategies: KnownStrategies | None = None
+    # Coupon validation and redemption read segment data through it; None: no profiles.
+    profile_loader: ProfileLoader | None = None
+    # Erased shoppers' ids in memory: every write path refuses them without a read.
+    erased: ErasedIds | None = None
+    # Follows the plugin configuration published in the database (`shopfront plugins reload`).
+    plugin_config: ConfigFollower | None = None
+    # Shopper-token signer and verifier, made from the settings on first use.
+    shopper_tokens: ShopperTokens | None = None
+    event_hooks: EventHooks = field(default_factory=EventHooks)
+    privacy_hooks: PrivacyHooks = field(default_factory=PrivacyHooks)
+    # Flushed newest first on shutdown, within the drain budget.
+    closables: list[Closable] = field(default_factory=list)
     draining: bool = False
+    # Built from the settings; `start_components` adds the plugins' promotion types.
+    coupons: CouponService = field(init=False)
+    promotion_book: PromotionBook = field(init=False)
+    pricer: CartPricer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.coupons = CouponService(self.store, self.settings)
+        self.promotion_book = PromotionBook(self.store, self.settings, PromotionTypes.builtin())
+        self.pricer = build_cart_pricer(
+            self.store, self.settings, self.promotion_book, self.coupons
+        )
 
 
 # -- lifecycle -----------------------------------------------------------------------------
@@ -53,14 +116,13 @@ async def start_components(
     plugin_config: ConfigFile | None = None,
     profiles: ProfileSource | None = None,
 ) -> None:
-    """Start the plugin host and the storefront composer into ``runtime.components``
-    (``"plugins"`` and ``"storefront"``)."""
-    from shopfront.shoppers import events, privacy
+    """Start the plugin host, the storefront composer and the model registry into
+    ``runtime.plugins``, ``.storefront`` and ``.models``."""
     from shopfront.shoppers.profiles import load_profile
 
     erased = ErasedIds(runtime.store, refresh_seconds=runtime.settings.tombstone_refresh_seconds)
     await erased.start()
-    runtime.components[ERASED_IDS] = erased
+    runtime.erased = erased
     host = await PluginHost.start(
         runtime.settings, runtime.store, plugins=plugins, config=plugin_config
     )
@@ -76,15 +138,31 @@ async def start_components(
         await erased.close()
         raise
     composer.erased = erased
-    runtime.components["plugins"] = host
-    runtime.components["storefront"] = composer
+    runtime.plugins = host
+    runtime.storefront = composer
+    # Drained on shutdown by `app.close_components`, after the composer handed it the rest.
+    writer = BatchWriter(runtime.store, metrics=runtime.metrics)
+    runtime.writer = composer.served.writer = writer
+    runtime.closables.append(writer)
+    # The catalog and the API keys in memory, current on every instance (change streams,
+    # or polling where the server has none).
+    snapshot = CatalogSnapshot(runtime.store)
+    await snapshot.start()
+    runtime.catalog = composer.catalog = snapshot
+    keys = WatchedCollection(runtime.store, "api_keys", index_by="key_hash")
+    await keys.start()
+    runtime.api_keys = keys
+    # Campaigns and shared codes: validating an entered code reads neither per request.
+    campaigns = WatchedCollection(runtime.store, CAMPAIGNS)
+    shared = WatchedCollection(runtime.store, CODES, index_by="code", match={"kind": "shared"})
+    await campaigns.start()
+    await shared.start()
+    runtime.coupons.known_campaigns, runtime.coupons.shared_codes = campaigns, shared
 
     _observe_strategies(runtime, host)
 
     # Trained models: every instance loads the active version and follows activations.
-    from shopfront.recommend.models import ModelRegistry
-
-    registry = ModelRegistry(runtime.store, runtime.settings, metrics_of(runtime))
+    registry = ModelRegistry(runtime.store, runtime.settings, runtime.metrics)
     for hosted in host.strategies(StrategyKind.RECOMMENDER):
         if hosted.obj is not None:
             registry.attach(hosted.name, hosted.obj)
@@ -92,13 +170,12 @@ async def start_components(
     registry.slots = tuple(configured_slots(composer.slots))
     composer.tuning = lambda: registry.tuning
     await registry.start()  # also retrains on SHOPFRONT_TRAINING_INTERVAL_MINUTES, if set
-    runtime.components["models"] = registry
-    from shopfront.offers.promotions import PromotionBook, PromotionTypes, cart_pricer
+    runtime.models = registry
 
     # Stored promotions may be of the built-in types or of a type a loaded plugin registers.
     builtin_types = PromotionTypes.builtin()
     extra = [s for s in host.managed_promotion_types() if s.name not in builtin_types.names]
-    runtime.components["promotion_book"] = PromotionBook(
+    runtime.promotion_book = PromotionBook(
         runtime.store,
         runtime.settings,
         PromotionTypes([*(builtin_types.get(n) for n in builtin_types.names), *extra]),
@@ -106,7 +183,10 @@ async def start_components(
 
     # The engine's shipping fees come from the settings; a [shipping] table in the config
     # file overrides them per currency.
-    pricer = cart_pricer(runtime)
+    pricer = build_cart_pricer(
+        runtime.store, runtime.settings, runtime.promotion_book, runtime.coupons, snapshot
+    )
+    runtime.pricer = pricer
     fees = dict(pricer.shipping_fees)
     fees.update({cur: Money(amount, cur) for cur, amount in composer.shipping.items()})
     composer.pricer = replace(pricer, shipping_fees=fees)
@@ -127,7 +207,7 @@ async def start_components(
         on_replaced=replaced,
     )
     await follower.start()
-    runtime.components[PLUGIN_CONFIG] = follower
+    runtime.plugin_config = follower
 
     # Plugins hear about stored events and erasures through their hooks.
     async def plugins_on_event(event: Mapping[str, Any]) -> None:
@@ -136,17 +216,17 @@ async def start_components(
     async def plugin_state(user_id: str, sessions: Sequence[str]) -> int:
         return sum((await host.erase_user(user_id, sessions)).values())
 
-    async def plugin_export(user_id: str, sessions: Sequence[str]) -> privacy.PluginExport:
+    async def plugin_export(user_id: str, sessions: Sequence[str]) -> PluginExport:
         return await host.export_user(user_id, sessions)
 
     async def profile_loader(user_id: str, now: datetime) -> Profile | None:
         return await load_profile(runtime.store, user_id, now)
 
-    # Coupon validation and redemption read segment data through this component.
-    runtime.components.setdefault("profile_loader", profile_loader)
-    events.event_hooks(runtime.components).listeners.append(plugins_on_event)
-    privacy.privacy_hooks(runtime.components).erasers.append(plugin_state)
-    privacy.privacy_hooks(runtime.components).exporters.append(plugin_export)
+    if runtime.profile_loader is None:
+        runtime.profile_loader = profile_loader
+    runtime.event_hooks.listeners.append(plugins_on_event)
+    runtime.privacy_hooks.erasers.append(plugin_state)
+    runtime.privacy_hooks.exporters.append(plugin_export)
 
 
 def _observe_strategies(runtime: Runtime, host: PluginHost) -> None:
@@ -154,7 +234,7 @@ def _observe_strategies(runtime: Runtime, host: PluginHost) -> None:
     and the `plugins` query tell the same story."""
     from shopfront.platform.metrics import BreakerState as MetricState
 
-    metrics = metrics_of(runtime)
+    metrics = runtime.metrics
     if metrics is None:
         return
 
@@ -179,54 +259,59 @@ def _observe_strategies(runtime: Runtime, host: PluginHost) -> None:
 
 
 async def stop_components(runtime: Runtime) -> None:
-    from shopfront.recommend.models import ModelRegistry
-
-    follower = runtime.components.pop(PLUGIN_CONFIG, None)
-    if isinstance(follower, ConfigFollower):
+    follower, runtime.plugin_config = runtime.plugin_config, None
+    if follower is not None:
         await follower.stop()
 
-    registry = runtime.components.pop("models", None)
-    if isinstance(registry, ModelRegistry):
+    registry, runtime.models = runtime.models, None
+    if registry is not None:
         await registry.stop()
-    composer = runtime.components.pop("storefront", None)
-    if isinstance(composer, Storefront):
+    composer, runtime.storefront = runtime.storefront, None
+    if composer is not None:
         await composer.close()
-    host = runtime.components.pop("plugins", None)
-    if isinstance(host, PluginHost):
+    snapshot, runtime.catalog = runtime.catalog, None
+    if snapshot is not None:
+        await snapshot.close()
+    keys, runtime.api_keys = runtime.api_keys, None
+    if keys is not None:
+        await keys.close()
+    for watched in (runtime.coupons.known_campaigns, runtime.coupons.shared_codes):
+        if watched is not None:
+            await watched.close()
+    runtime.coupons.known_campaigns = runtime.coupons.shared_codes = None
+    host, runtime.plugins = runtime.plugins, None
+    if host is not None:
         await host.close()
-    erased = runtime.components.pop(ERASED_IDS, None)
-    if isinstance(erased, ErasedIds):
+    erased, runtime.erased = runtime.erased, None
+    if erased is not None:
         await erased.close()
 
 
 # -- wiring --------------------------------------------------------------------------------
 
-REGISTRY_COMPONENT = "experiments"
-RECORDER_COMPONENT = "exposures"
-
 
 async def start_experiments(runtime: Runtime) -> ExperimentRegistry:
     """Build this process's `ExperimentRegistry` (loaded, then polling every
     ``SHOPFRONT_EXPERIMENT_REFRESH_SECONDS``) and `ExposureRecorder` (at
-    ``SHOPFRONT_EXPOSURE_SAMPLE_RATE``) and register them as
-    ``runtime.components["experiments"]`` and ``["exposures"]``. Call it from the app's
+    ``SHOPFRONT_EXPOSURE_SAMPLE_RATE``) into ``runtime.experiments`` and
+    ``runtime.exposures``. Call it from the app's
     lifespan after the store opens; `stop_experiments` on shutdown."""
     settings = runtime.settings
     registry = ExperimentRegistry(
         runtime.store, refresh_seconds=settings.experiment_refresh_seconds
     )
     await registry.start()
-    runtime.components[REGISTRY_COMPONENT] = registry
-    runtime.components[RECORDER_COMPONENT] = ExposureRecorder(
-        runtime.store, sample_rate=settings.exposure_sample_rate
+    runtime.experiments = registry
+    runtime.exposures = ExposureRecorder(
+        runtime.store, sample_rate=settings.exposure_sample_rate, writer=runtime.writer
     )
     return registry
 
 
 async def stop_experiments(runtime: Runtime) -> None:
-    registry = runtime.components.pop(REGISTRY_COMPONENT, None)
-    runtime.components.pop(RECORDER_COMPONENT, None)
-    if isinstance(registry, ExperimentRegistry):
+    registry, runtime.experiments = runtime.experiments, None
+    runtime.exposures = None
+    if registry is not None:
         await registry.close()
 
 
@@ -234,8 +319,8 @@ async def reload_plugin_config(runtime: Runtime) -> int:
     """Re-read ``SHOPFRONT_CONFIG``, validate it against this instance's plugins, publish it
     for every instance and apply it here (SIGHUP to `shopfront serve` runs this): its version.
     Raises `ReloadError` with the reason when the file is refused (nothing changes)."""
-    follower = runtime.components.get(PLUGIN_CONFIG)
-    if not isinstance(follower, ConfigFollower):
+    follower = runtime.plugin_config
+    if follower is None:
         raise ReloadError("the plugin host is not running")
     path = runtime.settings.config_file
     if path is None:

@@ -361,12 +361,14 @@ class StorefrontClient:
 
     @property
     def host(self) -> PluginHost:
-        host: PluginHost = self.runtime.components["plugins"]
+        host = self.runtime.plugins
+        assert host is not None, "the app's lifespan has not started the plugin host"
         return host
 
     @property
     def composer(self) -> StorefrontComposer:
-        composer: StorefrontComposer = self.runtime.components["storefront"]
+        composer = self.runtime.storefront
+        assert composer is not None, "the app's lifespan has not started the storefront"
         return composer
 
     async def raw(

@@ -331,6 +331,28 @@ class ProductFilter:
             query["stock"] = {"$lte": 0}
         return query
 
+    def matches(self, p: Product) -> bool:
+        """`to_query` evaluated on one product (the in-memory catalog's filter)."""
+        if not self.include_inactive and not p.active:
+            return False
+        if self.ids is not None and p.id not in self.ids:
+            return False
+        if self.title_contains and self.title_contains.casefold() not in p.title.casefold():
+            return False
+        if self.category_path and tuple(p.category_path[: len(self.category_path)]) != tuple(
+            self.category_path
+        ):
+            return False
+        if self.brands is not None and p.brand not in self.brands:
+            return False
+        if self.min_price is not None and p.price.amount < self.min_price:
+            return False
+        if self.max_price is not None and p.price.amount > self.max_price:
+            return False
+        if self.currency is not None and p.price.currency != self.currency:
+            return False
+        return self.in_stock is None or p.in_stock is self.in_stock
+
 
 class CursorError(ValueError):
     """A pagination cursor was not one this service issued."""

@@ -160,7 +160,7 @@ class ExperimentRegistry:
 
     `assign` never touches the database. `refresh` reloads from MongoDB (the poller started
     by `start` calls it every ``refresh_seconds``); a failed refresh keeps the last snapshot.
-    Register one per process as ``runtime.components["experiments"]``.
+    Register one per process as ``Runtime.experiments``.
     """
 
     def __init__(self, store: Store, *, refresh_seconds: float = 5.0) -> None:

@@ -331,7 +331,7 @@ def _variant_from_doc(doc: Mapping[str, Any]) -> Variant:
 class KnownStrategies:
     """Strategy names the plugin host has loaded; ``None`` for a kind skips that check.
 
-    The GraphQL layer reads it from ``runtime.components[KNOWN_STRATEGIES]`` when present.
+    The GraphQL layer reads it from ``Runtime.known_strategies`` when set.
     """
 
     recommenders: frozenset[str] | None = None
@@ -343,9 +343,6 @@ class KnownStrategies:
         if any(k is None for k in kinds):
             return None
         return frozenset().union(*(k for k in kinds if k is not None))
-
-
-KNOWN_STRATEGIES = "known_strategies"
 
 
 def _fail(message: str) -> ExperimentError:

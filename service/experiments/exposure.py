@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from shopfront.platform.batch_writer import BatchWriter
 from shopfront.platform.store import (
     BulkWriteError,
     Store,
@@ -232,6 +233,7 @@ async def record_exposure(
     now: datetime,
     seen: FirstExposures | None = None,
     slot_assignments: Mapping[str, Assignment] | None = None,
+    writer: BatchWriter | None = None,
 ) -> ExposureResult:
     """Record what one storefront response served. Call it after the response is built (it
     writes; the storefront should not wait for it).
@@ -246,6 +248,8 @@ async def record_exposure(
 
     Pass `StorefrontOverrides.slot_assignments` as ``slot_assignments`` so the exposure log
     names the same experiment per slot as the stored recommendation document.
+
+    With ``writer`` (the instance's background writer) the writes are queued, not awaited.
     """
     if not 0 < sample_rate <= 1:
         raise ValueError(f"sample_rate must be above 0 and at most 1, got {sample_rate!r}")
@@ -272,7 +276,10 @@ async def record_exposure(
                     upsert=True,
                 )
             )
-        await _bulk_upsert(store.collection(ASSIGNMENTS), ops)
+        if writer is not None:
+            writer.submit(ASSIGNMENTS, ops)
+        else:
+            await _bulk_upsert(store.collection(ASSIGNMENTS), ops)
         first = len(ops)
         if seen is not None:
             for key in keys:
@@ -292,20 +299,31 @@ async def record_exposure(
         owner = next((a for a in assignments if a.changes_offers([o.strategy])), None)
         doc = offer_exposure_document(o, request_id, user_id, session_id, weight, owner, now)
         docs.append(UpdateOne({"_id": doc.pop("_id")}, {"$setOnInsert": doc}, upsert=True))
-    await _bulk_upsert(store.collection(EXPOSURES), docs)
+    if writer is not None:
+        writer.submit(EXPOSURES, docs)
+    else:
+        await _bulk_upsert(store.collection(EXPOSURES), docs)
     return ExposureResult(sampled=True, exposures_written=len(docs), first_exposures=first)
 
 
 class ExposureRecorder:
     """`record_exposure` with the service's sample rate and a per-process `FirstExposures`.
-    Register one per process as ``runtime.components["exposures"]``."""
+    Register one per process as ``Runtime.exposures``."""
 
-    def __init__(self, store: Store, *, sample_rate: float, first_exposure_cache: int = 100_000):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        sample_rate: float,
+        first_exposure_cache: int = 100_000,
+        writer: BatchWriter | None = None,
+    ):
         if not 0 < sample_rate <= 1:
             raise ValueError(f"sample_rate must be above 0 and at most 1, got {sample_rate!r}")
         self.store = store
         self.sample_rate = sample_rate
         self.seen = FirstExposures(first_exposure_cache)
+        self.writer = writer
 
     async def record(
         self,
@@ -333,4 +351,5 @@ class ExposureRecorder:
             now=now,
             seen=self.seen,
             slot_assignments=slot_assignments,
+            writer=self.writer,
         )

@@ -621,8 +621,17 @@ class PluginHost:
             raw = await plugin.loop.run(fn, strategy.timeout_s)
             value = validate(raw)
         except asyncio.CancelledError:
-            strategy.breaker.abandon()
-            raise
+            current = asyncio.current_task()
+            if current is None or current.cancelling():
+                strategy.breaker.abandon()
+                raise
+            # Not this call being cancelled but something it awaited (a shared read cut off
+            # elsewhere): the part is missing, the request goes on without it.
+            health.failures += 1
+            outcome, reason = "error", "error: cancelled"
+            log.warning(
+                "strategy %r of plugin %r: its awaited work was cancelled", name, plugin.name
+            )
         except TimeoutError:
             health.timeouts += 1
             outcome, reason = "timeout", f"timeout after {strategy.config.timeout_ms} ms"

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import tomllib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,7 +46,6 @@ log = logging.getLogger("shopfront.plugins.config")
 COLLECTION = "plugin_config"
 DOC_ID = "current"
 RESTART_SECTIONS = ("plugins", "slots", "shipping")
-COMPONENT = "plugin_config"  # the runtime component holding this instance's `ConfigFollower`
 
 
 @dataclass(frozen=True)
@@ -320,11 +319,6 @@ class ConfigFollower:
     async def reload_file(self, path: Path) -> int:
         """`reload_text` with the file at ``path`` (SIGHUP re-reads ``SHOPFRONT_CONFIG``)."""
         return await self.reload_text(read_config_file(path), str(path))
-
-
-def follower_of(components: Mapping[str, Any]) -> ConfigFollower | None:
-    follower = components.get(COMPONENT)
-    return follower if isinstance(follower, ConfigFollower) else None
 
 
 async def validate_and_publish(settings: Settings, store: Store, path: Path) -> int:

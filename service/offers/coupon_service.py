@@ -41,19 +41,8 @@ import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from shopfront.offers.contract import (
-    NotApplied,
-)
-from shopfront.offers.pricing import CouponPricing
-from shopfront.platform.config import Settings
-from shopfront.platform.money import Money
-from shopfront.platform.store import BulkWriteError, DuplicateKeyError, ReturnDocument, Store
-from shopfront.shoppers.context import RequestContext
-
-if TYPE_CHECKING:
-    from shopfront.runtime import Runtime
 from shopfront.offers.campaigns import (
     _SHARED_CODE,
     ALREADY_REDEEMED,
@@ -77,7 +66,11 @@ from shopfront.offers.campaigns import (
     new_code,
     normalize_code,
 )
+from shopfront.offers.contract import (
+    NotApplied,
+)
 from shopfront.offers.coupon_promotion import CouponPromotion, _not_applied
+from shopfront.offers.pricing import CouponPricing
 from shopfront.offers.redemption import (
     RedeemRequest,
     RedeemResult,
@@ -87,6 +80,11 @@ from shopfront.offers.redemption import (
     _KeyTaken,
     _Refused,
 )
+from shopfront.platform.config import Settings
+from shopfront.platform.money import Money
+from shopfront.platform.store import BulkWriteError, DuplicateKeyError, ReturnDocument, Store
+from shopfront.platform.watched import WatchedCollection
+from shopfront.shoppers.context import RequestContext
 
 # -- the service ---------------------------------------------------------------------------
 
@@ -97,6 +95,10 @@ class CouponService:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        # Campaigns and shared codes held in memory (set by the app's start-up): validating
+        # an entered code then costs no round trip. None: read them per request.
+        self.known_campaigns: WatchedCollection | None = None
+        self.shared_codes: WatchedCollection | None = None
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     @property
@@ -136,6 +138,8 @@ class CouponService:
         )
         if doc is None:
             raise CouponError(f"id: no campaign {campaign_id!r}")
+        if self.known_campaigns is not None:  # this instance's next answer shows the new terms
+            self.known_campaigns.put(doc)
         return Campaign.from_doc(doc)
 
     async def ensure_campaign(self, campaign: Campaign) -> Campaign:
@@ -291,18 +295,32 @@ class CouponService:
         wanted = wanted[:cap]
         if not wanted:
             return CouponPricing(refused=tuple(refused))
-        found = {
-            d["code"]: CodeRecord.from_doc(d)
-            for d in await self.codes.find({"code": {"$in": wanted}}).to_list(None)
-        }
+        found: dict[str, CodeRecord] = {}
+        if self.shared_codes is not None:
+            for code in wanted:
+                doc = self.shared_codes.find_by(code)
+                if doc is not None:
+                    found[code] = CodeRecord.from_doc(doc)
+        unknown = [c for c in wanted if c not in found]
+        if unknown:
+            for d in await self.codes.find({"code": {"$in": unknown}}).to_list(None):
+                found[d["code"]] = CodeRecord.from_doc(d)
         campaign_ids = sorted({c.campaign_id for c in found.values()})
-        campaigns = {
-            d["_id"]: Campaign.from_doc(d)
-            for d in await self.campaigns.find({"_id": {"$in": campaign_ids}}).to_list(None)
-        }
+        campaigns: dict[str, Campaign] = {}
+        if self.known_campaigns is not None:
+            for cid in campaign_ids:
+                doc = self.known_campaigns.get(cid)
+                if doc is not None:
+                    campaigns[cid] = Campaign.from_doc(doc)
+        unknown = [cid for cid in campaign_ids if cid not in campaigns]
+        if unknown:
+            for d in await self.campaigns.find({"_id": {"$in": unknown}}).to_list(None):
+                campaigns[d["_id"]] = Campaign.from_doc(d)
         usage: dict[str, int] = {}
-        if ctx.user_id:
-            keys = [_usage_id(cid, ctx.user_id) for cid in campaign_ids]
+        # The shopper's own usage matters only for campaigns with a per-shopper limit.
+        limited = [cid for cid, c in campaigns.items() if c.per_shopper_limit is not None]
+        if ctx.user_id and limited:
+            keys = [_usage_id(cid, ctx.user_id) for cid in limited]
             usage = {
                 d["campaign_id"]: int(d.get("count", 0))
                 for d in await self.store.collection(USAGE)
@@ -490,7 +508,21 @@ class CouponService:
                 raise _KeyTaken from None
 
         await db.in_transaction(work)
+        await self._refresh_known(record.campaign_id, record.code)
         return result
+
+    async def _refresh_known(self, campaign_id: str, code: str) -> None:
+        """After a redemption or release through this instance: its in-memory campaign and
+        shared code show the new counters at once (other instances get them by change
+        stream)."""
+        if self.known_campaigns is not None:
+            doc = await self.campaigns.find_one({"_id": campaign_id})
+            if doc is not None:
+                self.known_campaigns.put(doc)
+        if self.shared_codes is not None and self.shared_codes.find_by(code) is not None:
+            doc = await self.codes.find_one({"code": code})
+            if doc is not None:
+                self.shared_codes.put(doc)
 
     async def _per_shopper_limit(self, campaign_id: str, session: Any) -> int | None:
         doc = await self.campaigns.find_one(
@@ -591,7 +623,10 @@ class CouponService:
             )
             return True
 
-        return now if await db.in_transaction(work) else None
+        if not await db.in_transaction(work):
+            return None
+        await self._refresh_known(redemption.campaign_id, redemption.code)
+        return now
 
 
 def _now() -> datetime:
@@ -640,12 +675,3 @@ def _campaign_filter(campaign_id: str, amount: Money, now: datetime) -> dict[str
             ]
         },
     }
-
-
-def coupon_service(runtime: Runtime) -> CouponService:
-    """The runtime's coupon service, created on first use."""
-    service = runtime.components.get("coupons")
-    if not isinstance(service, CouponService):
-        service = CouponService(runtime.store, runtime.settings)
-        runtime.components["coupons"] = service
-    return service

@@ -25,6 +25,7 @@ that no longer validates is skipped with a warning (money paths fail closed).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import inspect
 import logging
@@ -33,10 +34,13 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from itertools import islice
+from typing import Any
 
+from shopfront.catalog.products import Product
+from shopfront.catalog.snapshot import CatalogSnapshot
 from shopfront.offers.contract import ProductScope, Promotion, PromotionSpec
-from shopfront.offers.coupon_service import CouponService, coupon_service
+from shopfront.offers.coupon_service import CouponService
 from shopfront.offers.pricing import CartPricer, NudgePolicy, shipping_fees
 from shopfront.offers.rules import RuleError, Segment, optional_datetime, text_value
 from shopfront.platform.config import Settings
@@ -46,10 +50,9 @@ from shopfront.platform.strategy_setup import StrategySetup
 from shopfront.shoppers.context import RequestContext
 from shopfront.shoppers.profile_view import Profile
 
-if TYPE_CHECKING:
-    from shopfront.runtime import Runtime
-
 log = logging.getLogger(__name__)
+
+MAX_SCAN = 20_000  # products an in-memory nudge search looks at per direction
 
 COLLECTION = "promotions"
 REVISIONS = "revisions"
@@ -321,9 +324,13 @@ class CatalogSuggester:
     then how close the price is to the missing amount, then id.
     """
 
-    def __init__(self, store: Store, pool: int = 40) -> None:
+    def __init__(
+        self, store: Store, pool: int = 40, snapshot: CatalogSnapshot | None = None
+    ) -> None:
         self.store = store
         self.pool = pool
+        # The in-memory catalog: the same pool from its price order, no query.
+        self.snapshot = snapshot
 
     async def __call__(
         self,
@@ -333,10 +340,12 @@ class CatalogSuggester:
         eligible: ProductScope,
         limit: int,
     ) -> list[str]:
+        target = missing.amount if missing is not None else 0
+        if self.snapshot is not None:
+            return self._from_memory(self.snapshot, ctx, target, eligible, limit)
         query = self._query(ctx, eligible)
         projection = {"_id": 0, "id": 1, "price": 1, "category_path": 1}
         coll = self.store.products
-        target = missing.amount if missing is not None else 0
         docs = (
             await coll.find({**query, "price.amount": {"$gte": target}}, projection)
             .sort("price.amount", 1)
@@ -362,6 +371,41 @@ class CatalogSuggester:
             return (-score, abs(int(doc["price"]["amount"]) - target), str(doc["id"]))
 
         return [str(d["id"]) for d in sorted(docs, key=rank)[:limit]]
+
+    def _from_memory(
+        self,
+        snapshot: CatalogSnapshot,
+        ctx: RequestContext,
+        target: int,
+        eligible: ProductScope,
+        limit: int,
+    ) -> list[str]:
+        """`__call__` over the snapshot's price order: the ``pool`` cheapest eligible products
+        at or above ``target`` (and the dearest below it when too few), ranked the same way.
+        At most `MAX_SCAN` products are looked at per direction (a scope that matches almost
+        nothing must not cost a pass over a large catalog)."""
+        prices, products = snapshot.in_price_order(ctx.currency)
+        in_cart = {line.product_id for line in ctx.cart_lines}
+
+        def fits(p: Product) -> bool:
+            return p.id not in in_cart and (eligible.everything or eligible.matches(p))
+
+        start = bisect.bisect_left(prices, target)
+        pool = [p for p in islice(products, start, start + MAX_SCAN) if fits(p)][: self.pool]
+        if len(pool) < limit and target > 0:
+            below = (products[i] for i in range(start - 1, max(-1, start - 1 - MAX_SCAN), -1))
+            pool += [p for p in below if fits(p)][: self.pool]
+        affinity = _affinities(ctx)
+
+        def rank(p: Product) -> tuple[float, int, str]:
+            path = p.category_path
+            score = max(
+                (affinity.get(" > ".join(path[:n]), 0.0) for n in range(1, len(path) + 1)),
+                default=0.0,
+            )
+            return (-score, abs(p.price.amount - target), p.id)
+
+        return [p.id for p in sorted(pool, key=rank)[:limit]]
 
     @staticmethod
     def _query(ctx: RequestContext, eligible: ProductScope) -> dict[str, Any]:
@@ -394,38 +438,27 @@ def _affinities(ctx: RequestContext) -> dict[str, float]:
 # -- wiring --------------------------------------------------------------------------------
 
 
-def promotion_book(runtime: Runtime) -> PromotionBook:
-    """The runtime's promotion book (built-in promotion types), created on first use."""
-    book = runtime.components.get("promotion_book")
-    if not isinstance(book, PromotionBook):
-        book = PromotionBook(runtime.store, runtime.settings, PromotionTypes.builtin())
-        runtime.components["promotion_book"] = book
-    return book
+def build_cart_pricer(
+    store: Store,
+    settings: Settings,
+    book: PromotionBook,
+    coupons: CouponService,
+    catalog: CatalogSnapshot | None = None,
+) -> CartPricer:
+    """The service's cart pricer: stored promotions (``book``), entered coupons, the built-in
+    best-deal stacking, catalog nudge suggestions, and the settings' shipping fees and nudge
+    closeness. The storefront composer binds it per request to plugin promotions (each under
+    its deadline and breaker) and the ``promotion_stacking`` hook."""
+    from shopfront.plugins.promotions import promotion_stacking
 
-
-def cart_pricer(runtime: Runtime) -> CartPricer:
-    """The runtime's cart pricer, created on first use: stored promotions, entered coupons,
-    the built-in best-deal stacking, catalog nudge suggestions, and the settings' shipping
-    fees and nudge closeness.
-
-    The plugin host replaces it (``runtime.components["cart_pricer"]``) with one that adds
-    plugin promotions, runs each promotion under its deadline and breaker, and asks the
-    ``promotion_stacking`` hook.
-    """
-    pricer = runtime.components.get("cart_pricer")
-    if not isinstance(pricer, CartPricer):
-        from shopfront.plugins.promotions import promotion_stacking
-
-        pricer = CartPricer(
-            promotions=promotion_book(runtime),
-            stacking=promotion_stacking,
-            coupons=coupon_service(runtime).resolve,
-            suggest=CatalogSuggester(runtime.store),
-            nudges=NudgePolicy.from_settings(runtime.settings),
-            shipping_fees=shipping_fees(runtime.settings),
-        )
-        runtime.components["cart_pricer"] = pricer
-    return pricer
+    return CartPricer(
+        promotions=book,
+        stacking=promotion_stacking,
+        coupons=coupons.resolve,
+        suggest=CatalogSuggester(store, snapshot=catalog),
+        nudges=NudgePolicy.from_settings(settings),
+        shipping_fees=shipping_fees(settings),
+    )
 
 
 # -- demo ----------------------------------------------------------------------------------

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Protocol
 
 from shopfront.platform.config import Settings
 from shopfront.platform.metrics import Metrics
-
-INGESTION_COMPONENT = "ingestion_gate"
 
 
 class Overloaded(Exception):
@@ -104,13 +102,14 @@ def ingestion_gate_for(settings: Settings, metrics: Metrics | None = None) -> Ad
     )
 
 
-class _HasComponents(Protocol):
-    components: dict[str, Any]
+class _HasIngestion(Protocol):
+    @property
+    def ingestion(self) -> AdmissionGate | None: ...
 
 
-def ingestion_gate(runtime: _HasComponents) -> AdmissionGate:
-    """The app's ingestion gate (the app lifespan registers it)."""
-    gate = runtime.components.get(INGESTION_COMPONENT)
-    if not isinstance(gate, AdmissionGate):
+def ingestion_gate(runtime: _HasIngestion) -> AdmissionGate:
+    """The app's ingestion gate (the app lifespan sets ``Runtime.ingestion``)."""
+    gate = runtime.ingestion
+    if gate is None:
         raise LookupError("no ingestion gate registered on this runtime")
     return gate

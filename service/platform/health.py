@@ -16,14 +16,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from shopfront.platform.metrics import Metrics
 from shopfront.platform.store import DatabaseUnavailable, Store
 
 log = logging.getLogger(__name__)
 
-COMPONENT = "health"
 
 Check = Callable[[], str | None]
 
@@ -130,10 +129,10 @@ class HealthMonitor:
             await task
 
 
-class _HasComponents(Protocol):
-    components: dict[str, Any]
+class _HasHealth(Protocol):
+    @property
+    def health(self) -> HealthMonitor | None: ...
 
 
-def health_of(runtime: _HasComponents) -> HealthMonitor | None:
-    found = runtime.components.get(COMPONENT)
-    return found if isinstance(found, HealthMonitor) else None
+def health_of(runtime: _HasHealth) -> HealthMonitor | None:
+    return runtime.health

@@ -17,8 +17,6 @@ from collections.abc import Callable
 
 from shopfront.platform.keys import ApiKey, hash_key
 
-COMPONENT = "key_cache"
-
 
 class KeyCache:
     def __init__(

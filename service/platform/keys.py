@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shopfront.platform.store import DuplicateKeyError, ReturnDocument, Store
+from shopfront.platform.watched import WatchedCollection
 
 
 class Role(enum.StrEnum):
@@ -83,9 +84,20 @@ async def create_key(store: Store, role: Role | str, name: str) -> tuple[ApiKey,
         return ApiKey.from_doc(doc), plaintext
 
 
-async def authenticate(store: Store, plaintext: str) -> ApiKey | None:
-    """The active key for ``plaintext``, or None when it is unknown or revoked."""
-    doc = await store.api_keys.find_one({"key_hash": hash_key(plaintext)})
+async def authenticate(
+    store: Store, plaintext: str, known: WatchedCollection | None = None
+) -> ApiKey | None:
+    """The active key for ``plaintext``, or None when it is unknown or revoked.
+
+    With ``known`` (the keys held in memory, indexed by ``key_hash``, current on every
+    instance) a known key costs no round trip; an unknown one is looked up (a key created a
+    moment ago, before its change arrived)."""
+    digest = hash_key(plaintext)
+    doc = known.find_by(digest) if known is not None else None
+    if doc is None:
+        doc = await store.api_keys.find_one({"key_hash": digest})
+        if doc is not None and known is not None:
+            known.put(doc)
     if doc is None or doc.get("revoked_at") is not None:
         return None
     return ApiKey.from_doc(doc)

@@ -1,8 +1,8 @@
 """Prometheus metrics: one `Metrics` object (with its own registry) per app.
 
 Every app gets a fresh `CollectorRegistry`, so many apps in one process (the tests) never
-collide on metric names. The app registers its `Metrics` as the runtime component
-``"metrics"``; other modules reach it with `metrics_of(runtime)` and record into the objects
+collide on metric names. The app keeps its `Metrics` on the runtime
+(``Runtime.metrics``); other modules reach it with `metrics_of(runtime)` and record into the objects
 below, whose names are a contract with dashboards:
 
 - GraphQL: ``shopfront_graphql_operations_total{operation,type,outcome}`` and
@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import threading
 from enum import IntEnum
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -36,8 +36,6 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-
-COMPONENT = "metrics"
 
 # Seconds; spans a cached in-memory answer (ms) to a request that hit a database deadline.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -198,6 +196,25 @@ class Metrics:
             registry=r,
         )
 
+        # -- the background writer (`platform.batch_writer`) ---------------------------------
+        self.write_queue_depth = Gauge(
+            "shopfront_write_queue_depth",
+            "Writes waiting for the background writer (served slots, exposures, ...).",
+            registry=r,
+        )
+        self.write_queue_dropped = Counter(
+            "shopfront_write_queue_dropped",
+            "Writes dropped because the background writer's queue was full, by collection.",
+            ["collection"],
+            registry=r,
+        )
+        self.write_batches = Counter(
+            "shopfront_write_batches",
+            "Batches the background writer sent, by collection and outcome (ok, error).",
+            ["collection", "outcome"],
+            registry=r,
+        )
+
         # -- ingestion and models ----------------------------------------------------------
         self.ingestion_events = Counter(
             "shopfront_ingestion_events",
@@ -275,11 +292,11 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
-class _HasComponents(Protocol):
-    components: dict[str, Any]
+class _HasMetrics(Protocol):
+    @property
+    def metrics(self) -> Metrics | None: ...
 
 
-def metrics_of(runtime: _HasComponents) -> Metrics | None:
+def metrics_of(runtime: _HasMetrics) -> Metrics | None:
     """The app's `Metrics`, or None for a runtime built without them (unit tests)."""
-    found = runtime.components.get(COMPONENT)
-    return found if isinstance(found, Metrics) else None
+    return runtime.metrics

@@ -33,8 +33,6 @@ from shopfront.platform.client_address import bucket_key
 from shopfront.platform.config import Settings
 from shopfront.platform.keys import Role
 
-COMPONENT = "rate_limiter"
-
 
 @dataclass(frozen=True)
 class Budget:

@@ -19,6 +19,7 @@ from pymongo import (
     ASCENDING,
     DESCENDING,
     IndexModel,
+    InsertOne,
     ReadPreference,
     ReturnDocument,
     UpdateOne,
@@ -45,6 +46,7 @@ __all__ = [
     "DuplicateKeyError",
     "ExecutionTimeout",
     "IndexModel",
+    "InsertOne",
     "OperationFailure",
     "PyMongoError",
     "ReturnDocument",
@@ -551,3 +553,18 @@ async def aggregate(
         cursor = await cursor
     docs: list[dict[str, Any]] = await cursor.to_list(None)
     return docs
+
+
+async def open_change_stream(
+    collection: Collection, pipeline: list[dict[str, Any]] | None = None, **options: Any
+) -> Any:
+    """A change stream on ``collection``, with either driver (PyMongo's async ``watch`` is a
+    coroutine, motor's returns the stream). Read it with ``try_next()``, ``close()`` it when
+    done. The first ``try_next()`` raises `OperationFailure` where the server has no change
+    streams (a standalone mongod)."""
+    import inspect
+
+    stream = collection.watch(pipeline, **options)
+    if inspect.isawaitable(stream):
+        stream = await stream
+    return stream

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +30,6 @@ from shopfront.shoppers import privacy
 
 log = logging.getLogger(__name__)
 
-COMPONENT = "erased_ids"
 # A tombstone written with a clock a little behind ours is still seen by the next refresh.
 _CLOCK_SKEW = timedelta(minutes=5)
 
@@ -122,9 +121,3 @@ class ErasedIds:
 
 def _short(tombstone: str) -> int:
     return int(tombstone[:16], 16)
-
-
-def erased_ids_of(components: Mapping[str, Any]) -> ErasedIds | None:
-    """The running instance's `ErasedIds`, if started."""
-    found = components.get(COMPONENT)
-    return found if isinstance(found, ErasedIds) else None

@@ -42,7 +42,7 @@ import hashlib
 import logging
 import secrets
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -105,17 +105,6 @@ class EventHooks:
     event document after its batch is written (failures are logged, never fail ingestion)."""
 
     listeners: list[EventListener] = field(default_factory=list)
-
-
-EVENT_HOOKS = "event_hooks"
-
-
-def event_hooks(components: MutableMapping[str, Any]) -> EventHooks:
-    """The registry kept in ``Runtime.components`` (created on first use)."""
-    hooks = components.setdefault(EVENT_HOOKS, EventHooks())
-    if not isinstance(hooks, EventHooks):
-        raise TypeError(f"runtime component {EVENT_HOOKS!r} is not EventHooks")
-    return hooks
 
 
 # -- validation --------------------------------------------------------------------------------

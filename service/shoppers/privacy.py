@@ -30,7 +30,7 @@ import hashlib
 import ipaddress
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -264,17 +264,6 @@ class PrivacyHooks:
 
     erasers: list[Eraser] = field(default_factory=list)
     exporters: list[Exporter] = field(default_factory=list)
-
-
-PRIVACY_HOOKS = "privacy_hooks"
-
-
-def privacy_hooks(components: MutableMapping[str, Any]) -> PrivacyHooks:
-    """The registry kept in ``Runtime.components`` (created on first use)."""
-    hooks = components.setdefault(PRIVACY_HOOKS, PrivacyHooks())
-    if not isinstance(hooks, PrivacyHooks):
-        raise TypeError(f"runtime component {PRIVACY_HOOKS!r} is not PrivacyHooks")
-    return hooks
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shopfront.catalog.products import Product
+from shopfront.catalog.snapshot import CatalogSnapshot
 from shopfront.experiments.assignment import Assignment, ExperimentRegistry
 from shopfront.experiments.definitions import ExperimentError
 from shopfront.experiments.exposure import ExposureRecorder, ServedItem, ServedOffer, ServedSlot
@@ -117,6 +118,8 @@ class Storefront:
         self.slots = slots_from_config(cfg.slots, cfg.source)
         self.shipping = shipping_from_config(cfg.shipping, cfg.source)
         self.served = RecommendationLog(store)
+        # The in-memory catalog; set by `start_components` (None: read the collection).
+        self.catalog: CatalogSnapshot | None = None
         # The pricing engine (shopfront.offers.pricing); set by `start_components`.
         self.pricer: CartPricer | None = None
         # Set by the app once experiments are loaded (shopfront.experiments.definitions); None: no
@@ -298,7 +301,9 @@ class Storefront:
         overrides = self._overrides(self._assign(req, now), slots)
         if overrides is not None:
             slots = list(overrides.slots)
-        catalog = RequestCatalog(loader or product_loader(self.store), asyncio.get_running_loop())
+        catalog = RequestCatalog(
+            loader or product_loader(self.store, self.catalog), asyncio.get_running_loop()
+        )
         degraded: list[Degradation] = []
         page_ids = [req.product_id] if req.product_id else []
         page_ids += [line.product_id for line in req.cart_lines]
@@ -646,6 +651,10 @@ class Storefront:
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await self.served.flush()
+        # ... including what went to the instance's background writer.
+        exposure_writer = self.exposures.writer if self.exposures is not None else None
+        for writer in dict.fromkeys(w for w in (self.served.writer, exposure_writer) if w):
+            await writer.flush()
 
     async def close(self) -> None:
         if self._background:

@@ -7,7 +7,8 @@ import contextlib
 import logging
 from typing import Any
 
-from shopfront.platform.store import PyMongoError, Store
+from shopfront.platform.batch_writer import BatchWriter
+from shopfront.platform.store import InsertOne, PyMongoError, Store
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +27,19 @@ class RecommendationLog:
     path. Attribution reads these later, so a delay of a fraction of a second costs nothing,
     while one write per request would double the storefront's database load."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, writer: BatchWriter | None = None) -> None:
         self._store = store
+        # The instance's background writer, when running: served slots go to its queue.
+        self.writer = writer
         self._buffer: list[dict[str, Any]] = []
         self._timer: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.dropped = 0
 
     def add(self, docs: list[dict[str, Any]]) -> None:
+        if self.writer is not None:
+            self.writer.submit(RECOMMENDATIONS, [InsertOne(d) for d in docs])
+            return
         self._buffer.extend(docs)
         overflow = len(self._buffer) - RECORD_BACKLOG
         if overflow > 0:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from shopfront.catalog.products import Product, get_products
+from shopfront.catalog.snapshot import CatalogSnapshot
 from shopfront.platform.store import Store
 from shopfront.shoppers.profile_view import Profile
 from strawberry.dataloader import DataLoader
@@ -42,11 +43,20 @@ class FunctionProfileSource:
 # -- the catalog, per request -------------------------------------------------------------
 
 
-def product_loader(store: Store) -> DataLoader[str, Product | None]:
-    """A per-request DataLoader over `catalog.get_products`: one round trip per batch."""
+def product_loader(
+    store: Store, snapshot: CatalogSnapshot | None = None
+) -> DataLoader[str, Product | None]:
+    """A per-request DataLoader over the in-memory catalog (``snapshot``; only ids it does not
+    know yet are read through), or over `catalog.get_products` without one: one round trip
+    per batch."""
 
     async def batch(ids: list[str]) -> list[Product | None]:
-        found = await get_products(store, ids)
+        if snapshot is not None:
+            found = snapshot.get_many(ids)
+            if len(found) < len(ids):
+                found = await snapshot.lookup(ids)
+        else:
+            found = await get_products(store, ids)
         return [found.get(i) for i in ids]
 
     return DataLoader(load_fn=batch, max_batch_size=MAX_LOOKUP)
@@ -67,7 +77,10 @@ class RequestCatalog:
         self._loop = loop
 
     async def _load(self, ids: list[str]) -> list[Product | None]:
-        return list(await self._loader.load_many(ids))
+        # The loader's futures are shared by everything in the request that asks for the same
+        # product: a strategy cancelled at its deadline stops waiting, but must not cancel
+        # the read the rest of the request is waiting on too.
+        return list(await asyncio.shield(self._loader.load_many(ids)))
 
     async def get_many(self, ids: Sequence[str]) -> Mapping[str, Product]:
         """Products by id (inactive ones included; unknown ids left out). A strategy may ask

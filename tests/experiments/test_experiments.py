@@ -756,7 +756,7 @@ async def test_experiments_through_graphql(
         "{ status trafficRange { start end } } }"
     )
     registry = ExperimentRegistry(app.state.runtime.store)
-    app.state.runtime.components[wiring.REGISTRY_COMPONENT] = registry
+    app.state.runtime.experiments = registry
     inside = next(f"u{i}" for i in range(100) if assignment.layer_bucket("default", f"u{i}") < 5000)
     assert registry.assign(inside, datetime.now(UTC)) == []
     res = await graphql(start, {"id": created["id"]})
@@ -797,13 +797,13 @@ async def test_runtime_wiring(store: Store, settings: Settings) -> None:
     runtime = Runtime(settings=settings, store=store)
     registry = await wiring.start_experiments(runtime)
     try:
-        assert runtime.components[wiring.REGISTRY_COMPONENT] is registry and registry.loaded
-        recorder = runtime.components[wiring.RECORDER_COMPONENT]
+        assert runtime.experiments is registry and registry.loaded
+        recorder = runtime.exposures
         assert isinstance(recorder, exposure.ExposureRecorder)
         assert recorder.sample_rate == settings.exposure_sample_rate
     finally:
         await wiring.stop_experiments(runtime)
-    assert wiring.REGISTRY_COMPONENT not in runtime.components
+    assert runtime.experiments is None and runtime.exposures is None
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,6 @@ from shopfront.cli import main
 from shopfront.extend.reload import (
     ConfigFollower,
     ReloadError,
-    follower_of,
     publish_config,
     read_published,
 )
@@ -129,7 +128,7 @@ async def _instances(
 
 
 def _follower(sf: StorefrontClient) -> ConfigFollower:
-    follower = follower_of(sf.runtime.components)
+    follower = sf.runtime.plugin_config
     assert follower is not None
     return follower
 

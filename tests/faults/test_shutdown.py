@@ -63,7 +63,8 @@ def storefront_key_in(db_server: EmbeddedMongo) -> Iterator[str]:
 
 
 def _hold_next_find(uri: str, ms: int) -> None:
-    """The next `find` on the server (the slow request's key lookup) is held for ``ms``."""
+    """The next `find` on the server (the slow request's read of a product the instance has
+    not seen) is held for ``ms``."""
 
     async def configure(store: Any) -> None:
         await store.client.admin.command(
@@ -127,7 +128,7 @@ def test_sigterm_drains_in_flight_requests_then_closes_the_store(
             try:
                 outcome["response"] = httpx.post(
                     f"{base}/graphql",
-                    json={"query": "{ products(first: 1) { nodes { id } } }"},
+                    json={"query": '{ product(id: "never-stored") { id } }'},
                     headers={"authorization": f"Bearer {storefront_key_in}"},
                     timeout=30,
                 )
@@ -157,7 +158,7 @@ def test_sigterm_drains_in_flight_requests_then_closes_the_store(
         assert "error" not in outcome, outcome
         response = outcome["response"]
         assert response.status_code == 200
-        assert response.json() == {"data": {"products": {"nodes": []}}}
+        assert response.json() == {"data": {"product": None}}
         # uvicorn re-raises the signal once it has shut down cleanly, so the parent sees the
         # process end by SIGTERM; the log below shows the shutdown ran to completion.
         assert proc.wait(30) in (0, -signal.SIGTERM)
@@ -203,9 +204,9 @@ class _Flushes:
 async def test_component_close_is_bounded_by_the_drain_budget(settings: Any, store: Any) -> None:
     runtime = Runtime(settings=settings, store=store)
     flushes = _Flushes()
-    runtime.components["buffer"] = flushes
+    runtime.closables.append(flushes)
     stuck = _Hangs()
-    runtime.components["stuck"] = stuck  # closed first (newest first), and cut off
+    runtime.closables.append(stuck)  # closed first (newest first), and cut off
     # Without the budget this would never return; the outer bound only guards the test.
     await asyncio.wait_for(close_components(runtime, 0.3), timeout=60)
     assert stuck.cancelled

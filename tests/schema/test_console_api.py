@@ -4,6 +4,7 @@ switching a promotion on and off."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -209,7 +210,7 @@ query($f: ProductFilterInput) { products(filter: $f, first: 10) { nodes { id } }
 async def test_products_by_title_for_merchants(
     store: Store, storefront_client: StorefrontClientFactory
 ) -> None:
-    _, merchant, storefront = await _shop(store, storefront_client)
+    sf, merchant, storefront = await _shop(store, storefront_client)
     await upsert_products(
         store,
         [
@@ -219,6 +220,12 @@ async def test_products_by_title_for_merchants(
             product_doc("t4", title="Runner 200", active=False),
         ],
     )
+    # Written straight to the collection: the instance's in-memory catalog has them once
+    # their change arrives (within 2 s).
+    catalog = sf.runtime.catalog
+    assert catalog is not None
+    async with asyncio.timeout(2):
+        await catalog.wait_until(lambda c: c.get("t4") is not None)
 
     async def ids(text: str, **more: Any) -> list[str]:
         res = await merchant(TITLES, {"f": {"titleContains": text, **more}})

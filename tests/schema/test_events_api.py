@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from shopfront.platform.store import USER_DATA, Store
-from shopfront.shoppers import privacy
 from shopfront.testing import GraphQLCall, ShopperTokenFactory
 from starlette.applications import Starlette
 
@@ -283,7 +282,7 @@ async def test_export_and_erase_through_graphql(
         forgotten.append(user_id)
         return 2
 
-    privacy.privacy_hooks(app.state.runtime.components).erasers.append(plugin_eraser)
+    app.state.runtime.privacy_hooks.erasers.append(plugin_eraser)
 
     denied = await graphql(EXPORT, {"u": "u1"}, key=storefront_key)
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"

@@ -50,7 +50,7 @@ async def test_models_lists_versions_and_activate_rolls_back(
     registry = ModelRegistry(store, settings)
     registry.attach("trending", trending.create(setup("trending")))
     await registry.refresh()
-    runtime.components["models"] = registry
+    runtime.models = registry
 
     listed = (await graphql(LIST))["data"]["models"]["nodes"]
     assert [v["version"] for v in listed] == [new, old]

@@ -42,7 +42,7 @@ class ComposeCounter:
     """Counts storefront compositions (the resolver's work) on a running app."""
 
     def __init__(self, svc: Service) -> None:
-        composer = svc.app.state.runtime.components["storefront"]
+        composer = svc.app.state.runtime.storefront
         self.calls = 0
         original = composer.compose
 

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import pytest
-from shopfront.catalog import products as catalog
+from shopfront.catalog.snapshot import CatalogSnapshot
 from shopfront.platform.admission import Overloaded
 from shopfront.schema.limits import DocumentCache, strip_suggestions
 
@@ -34,8 +34,12 @@ async def assert_refused_without_db(svc: Service, query: str, code: str) -> dict
 async def test_normal_query_passes_and_reaches_the_database(service: Service) -> None:
     finds = await service.db_commands("find")
     body = await service.gql(PRODUCTS, key=service.storefront)
-    assert body == {"data": {"products": {"nodes": []}}}
-    assert await service.db_commands("find") > finds  # the control for the tests below
+    assert body == {"data": {"products": {"nodes": []}}}  # from the in-memory catalog
+    # A product this instance has not seen is read from the database: the control for the
+    # tests below, which must be refused before any read.
+    body = await service.gql('{ product(id: "never-stored") { id } }', key=service.storefront)
+    assert body == {"data": {"product": None}}
+    assert await service.db_commands("find") > finds
 
 
 async def test_depth_limit_counts_through_fragments(service_with: ServiceFactory) -> None:
@@ -262,10 +266,10 @@ async def test_batches_are_bounded(service_with: ServiceFactory) -> None:
 async def test_internal_errors_are_masked_with_the_request_id(
     service: Service, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def broken(*args: Any, **kwargs: Any) -> Any:
+    def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret detail: connection string mongodb://admin:pw@db")
 
-    monkeypatch.setattr(catalog, "list_products", broken)
+    monkeypatch.setattr(CatalogSnapshot, "page", broken)
     with caplog.at_level(logging.ERROR, logger="shopfront.graphql"):
         resp = await service.client.post(
             "/graphql",
@@ -285,10 +289,10 @@ async def test_internal_errors_are_masked_with_the_request_id(
 async def test_overloaded_maps_to_503_with_retry_after(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def full(*args: Any, **kwargs: Any) -> Any:
+    def full(*args: Any, **kwargs: Any) -> Any:
         raise Overloaded("ingestion", 3)
 
-    monkeypatch.setattr(catalog, "list_products", full)
+    monkeypatch.setattr(CatalogSnapshot, "page", full)
     resp = await service.post(PRODUCTS, key=service.merchant)
     assert resp.status_code == 503
     assert resp.headers["retry-after"] == "3"

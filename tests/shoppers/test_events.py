@@ -271,14 +271,6 @@ async def test_listeners_see_stored_events_and_cannot_break_ingestion(shop: Stor
     assert seen[0]["user_id"] == "u1" and seen[0]["type"] == "view"
 
 
-async def test_registry_lives_in_runtime_components() -> None:
-    components: dict[str, Any] = {}
-    hooks = events.event_hooks(components)
-    assert events.event_hooks(components) is hooks and hooks.listeners == []
-    with pytest.raises(TypeError):
-        events.event_hooks({events.EVENT_HOOKS: object()})
-
-
 # -- consent -----------------------------------------------------------------------------------
 
 
