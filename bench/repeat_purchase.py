@@ -47,8 +47,8 @@ from shopfront.recommend.evaluation import (
     context,
     split_next_basket,
 )
+from shopfront.recommend.fitting import fit_all
 from shopfront.recommend.interactions import Interactions
-from shopfront.recommend.training import fit_all
 from shopfront.recommend.tuning import tune
 
 from bench.synthetic import repeat_shop

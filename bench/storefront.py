@@ -95,7 +95,8 @@ async def seed_behaviour(
     """Shoppers' histories through the real ingestion, then one training run, so the built-in
     recommenders serve what they would in a live shop."""
     from shopfront.demo.data import generate_history
-    from shopfront.recommend.training import builtin_recommenders, train
+    from shopfront.recommend.fitting import builtin_recommenders
+    from shopfront.recommend.training import train
     from shopfront.shoppers.events import ingest_events
 
     history = sorted(

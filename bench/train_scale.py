@@ -107,7 +107,7 @@ async def through_embedded_server(data: TrainingData) -> TrainingData:
     `load_training_data` with default settings (timed)."""
     from shopfront.platform.embedded import EmbeddedMongo
     from shopfront.platform.store import deadline, open_store
-    from shopfront.recommend.training import load_training_data
+    from shopfront.recommend.fitting import load_training_data
 
     settings = Settings()
     with EmbeddedMongo(":memory:") as server:

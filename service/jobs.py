@@ -12,13 +12,8 @@ from shopfront.platform.config import Settings
 from shopfront.platform.store import Store
 from shopfront.recommend.contract import Slot
 from shopfront.recommend.evaluation import evaluate_shop
-from shopfront.recommend.training import (
-    TrainResult,
-    builtin_recommenders,
-    load_training_data,
-    train,
-    tune_shop,
-)
+from shopfront.recommend.fitting import builtin_recommenders, load_training_data
+from shopfront.recommend.training import TrainResult, train, tune_shop
 from shopfront.storefront.slots import configured_slots as slots_of
 from shopfront.storefront.slots import slots_from_config
 

@@ -7,6 +7,7 @@ runs (domain modules never start anything themselves).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -35,6 +36,7 @@ from shopfront.platform.ratelimit import RateLimiter
 from shopfront.platform.store import Store
 from shopfront.platform.watched import WatchedCollection
 from shopfront.recommend.models import ModelRegistry
+from shopfront.recommend.training import scheduled_training
 from shopfront.shoppers.erased import ErasedIds
 from shopfront.shoppers.events import EventHooks
 from shopfront.shoppers.identity import ShopperTokens
@@ -169,7 +171,9 @@ async def start_components(
     # Scheduled training tunes the configured slots; every request serves the loaded tuning.
     registry.slots = tuple(configured_slots(composer.slots))
     composer.tuning = lambda: registry.tuning
-    await registry.start()  # also retrains on SHOPFRONT_TRAINING_INTERVAL_MINUTES, if set
+    await registry.start()
+    if runtime.settings.training_interval_minutes > 0:  # in-service retraining, lease-locked
+        registry.keep(asyncio.create_task(scheduled_training(registry), name="models-training"))
     runtime.models = registry
 
     # Stored promotions may be of the built-in types or of a type a loaded plugin registers.

@@ -114,7 +114,8 @@ async def prepare_demo(
     from shopfront.demo.data import seed_demo
     from shopfront.demo.experiment import simulate_experiment
     from shopfront.offers.promotions import seed_demo_promotions
-    from shopfront.recommend.training import builtin_recommenders, train
+    from shopfront.recommend.fitting import builtin_recommenders
+    from shopfront.recommend.training import train
 
     report = progress or (lambda stage, done: None)
     if await store.products.estimated_document_count() == 0:

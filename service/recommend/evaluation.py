@@ -394,7 +394,7 @@ async def evaluate_shop(
 ) -> list[dict[str, float | str | int | None]]:
     """Split the shop's events in time, fit the built-in strategies on the earlier part, and
     score each strategy and the default blend on what shoppers did afterwards."""
-    from shopfront.recommend.training import builtin_recommenders, fit_all, load_training_data
+    from shopfront.recommend.fitting import builtin_recommenders, fit_all, load_training_data
 
     data = await load_training_data(
         store, window_days=settings.training_window_days, progress=progress

@@ -336,19 +336,17 @@ class ModelRegistry:
 
     async def start(self) -> None:
         """Load the active version (a failure is logged, not fatal: the service serves
-        untrained strategies' fallbacks), then keep polling and, if configured, retraining."""
+        untrained strategies' fallbacks), then keep polling for newly activated versions."""
         try:
             await self.refresh()
         except Exception as exc:  # the poller will retry
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("could not load the active model version: %s", self.last_error)
         self._tasks.append(asyncio.create_task(self._poll(), name="models-poll"))
-        if self.settings.training_interval_minutes > 0:
-            from shopfront.recommend.training import scheduled_training
 
-            self._tasks.append(
-                asyncio.create_task(scheduled_training(self), name="models-training")
-            )
+    def keep(self, task: asyncio.Task[None]) -> None:
+        """Stop ``task`` with the registry (the in-service training schedule runs beside it)."""
+        self._tasks.append(task)
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -168,7 +168,7 @@ async def shop_report(
 ) -> ShopReport:
     """Offline metrics (each strategy, the default blend, the tuned HOME blend) on a time
     split, and the HOME signals on the whole history (see the module docstring)."""
-    from shopfront.recommend.training import builtin_recommenders, fit_all, load_training_data
+    from shopfront.recommend.fitting import builtin_recommenders, fit_all, load_training_data
 
     data = await load_training_data(
         store, window_days=settings.training_window_days, progress=progress

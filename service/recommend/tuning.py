@@ -289,7 +289,7 @@ async def tune(
     ``recommenders`` are fitted here on the part before the cut: pass instances that are not
     serving (`shopfront.recommend.training.builtin_recommenders` builds fresh ones).
     """
-    from shopfront.recommend.training import fit_all
+    from shopfront.recommend.fitting import fit_all
 
     events = data.interactions
     repeat = learn_repeatability(events, data.products)

@@ -19,7 +19,8 @@ from shopfront.demo.setup import prepare_demo
 from shopfront.platform.config import Settings
 from shopfront.platform.embedded import free_port
 from shopfront.platform.store import open_store
-from shopfront.recommend.training import builtin_recommenders, train
+from shopfront.recommend.fitting import builtin_recommenders
+from shopfront.recommend.training import train
 from shopfront.testing import test_settings
 
 T = TypeVar("T")

@@ -18,14 +18,9 @@ from shopfront.platform.metrics import Metrics
 from shopfront.platform.store import Store
 from shopfront.plugins.recommenders import also_viewed, trending
 from shopfront.recommend import models
+from shopfront.recommend.fitting import builtin_recommenders, load_training_data
 from shopfront.recommend.models import ModelRegistry, decode, encode
-from shopfront.recommend.training import (
-    TrainingLock,
-    builtin_recommenders,
-    load_training_data,
-    train,
-    train_under_lock,
-)
+from shopfront.recommend.training import TrainingLock, scheduled_training, train, train_under_lock
 
 from tests.plugins.recommenders.kit import NOW, event, product, request, setup, slot
 from tests.waiting import eventually
@@ -330,6 +325,8 @@ async def test_the_in_service_scheduler_retrains_and_serves_the_new_version(
     serving = also_viewed.create(setup("also_viewed"))
     registry.attach("also_viewed", serving)
     await registry.start()  # nothing to load yet: untrained strategies serve nothing
+    # as the app's lifespan does when SHOPFRONT_TRAINING_INTERVAL_MINUTES is set
+    registry.keep(asyncio.create_task(scheduled_training(registry)))
     try:
         assert await answer(serving) == []
         await eventually(lambda: registry.loaded is not None, "the scheduler trained a model")

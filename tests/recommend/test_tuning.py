@@ -13,14 +13,14 @@ from shopfront.cli import main
 from shopfront.platform.config import Settings
 from shopfront.platform.store import Store
 from shopfront.recommend.contract import Slot
-from shopfront.recommend.interactions import Interactions
-from shopfront.recommend.models import ModelRegistry
-from shopfront.recommend.training import (
+from shopfront.recommend.fitting import (
     TrainingDeadlineExceeded,
     builtin_recommenders,
     load_training_data,
-    train,
 )
+from shopfront.recommend.interactions import Interactions
+from shopfront.recommend.models import ModelRegistry
+from shopfront.recommend.training import train
 from shopfront.recommend.tuning import (
     Repeatability,
     SlotChoice,

@@ -12,7 +12,8 @@ from shopfront.catalog.products import upsert_products
 from shopfront.platform.config import Settings
 from shopfront.platform.keys import Role, create_key
 from shopfront.platform.store import Store
-from shopfront.recommend.training import builtin_recommenders, load_training_data, train
+from shopfront.recommend.fitting import builtin_recommenders, load_training_data
+from shopfront.recommend.training import train
 from shopfront.shoppers.events import ingest_events
 from shopfront.testing import StorefrontClientFactory
 

@@ -17,7 +17,8 @@ from shopfront.platform.store import Store
 from shopfront.plugins.recommenders.blend import blend
 from shopfront.recommend.contract import Slot
 from shopfront.recommend.evaluation import MemoryCatalog, ranking_metrics
-from shopfront.recommend.training import builtin_recommenders, load_training_data, train, tune_shop
+from shopfront.recommend.fitting import builtin_recommenders, load_training_data
+from shopfront.recommend.training import train, tune_shop
 from shopfront.shoppers.context import PageType, RequestContext
 from shopfront.shoppers.events import ingest_events
 from shopfront.shoppers.profiles import load_profile
