@@ -10,6 +10,8 @@ from shopfront.platform.batch_writer import BatchWriter
 from shopfront.platform.metrics import Metrics
 from shopfront.platform.store import InsertOne, Store, UpdateOne
 
+from tests.waiting import eventually
+
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float:
     value = metrics.registry.get_sample_value(name, labels)
@@ -54,6 +56,22 @@ async def test_a_full_queue_drops_and_says_so(
     assert await store.collection("served").count_documents({}) == 3
     assert not writer.submit("served", [InsertOne({"_id": 5})])
     assert writer.dropped == 3
+
+
+async def test_writes_land_on_their_own_without_a_shutdown(store: Store) -> None:
+    """What a crash can lose is bounded: queued writes reach the database by themselves
+    (after ``interval_s``, or at once when a batch is full), no flush or shutdown needed."""
+    writer = BatchWriter(store, interval_s=0.05, batch_size=100)
+    writer.submit("served", [InsertOne({"_id": i}) for i in range(5)])
+
+    async def landed(n: int) -> bool:
+        return await store.collection("served").count_documents({}) == n
+
+    await eventually(lambda: landed(5), "the timer wrote the queued batch")
+    writer.submit("served", [InsertOne({"_id": 100 + i}) for i in range(100)])  # a full batch
+    await eventually(lambda: landed(105), "a full batch was written at once")
+    assert writer.pending == 0
+    await writer.aclose()
 
 
 def test_bounds_must_make_sense(store: Store) -> None:
