@@ -67,7 +67,9 @@ SHOE = {
     "categoryPath": ["Shoes"],
     "brand": "Stride",
 }
-UPSERT_PRODUCTS = "mutation($p: [ProductInput!]!) { upsertProducts(products: $p) { status } }"
+UPSERT_PRODUCTS = (
+    "mutation($p: [ProductInput!]!) { upsertProducts(input: {products: $p}) { status } }"
+)
 PRODUCT = 'query { product(id: "shoe") { price { amount } } }'
 UPSERT_PROMOTION = "mutation($input: PromotionInput!) { upsertPromotion(input: $input) { id } }"
 
@@ -103,7 +105,7 @@ async def test_catalog_promotion_and_model_changes_reach_both(
     # A model version activated through A is loaded by B.
     old, _new = await two_versions(store, settings)
     res = await a.call(
-        "mutation($v: String!) { activateModel(version: $v) { version } }", {"v": old}
+        "mutation($v: String!) { activateModel(input: {version: $v}) { version } }", {"v": old}
     )
     assert res["data"]["activateModel"]["version"] == old, res
 
@@ -125,7 +127,9 @@ async def test_a_single_use_code_is_redeemed_once_across_instances(two: list[Ins
         "discount": {"kind": "FIXED", "amount": eur(500)},
     }
     assert "errors" not in await a.call(CREATE, {"input": body})
-    res = await a.call('mutation { generateCouponCodes(campaign: "once", count: 1) { generated } }')
+    res = await a.call(
+        'mutation { generateCouponCodes(input: {campaignId: "once", count: 1}) { generated } }'
+    )
     assert res["data"]["generateCouponCodes"]["generated"] == 1
     code = (await a.runtime.store.collection("coupon_codes").find_one({"campaign_id": "once"}))[
         "code"

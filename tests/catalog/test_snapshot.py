@@ -19,7 +19,9 @@ from shopfront.platform.store import Store
 from shopfront.runtime import Runtime
 from shopfront.testing import GraphQLCall, graphql_caller
 
-UPSERT = """mutation($p: [ProductInput!]!) { upsertProducts(products: $p) { id status } }"""
+UPSERT = (
+    """mutation($p: [ProductInput!]!) { upsertProducts(input: {products: $p}) { id status } }"""
+)
 PRODUCT = """query($id: ID!) { product(id: $id) { id price { amount } inStock } }"""
 LIST = """{ products(first: 10) { nodes { id } } }"""
 
@@ -76,7 +78,7 @@ async def test_a_write_on_one_instance_reaches_both(
     assert got == {"id": "p1", "price": {"amount": 750}, "inStock": False}
 
     # A delete through B disappears from A.
-    res = await call_b('mutation { deleteProducts(ids: ["p2"]) { deleted } }')
+    res = await call_b('mutation { deleteProducts(input: {productIds: ["p2"]}) { deleted } }')
     assert res["data"]["deleteProducts"]["deleted"] == 1
     assert a.catalog is not None
     await within_2s(a.catalog, lambda s: s.get("p2") is None)

@@ -131,9 +131,9 @@ async def test_a_tuned_version_carries_its_tuning_to_every_instance(
 async def test_training_reads_in_batches_within_its_own_deadline(
     store: Store, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shopfront.recommend.training as training
+    import shopfront.recommend.fitting as fitting
 
-    monkeypatch.setattr(training, "BATCH", 7)  # many small batches over a small shop
+    monkeypatch.setattr(fitting, "BATCH", 7)  # many small batches over a small shop
     await store.collection("events").insert_many(
         [
             dict(event("view", f"u{i % 5}", p.id, days_ago=1 + i / 100))
@@ -149,9 +149,9 @@ async def test_training_reads_in_batches_within_its_own_deadline(
     )
     assert len(data.interactions) == 40 and len(data.products) == 4
     assert stages["events"][-1] == 1.0 and len(stages["events"]) >= 6
-    late = training.Deadline(1.0)
+    late = fitting.Deadline(1.0)
     late.ends -= 2.0  # a job already past its deadline stops at the next read, saying why
-    monkeypatch.setattr(training, "Deadline", lambda seconds: late)
+    monkeypatch.setattr(fitting, "Deadline", lambda seconds: late)
     with pytest.raises(TrainingDeadlineExceeded, match="SHOPFRONT_TRAINING_DEADLINE_S"):
         await load_training_data(store, window_days=30, now=NOW)
 

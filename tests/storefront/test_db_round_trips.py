@@ -13,8 +13,8 @@ from shopfront.runtime import Runtime
 from shopfront.testing import GraphQLCall
 from starlette.applications import Starlette
 
-UPSERT = "mutation($p: [ProductInput!]!) { upsertProducts(products: $p) { status } }"
-TRACK = "mutation($e: [EventInput!]!) { trackEvents(events: $e) { accepted } }"
+UPSERT = "mutation($p: [ProductInput!]!) { upsertProducts(input: {products: $p}) { status } }"
+TRACK = "mutation($e: [EventInput!]!) { trackEvents(input: {events: $e}) { accepted } }"
 STOREFRONT = """
 query($user: ID!) { storefront(input: {userId: $user, page: HOME,
   cart: {lines: [{productId: "p1", quantity: 1}], couponCodes: []}}) {
