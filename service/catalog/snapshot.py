@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import logging
 import sys
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from shopfront.catalog.products import (
     Product,
@@ -38,16 +36,13 @@ from shopfront.catalog.products import (
 )
 from shopfront.platform.money import Money
 from shopfront.platform.store import (
-    OperationFailure,
-    PyMongoError,
     Store,
     open_change_stream,
 )
+from shopfront.platform.watched import Followed, Mode
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["starting", "change_stream", "polling", "stopped"]
-_RETRY_S = 1.0  # after a broken stream: reload and reopen after this long
 LOAD_PAGE = 5000  # products per read when loading the whole catalog
 
 
@@ -72,13 +67,14 @@ def _compact(doc: Mapping[str, Any]) -> Product:
     )
 
 
-class CatalogSnapshot:
+class CatalogSnapshot(Followed):
     """One instance's in-memory catalog, kept current from the ``products`` collection."""
 
     def __init__(
         self, store: Store, *, poll_interval_s: float = 1.0, change_streams: bool = True
     ) -> None:
         self._store = store
+        self.name = "catalog"
         self.poll_interval_s = poll_interval_s
         self._use_streams = change_streams
         self._changed = asyncio.Event()
@@ -232,33 +228,8 @@ class CatalogSnapshot:
 
     async def start(self) -> None:
         """Load the catalog and follow its changes (a change stream, else polling)."""
-        stream = None
-        try:
-            if not self._use_streams:
-                raise OperationFailure("change streams switched off")
-            stream = await self._open()
-            first = await stream.try_next()  # establishes the cursor before the load below
-        except OperationFailure as exc:
-            log.info("catalog: no change streams on this server (%s); polling", exc)
-            if stream is not None:
-                await stream.close()
-            stream, first = None, None
-        await self.reload()
-        if first is not None:
-            self.apply_change(first)
-        self.mode = "change_stream" if stream is not None else "polling"
-        self._task = asyncio.get_running_loop().create_task(
-            self._follow(stream) if stream is not None else self._poll()
-        )
+        await super().start()
         log.info("catalog: %d products in memory, kept current by %s", len(self), self.mode)
-
-    async def close(self) -> None:
-        self.mode = "stopped"
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _open(self) -> Any:
         # A short await keeps start-up quick; an idle stream then costs a getMore per 0.25 s.
@@ -266,46 +237,8 @@ class CatalogSnapshot:
             self._store.products, full_document="updateLookup", max_await_time_ms=250
         )
 
-    async def _follow(self, stream: Any) -> None:
-        while True:
-            try:
-                try:
-                    while True:
-                        change = await stream.try_next()
-                        if change is not None:
-                            self.apply_change(change)
-                        else:
-                            await asyncio.sleep(0.05)
-                finally:
-                    await stream.close()
-            except asyncio.CancelledError:
-                raise
-            except PyMongoError as exc:
-                log.warning("catalog change stream broke (%s); reloading", exc)
-            # Reopen first, then reload: nothing written in between is missed.
-            while True:
-                await asyncio.sleep(_RETRY_S)
-                try:
-                    stream = await self._open()
-                    first = await stream.try_next()
-                    await self.reload()
-                    if first is not None:
-                        self.apply_change(first)
-                    break
-                except PyMongoError as exc:
-                    log.warning("catalog: cannot resume yet (%s)", exc)
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_interval_s)
-            started = time.monotonic()
-            try:
-                await self._poll_once()
-            except PyMongoError as exc:
-                log.warning("catalog poll failed: %s", exc)
-            log.debug("catalog poll took %.3fs", time.monotonic() - started)
-
-    async def _poll_once(self) -> None:
+    async def poll_once(self) -> None:
+        """What changed since the newest ``updated_at`` seen; a delete shows as a lower count."""
         coll = self._store.products
         query = {"updated_at": {"$gt": self._last_update}} if self._last_update else {}
         async for doc in coll.find(query):

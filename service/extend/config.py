@@ -48,6 +48,7 @@ from shopfront.platform.config_schema import (
     check_settings,
     describe_settings,
     field_type,
+    kind_of,
     parse_settings,
     plain,
 )
@@ -166,27 +167,11 @@ def _from_env_text(text: str, default: Any, where: str) -> Any:
             return float(text.strip())
     except ValueError as exc:
         raise ConfigError(
-            f"{where}: environment value is not a valid {_type_name(default)}: {exc}"
+            f"{where}: environment value is not a valid {kind_of(default)}: {exc}"
         ) from None
     if default is None or isinstance(default, str):
         return text
     raise ConfigError(f"{where}: only text, number and boolean values can come from env:")
-
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "table"
-    if isinstance(value, list | tuple):
-        return "array"
-    return type(value).__name__
 
 
 def check_value(default: Any, value: Any, where: str) -> Any:
@@ -212,7 +197,7 @@ def check_value(default: Any, value: Any, where: str) -> Any:
         ok = isinstance(value, str)
     elif isinstance(default, Mapping):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a table, got {_type_name(value)} {value!r}")
+            raise ConfigError(f"{where}: expected a table, got {kind_of(value)} {value!r}")
         if not default:
             return dict(value)
         unknown = sorted(set(value) - set(default))
@@ -226,7 +211,7 @@ def check_value(default: Any, value: Any, where: str) -> Any:
         }
     elif isinstance(default, list | tuple):
         if isinstance(value, str) or not isinstance(value, Sequence):
-            raise ConfigError(f"{where}: expected an array, got {_type_name(value)} {value!r}")
+            raise ConfigError(f"{where}: expected an array, got {kind_of(value)} {value!r}")
         items = list(value)
         if default:
             items = [check_value(default[0], v, f"{where}[{i}]") for i, v in enumerate(items)]
@@ -235,8 +220,8 @@ def check_value(default: Any, value: Any, where: str) -> Any:
         ok = isinstance(value, type(default))
     if not ok:
         raise ConfigError(
-            f"{where}: expected {_type_name(default)} (like the default {default!r}), "
-            f"got {_type_name(value)} {value!r}"
+            f"{where}: expected {kind_of(default)} (like the default {default!r}), "
+            f"got {kind_of(value)} {value!r}"
         )
     return value
 

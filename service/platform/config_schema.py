@@ -127,7 +127,8 @@ def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """How a configuration value reads to a merchant: boolean, integer, table, ..."""
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
@@ -148,7 +149,7 @@ def _join(path: str, key: str) -> str:
 
 
 def _fail(path: str, expected: str, value: Any) -> SettingError:
-    return SettingError(path, f"expected {expected}, got {_kind(value)} {value!r}")
+    return SettingError(path, f"expected {expected}, got {kind_of(value)} {value!r}")
 
 
 def _check_bounds(path: str, value: Any, meta: Mapping[str, Any]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -23,7 +24,99 @@ _RETRY_S = 1.0
 _DOC_OPS = ("insert", "update", "replace")  # the events that carry a fullDocument
 
 
-class WatchedCollection:
+class Followed(ABC):
+    """Held in memory and kept current: loaded once, then a change stream (``_open``,
+    ``apply_change``), or, on a server without one, ``poll_once`` every ``poll_interval_s``.
+    A broken stream is reopened before the reload, so nothing written in between is missed.
+    Subclasses set ``name``, ``_store``, ``_use_streams`` and ``poll_interval_s``."""
+
+    name: str
+    _store: Store
+    _use_streams: bool
+    poll_interval_s: float
+    mode: Mode = "starting"
+    _task: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    async def reload(self) -> None:
+        """Load everything again."""
+
+    @abstractmethod
+    def apply_change(self, change: Mapping[str, Any]) -> None:
+        """Apply one change stream event."""
+
+    @abstractmethod
+    async def _open(self) -> Any:
+        """Open the change stream."""
+
+    async def poll_once(self) -> None:
+        """Catch up without a change stream (a full reload unless a subclass knows better)."""
+        await self.reload()
+
+    async def start(self) -> None:
+        stream = None
+        first = None
+        try:
+            if not self._use_streams:
+                raise OperationFailure("change streams switched off")
+            stream = await self._open()
+            first = await stream.try_next()  # establishes the cursor before the load
+        except OperationFailure as exc:
+            log.info("%s: no change streams (%s); polling", self.name, exc)
+            if stream is not None:
+                await stream.close()
+            stream = None
+        await self.reload()
+        if first is not None:
+            self.apply_change(first)
+        self.mode = "change_stream" if stream is not None else "polling"
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._follow(stream) if stream else self._poll())
+
+    async def close(self) -> None:
+        self.mode = "stopped"
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _follow(self, stream: Any) -> None:
+        while True:
+            try:
+                try:
+                    while True:
+                        change = await stream.try_next()
+                        if change is not None:
+                            self.apply_change(change)
+                        else:
+                            await asyncio.sleep(0.05)
+                finally:
+                    await stream.close()
+            except PyMongoError as exc:
+                log.warning("%s change stream broke (%s); reloading", self.name, exc)
+            while True:  # reopen first, then reload: nothing written in between is missed
+                await asyncio.sleep(_RETRY_S)
+                try:
+                    stream = await self._open()
+                    first = await stream.try_next()
+                    await self.reload()
+                    if first is not None:
+                        self.apply_change(first)
+                    break
+                except PyMongoError as exc:
+                    log.warning("%s: cannot resume yet (%s)", self.name, exc)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval_s)
+            try:
+                await self.poll_once()
+            except PyMongoError as exc:
+                log.warning("%s poll failed: %s", self.name, exc)
+
+
+class WatchedCollection(Followed):
     """Every document of ``name`` by ``_id``, and by ``index_by`` when given."""
 
     def __init__(
@@ -114,65 +207,3 @@ class WatchedCollection:
             full_document="updateLookup",
             max_await_time_ms=250,
         )
-
-    async def start(self) -> None:
-        stream = None
-        first = None
-        try:
-            if not self._use_streams:
-                raise OperationFailure("change streams switched off")
-            stream = await self._open()
-            first = await stream.try_next()  # establishes the cursor before the load
-        except OperationFailure as exc:
-            log.info("%s: no change streams (%s); polling", self.name, exc)
-            if stream is not None:
-                await stream.close()
-            stream = None
-        await self.reload()
-        if first is not None:
-            self.apply_change(first)
-        self.mode = "change_stream" if stream is not None else "polling"
-        loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._follow(stream) if stream else self._poll())
-
-    async def close(self) -> None:
-        self.mode = "stopped"
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _follow(self, stream: Any) -> None:
-        while True:
-            try:
-                try:
-                    while True:
-                        change = await stream.try_next()
-                        if change is not None:
-                            self.apply_change(change)
-                        else:
-                            await asyncio.sleep(0.05)
-                finally:
-                    await stream.close()
-            except PyMongoError as exc:
-                log.warning("%s change stream broke (%s); reloading", self.name, exc)
-            while True:  # reopen first, then reload: nothing written in between is missed
-                await asyncio.sleep(_RETRY_S)
-                try:
-                    stream = await self._open()
-                    first = await stream.try_next()
-                    await self.reload()
-                    if first is not None:
-                        self.apply_change(first)
-                    break
-                except PyMongoError as exc:
-                    log.warning("%s: cannot resume yet (%s)", self.name, exc)
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.poll_interval_s)
-            try:
-                await self.reload()
-            except PyMongoError as exc:
-                log.warning("%s poll failed: %s", self.name, exc)
