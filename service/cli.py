@@ -22,6 +22,7 @@ from shopfront.cli_support import (
     RUNNING_FILE,
     STARTED,
     F,
+    as_batch_job,
     banner,
     cell,
     data_dir_option,
@@ -351,6 +352,7 @@ def report_experiment(experiment_id: str, fmt: str, as_json: bool) -> None:
     from shopfront.experiments.reports import COLUMNS, experiment_report, report_rows
 
     with database(load_settings()) as live:
+        live = as_batch_job(live)
         try:
             result = run_with_store(
                 live,
@@ -451,6 +453,7 @@ def report_strategies(start: Any, end: Any, currency: str | None, fmt: str, as_j
     start, end = start.replace(tzinfo=UTC), end.replace(tzinfo=UTC)
     code = currency or settings.report_currency
     with database(settings) as live:
+        live = as_batch_job(live)
         try:
             perf = run_with_store(
                 live, lambda store: strategy_performance(store, start, end, currency=code)
@@ -613,9 +616,7 @@ def coupons_export(campaign: str, out: Path) -> None:
         return count
 
     with database(load_settings()) as live:
-        # A batch job, not a request: allow each database operation minutes, not seconds.
-        timeout_ms = max(live.mongo_operation_timeout_ms, EXPORT_TIMEOUT_MS)
-        live = dataclasses.replace(live, mongo_operation_timeout_ms=timeout_ms)
+        live = as_batch_job(live)
         try:
             count = run_with_store(live, lambda store: export(store, live))
         except CouponError as exc:
@@ -624,7 +625,6 @@ def coupons_export(campaign: str, out: Path) -> None:
 
 
 EXPORT_COLUMNS = ("code", "kind", "used", "max_uses", "user_id", "expires_at", "created_at")
-EXPORT_TIMEOUT_MS = 600_000
 
 
 @main.command()

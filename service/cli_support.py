@@ -381,3 +381,12 @@ def stage_progress(*, stderr: bool = True) -> Iterator[Callable[[str, float], No
 
     with bars:
         yield report
+
+
+EXPORT_TIMEOUT_MS = 600_000  # a batch job's per-operation allowance (exports, reports)
+
+
+def as_batch_job(settings: Settings) -> Settings:
+    """A batch job, not a request: each database operation gets minutes, not seconds."""
+    timeout_ms = max(settings.mongo_operation_timeout_ms, EXPORT_TIMEOUT_MS)
+    return dataclasses.replace(settings, mongo_operation_timeout_ms=timeout_ms)
